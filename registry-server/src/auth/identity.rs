@@ -1,0 +1,66 @@
+/// The caller of a request, as package rules see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub name: Option<String>,
+    pub groups: Vec<String>,
+}
+
+/// Verdaccio's legacy spellings of its built-in groups.
+const ANONYMOUS: &[&str] = &[
+    "$all",
+    "$anonymous",
+    "@all",
+    "@anonymous",
+    "all",
+    "anonymous",
+    "undefined",
+];
+const AUTHENTICATED: &[&str] = &["$all", "$authenticated", "@all", "@authenticated", "all"];
+
+impl Identity {
+    pub fn anonymous() -> Self {
+        Identity {
+            name: None,
+            groups: Vec::new(),
+        }
+    }
+
+    pub fn user(name: impl Into<String>, groups: Vec<String>) -> Self {
+        Identity {
+            name: Some(name.into()),
+            groups,
+        }
+    }
+
+    /// Whether a principal named in a rule (`$all`, a user name, a group) covers this caller.
+    pub fn matches(&self, principal: &str) -> bool {
+        match &self.name {
+            None => ANONYMOUS.contains(&principal),
+            Some(name) => {
+                AUTHENTICATED.contains(&principal)
+                    || name == principal
+                    || self.groups.iter().any(|g| g == principal)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Identity;
+
+    #[test]
+    fn builtin_groups() {
+        let anon = Identity::anonymous();
+        assert!(anon.matches("$all") && anon.matches("$anonymous") && anon.matches("@all"));
+        assert!(!anon.matches("$authenticated"));
+        let alice = Identity::user("alice", vec!["staff".into()]);
+        assert!(
+            alice.matches("$all")
+                && alice.matches("$authenticated")
+                && alice.matches("alice")
+                && alice.matches("staff")
+        );
+        assert!(!alice.matches("$anonymous") && !alice.matches("bob"));
+    }
+}

@@ -1,0 +1,505 @@
+//! The server's configuration: Verdaccio's `config.yaml` format plus a few keys of ours, parsed,
+//! defaulted and validated into a [`Config`]. Unknown keys become warnings; bad values become a
+//! [`ConfigError`] naming the key and the reason.
+
+mod duration;
+mod listen;
+mod raw;
+mod size;
+
+use globset::{GlobBuilder, GlobMatcher};
+use raw::{RawConfig, RawRule, RawUplink, StringList};
+use serde_yaml::Value;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use duration::parse_duration;
+pub use size::parse_size;
+
+/// The configuration used when no file is given.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config is not valid YAML: {0}")]
+    Yaml(String),
+    #[error("invalid value for `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub storage: PathBuf,
+    pub listen: SocketAddr,
+    /// Absolute base URL clients reach us at, ending in `/`; when unset it comes from the request.
+    pub public_url: Option<String>,
+    /// Path prefix used when the base URL comes from the request (`url_prefix`), ending in `/`.
+    pub url_prefix: String,
+    pub max_body_size: u64,
+    pub packages: Vec<PackageRule>,
+    pub uplinks: BTreeMap<String, Uplink>,
+    pub htpasswd: Option<Htpasswd>,
+    pub groups: BTreeMap<String, Vec<String>>,
+    pub web: Web,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone)]
+pub struct PackageRule {
+    pub pattern: String,
+    pub matcher: GlobMatcher,
+    pub access: Vec<String>,
+    pub publish: Vec<String>,
+    pub unpublish: Vec<String>,
+    pub proxy: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Uplink {
+    pub url: String,
+    pub timeout: Duration,
+    pub maxage: Duration,
+    pub fail_timeout: Duration,
+    pub max_fails: u32,
+    pub cache: bool,
+    pub headers: BTreeMap<String, String>,
+    pub auth: Option<UplinkAuth>,
+    pub strict_ssl: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UplinkAuthKind {
+    Bearer,
+    Basic,
+}
+
+/// An uplink credential. The token itself is read from the environment, never kept in the file.
+#[derive(Debug, Clone)]
+pub struct UplinkAuth {
+    pub kind: UplinkAuthKind,
+    pub token_env: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Htpasswd {
+    pub file: PathBuf,
+    /// `None` is unlimited; `Some(0)` or a negative file value disables registration.
+    pub max_users: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Web {
+    pub enable: bool,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Log {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// A config with the warnings met while reading it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Reads `path`, or the embedded default when `None`. Relative paths in a file are relative to
+    /// the file's folder (as in Verdaccio); in the embedded default they are relative to the
+    /// working directory.
+    pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
+        match path {
+            None => Self::parse(EMBEDDED_DEFAULT, Path::new(".")),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                let base = p
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                Self::parse(&text, base)
+            }
+        }
+    }
+
+    /// Parses config text; `base` is the folder relative paths start from.
+    pub fn parse(text: &str, base: &Path) -> Result<Loaded, ConfigError> {
+        let mut warnings = Vec::new();
+        let raw: RawConfig = if text.trim().is_empty() {
+            RawConfig::default()
+        } else {
+            serde_ignored::deserialize(serde_yaml::Deserializer::from_str(text), |path| {
+                // serde_ignored writes `?` for an Option layer; users only want the YAML path.
+                let path = path.to_string();
+                let path: Vec<&str> = path.split('.').filter(|s| *s != "?").collect();
+                warnings.push(format!("unknown config key `{}` ignored", path.join(".")))
+            })
+            .map_err(|e| ConfigError::Yaml(e.to_string()))?
+        };
+        for key in raw.unused_verdaccio_keys() {
+            warnings.push(format!(
+                "config key `{key}` is a Verdaccio setting this server does not use; ignored"
+            ));
+        }
+        let config = resolve(raw, base, &mut warnings)?;
+        Ok(Loaded { config, warnings })
+    }
+}
+
+fn resolve(raw: RawConfig, base: &Path, warnings: &mut Vec<String>) -> Result<Config, ConfigError> {
+    let storage = base.join(raw.storage.as_deref().unwrap_or("./storage"));
+    let listen = match raw.listen {
+        None => listen::parse("localhost:4873").map_err(|r| invalid("listen", r))?,
+        Some(v) => listen::parse_value(&v, warnings).map_err(|r| invalid("listen", r))?,
+    };
+    let (public_url, url_prefix) = public_url(raw.public_url, raw.url_prefix)?;
+    let max_body_size = match raw.max_body_size {
+        None => 10 * 1024 * 1024,
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| invalid("max_body_size", "must be a positive number of bytes"))?,
+        Some(Value::String(s)) => parse_size(&s).map_err(|r| invalid("max_body_size", r))?,
+        Some(_) => return Err(invalid("max_body_size", "expected a size such as 10mb")),
+    };
+
+    let mut uplinks = BTreeMap::new();
+    for (name, raw_uplink) in raw.uplinks.unwrap_or_default() {
+        let uplink = resolve_uplink(&name, raw_uplink, warnings)?;
+        uplinks.insert(name, uplink);
+    }
+
+    let mut packages = Vec::new();
+    for (pattern, rule) in raw.packages.unwrap_or_default() {
+        packages.push(resolve_rule(&pattern, rule, &uplinks, warnings)?);
+    }
+
+    let htpasswd = match raw.auth {
+        None => None,
+        Some(auth) => {
+            for plugin in auth.plugins.keys() {
+                warnings.push(format!(
+                    "auth plugin `auth.{plugin}` is not supported; ignored"
+                ));
+            }
+            match auth.htpasswd {
+                None => None,
+                Some(h) => {
+                    let file = h
+                        .file
+                        .ok_or_else(|| invalid("auth.htpasswd.file", "is required"))?;
+                    if let Some(alg) = h.algorithm.as_deref()
+                        && !alg.eq_ignore_ascii_case("bcrypt")
+                    {
+                        warnings.push(format!(
+                                "`auth.htpasswd.algorithm: {alg}` ignored: new users are always written with bcrypt"
+                            ));
+                    }
+                    let max_users = match h.max_users {
+                        None => None,
+                        Some(n) if n < 0 => Some(0),
+                        Some(n) => Some(n as u64),
+                    };
+                    Some(Htpasswd {
+                        file: base.join(file),
+                        max_users,
+                    })
+                }
+            }
+        }
+    };
+
+    let groups = raw
+        .groups
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(g, members)| (g, members.into_vec()))
+        .collect();
+
+    let web = raw.web.unwrap_or_default();
+    let web = Web {
+        enable: web.enable.unwrap_or(true),
+        title: web.title.unwrap_or_else(|| "npm registry".to_owned()),
+    };
+
+    let log = resolve_log(raw.log.or(raw.logs))?;
+
+    if let Some(store) = raw.store
+        && let Some(name) = store.keys().next()
+    {
+        return Err(invalid(
+            format!("store.{name}"),
+            "this build stores packages on the filesystem only (S3 storage is not available yet)",
+        ));
+    }
+
+    Ok(Config {
+        storage,
+        listen,
+        public_url,
+        url_prefix,
+        max_body_size,
+        packages,
+        uplinks,
+        htpasswd,
+        groups,
+        web,
+        log,
+    })
+}
+
+fn public_url(
+    public_url: Option<String>,
+    url_prefix: Option<String>,
+) -> Result<(Option<String>, String), ConfigError> {
+    let env_url = std::env::var("VERDACCIO_PUBLIC_URL")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let mut prefix = url_prefix.unwrap_or_else(|| "/".to_owned());
+    // Old Verdaccio configs put a whole URL in url_prefix.
+    let mut url = public_url.or(env_url).map(|u| ("public_url", u));
+    if prefix.starts_with("http://") || prefix.starts_with("https://") {
+        url = url.or(Some(("url_prefix", prefix.clone())));
+        prefix = "/".to_owned();
+    }
+    if !prefix.starts_with('/') {
+        prefix.insert(0, '/');
+    }
+    if !prefix.ends_with('/') {
+        prefix.push('/');
+    }
+    let url = match url {
+        None => None,
+        Some((key, u)) => {
+            let parsed = url::Url::parse(&u)
+                .map_err(|e| invalid(key, format!("{u:?} is not a URL: {e}")))?;
+            if parsed.scheme() != "http" && parsed.scheme() != "https" {
+                return Err(invalid(key, format!("{u:?} must be an http or https URL")));
+            }
+            let mut s = parsed.to_string();
+            if !s.ends_with('/') {
+                s.push('/');
+            }
+            Some(s)
+        }
+    };
+    Ok((url, prefix))
+}
+
+fn list(v: Option<StringList>) -> Option<Vec<String>> {
+    v.map(StringList::into_vec)
+}
+
+fn resolve_rule(
+    pattern: &str,
+    rule: RawRule,
+    uplinks: &BTreeMap<String, Uplink>,
+    warnings: &mut Vec<String>,
+) -> Result<PackageRule, ConfigError> {
+    let key = |field: &str| format!("packages.'{pattern}'.{field}");
+    let matcher = GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| {
+            invalid(
+                format!("packages.'{pattern}'"),
+                format!("not a valid pattern: {e}"),
+            )
+        })?
+        .compile_matcher();
+    if rule.storage.is_some() {
+        warnings.push(format!(
+            "`{}` (per-rule storage folder) is not supported; ignored",
+            key("storage")
+        ));
+    }
+    let access = list(rule.access.or(rule.allow_access)).unwrap_or_default();
+    let publish = list(rule.publish.or(rule.allow_publish)).unwrap_or_default();
+    // Verdaccio: unpublish falls back to publish when not given.
+    let unpublish = list(rule.unpublish).unwrap_or_else(|| publish.clone());
+    let proxy = list(rule.proxy.or(rule.proxy_access)).unwrap_or_default();
+    for name in &proxy {
+        if !uplinks.contains_key(name) {
+            return Err(invalid(
+                key("proxy"),
+                format!("names uplink `{name}`, which is not defined under `uplinks`"),
+            ));
+        }
+    }
+    Ok(PackageRule {
+        pattern: pattern.to_owned(),
+        matcher,
+        access,
+        publish,
+        unpublish,
+        proxy,
+    })
+}
+
+fn duration_value(key: &str, v: Option<Value>, default: Duration) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .filter(|n| *n >= 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| invalid(key, "must be a non-negative interval")),
+        Some(Value::String(s)) => parse_duration(&s).map_err(|r| invalid(key, r)),
+        Some(_) => Err(invalid(key, "expected an interval such as 30s or 2m")),
+    }
+}
+
+fn resolve_uplink(
+    name: &str,
+    raw: RawUplink,
+    warnings: &mut Vec<String>,
+) -> Result<Uplink, ConfigError> {
+    let key = |field: &str| format!("uplinks.{name}.{field}");
+    let url = raw.url.ok_or_else(|| invalid(key("url"), "is required"))?;
+    let parsed = url::Url::parse(&url)
+        .map_err(|e| invalid(key("url"), format!("{url:?} is not a URL: {e}")))?;
+    if parsed.scheme() != "http" && parsed.scheme() != "https" {
+        return Err(invalid(
+            key("url"),
+            format!("{url:?} must be an http or https URL"),
+        ));
+    }
+    let mut url = parsed.to_string();
+    if !url.ends_with('/') {
+        url.push('/');
+    }
+    for (field, set) in [
+        ("ca", raw.ca.is_some()),
+        ("agent_options", raw.agent_options.is_some()),
+        ("http_proxy", raw.http_proxy.is_some()),
+        ("https_proxy", raw.https_proxy.is_some()),
+        ("no_proxy", raw.no_proxy.is_some()),
+    ] {
+        if set {
+            warnings.push(format!("`{}` is not supported; ignored", key(field)));
+        }
+    }
+    let auth = match raw.auth {
+        None => None,
+        Some(a) => {
+            let kind = match a
+                .kind
+                .as_deref()
+                .unwrap_or("bearer")
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "bearer" => UplinkAuthKind::Bearer,
+                "basic" => UplinkAuthKind::Basic,
+                other => {
+                    return Err(invalid(
+                        key("auth.type"),
+                        format!("must be bearer or basic, got {other:?}"),
+                    ));
+                }
+            };
+            if a.token.is_some() {
+                return Err(invalid(
+                    key("auth.token"),
+                    "tokens are not accepted in the config file; put it in an environment variable and name it with token_env",
+                ));
+            }
+            let token_env = match a.token_env {
+                Some(Value::Bool(true)) => "NPM_TOKEN".to_owned(),
+                Some(Value::String(s)) if !s.is_empty() => s,
+                _ => {
+                    return Err(invalid(
+                        key("auth.token_env"),
+                        "must be true (NPM_TOKEN) or the name of an environment variable",
+                    ));
+                }
+            };
+            Some(UplinkAuth { kind, token_env })
+        }
+    };
+    Ok(Uplink {
+        url,
+        timeout: duration_value(&key("timeout"), raw.timeout, Duration::from_secs(30))?,
+        maxage: duration_value(&key("maxage"), raw.maxage, Duration::from_secs(120))?,
+        fail_timeout: duration_value(
+            &key("fail_timeout"),
+            raw.fail_timeout,
+            Duration::from_secs(300),
+        )?,
+        max_fails: raw.max_fails.unwrap_or(2),
+        cache: raw.cache.unwrap_or(true),
+        headers: raw.headers.unwrap_or_default(),
+        auth,
+        strict_ssl: raw.strict_ssl.unwrap_or(true),
+    })
+}
+
+fn resolve_log(raw: Option<raw::RawLog>) -> Result<Log, ConfigError> {
+    let raw = raw.unwrap_or_default();
+    if let Some(kind) = raw.kind.as_deref()
+        && kind != "stdout"
+        && kind != "stderr"
+    {
+        return Err(invalid(
+            "log.type",
+            format!("only stdout and stderr are supported, got {kind:?}"),
+        ));
+    }
+    let format = match raw.format.as_deref().unwrap_or("pretty") {
+        "pretty" | "pretty-timestamped" => LogFormat::Pretty,
+        "json" => LogFormat::Json,
+        other => {
+            return Err(invalid(
+                "log.format",
+                format!("must be pretty, pretty-timestamped or json, got {other:?}"),
+            ));
+        }
+    };
+    let level = match raw.level.as_deref().unwrap_or("info") {
+        "trace" => "trace",
+        "debug" => "debug",
+        "info" | "http" => "info",
+        "warn" => "warn",
+        "error" | "fatal" => "error",
+        other => {
+            return Err(invalid(
+                "log.level",
+                format!(
+                    "must be one of trace, debug, http, info, warn, error, fatal; got {other:?}"
+                ),
+            ));
+        }
+    };
+    Ok(Log {
+        format,
+        level: level.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

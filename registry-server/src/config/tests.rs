@@ -1,0 +1,167 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Loaded, ConfigError> {
+    Config::parse(text, Path::new("/etc/reg"))
+}
+
+#[test]
+fn embedded_default_is_valid_and_loopback() {
+    let loaded = Config::load(None).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(loaded.config.listen.to_string(), "127.0.0.1:4873");
+    assert_eq!(loaded.config.storage, Path::new("./storage"));
+    assert_eq!(loaded.config.packages.len(), 2);
+}
+
+#[test]
+fn reads_a_verdaccio_config() {
+    let text = r#"
+storage: ./storage
+plugins: ./plugins
+web:
+  title: Verdaccio
+  logo: x.png
+auth:
+  htpasswd:
+    file: ./htpasswd
+    max_users: -1
+uplinks:
+  npmjs:
+    url: https://upstream.example.com
+    maxage: 10m
+    timeout: 60
+packages:
+  '@internal/*':
+    access: staff
+    publish: alice bob
+  '@*/*':
+    access: $all
+    publish: $authenticated
+    proxy: npmjs
+  '**':
+    access: [$all]
+    publish: [$authenticated]
+    unpublish: []
+    proxy: npmjs
+server:
+  keepAliveTimeout: 60
+middlewares:
+  audit:
+    enabled: true
+logs: { type: stdout, format: pretty, level: http }
+max_body_size: 100mb
+listen: 0.0.0.0:4873
+"#;
+    let loaded = parse(text).unwrap();
+    let c = &loaded.config;
+    assert_eq!(c.storage, Path::new("/etc/reg/./storage"));
+    assert_eq!(c.max_body_size, 100 * 1024 * 1024);
+    assert_eq!(c.htpasswd.as_ref().unwrap().max_users, Some(0));
+    assert_eq!(
+        c.htpasswd.as_ref().unwrap().file,
+        Path::new("/etc/reg/./htpasswd")
+    );
+    let up = &c.uplinks["npmjs"];
+    assert_eq!(up.url, "https://upstream.example.com/");
+    assert_eq!(up.maxage, Duration::from_secs(600));
+    assert_eq!(up.timeout, Duration::from_secs(60));
+    let patterns: Vec<_> = c.packages.iter().map(|r| r.pattern.as_str()).collect();
+    assert_eq!(patterns, ["@internal/*", "@*/*", "**"]);
+    assert_eq!(c.packages[0].publish, ["alice", "bob"]);
+    assert_eq!(
+        c.packages[0].unpublish,
+        ["alice", "bob"],
+        "unpublish falls back to publish"
+    );
+    assert!(c.packages[2].unpublish.is_empty());
+    assert_eq!(c.packages[1].proxy, ["npmjs"]);
+    let w = loaded.warnings.join("\n");
+    assert!(w.contains("`plugins`"), "{w}");
+    assert!(w.contains("`server`"), "{w}");
+    assert!(w.contains("`middlewares`"), "{w}");
+}
+
+#[test]
+fn unknown_keys_warn_with_their_path() {
+    let loaded = parse(
+        "listen: 4873\nfrobnicate: 1\nuplinks:\n  a:\n    url: http://x.example\n    colour: red\n",
+    )
+    .unwrap();
+    let w = loaded.warnings.join("\n");
+    assert!(w.contains("`frobnicate`"), "{w}");
+    assert!(w.contains("`uplinks.a.colour`"), "{w}");
+}
+
+#[test]
+fn invalid_values_name_the_key() {
+    let cases = [
+        ("max_body_size: lots", "max_body_size"),
+        ("listen: unix:/tmp/x", "listen"),
+        ("uplinks:\n  a:\n    timeout: 3s\n", "uplinks.a.url"),
+        ("uplinks:\n  a:\n    url: ftp://x\n", "uplinks.a.url"),
+        (
+            "uplinks:\n  a:\n    url: http://x\n    maxage: forever\n",
+            "uplinks.a.maxage",
+        ),
+        (
+            "packages:\n  '**':\n    proxy: nowhere\n",
+            "packages.'**'.proxy",
+        ),
+        ("packages:\n  'a[':\n    access: $all\n", "packages.'a['"),
+        ("log: {format: xml}", "log.format"),
+        ("public_url: not a url", "public_url"),
+        (
+            "uplinks:\n  a:\n    url: http://x\n    auth: {type: bearer, token: secret}\n",
+            "uplinks.a.auth.token",
+        ),
+        (
+            "auth:\n  htpasswd:\n    max_users: 3\n",
+            "auth.htpasswd.file",
+        ),
+    ];
+    for (text, key) in cases {
+        match parse(text) {
+            Err(ConfigError::Invalid { key: k, reason }) => {
+                assert_eq!(k, key, "for {text:?}: {reason}");
+                assert!(!reason.is_empty());
+            }
+            other => panic!("{text:?} gave {other:?}"),
+        }
+    }
+    assert!(matches!(
+        parse("listen: [unclosed"),
+        Err(ConfigError::Yaml(_))
+    ));
+}
+
+#[test]
+fn url_prefix_and_public_url() {
+    let c = parse("url_prefix: /npm").unwrap().config;
+    assert_eq!(c.url_prefix, "/npm/");
+    assert_eq!(c.public_url, None);
+    let c = parse("public_url: https://npm.example.com/base")
+        .unwrap()
+        .config;
+    assert_eq!(
+        c.public_url.as_deref(),
+        Some("https://npm.example.com/base/")
+    );
+    let c = parse("url_prefix: https://old.example.com/")
+        .unwrap()
+        .config;
+    assert_eq!(c.public_url.as_deref(), Some("https://old.example.com/"));
+}
+
+#[test]
+fn globs_follow_verdaccio_semantics() {
+    let c = parse("packages:\n  '@*/*': {access: $all}\n  'private-*': {access: $all}\n  '**': {access: $all}\n")
+        .unwrap()
+        .config;
+    let m = |i: usize, n: &str| c.packages[i].matcher.is_match(n);
+    assert!(m(0, "@scope/pkg"));
+    assert!(!m(0, "pkg"));
+    assert!(m(1, "private-thing"));
+    assert!(!m(1, "@a/private-thing"));
+    assert!(m(2, "@a/b"));
+    assert!(m(2, "lodash"));
+}

@@ -1,0 +1,26 @@
+//! Request bodies read with a size limit, answering 413 in npm's error format.
+
+use super::error::ApiError;
+use crate::registry::RegistryError;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, header};
+use serde_json::Value;
+
+pub async fn read(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(RegistryError::TooLarge { limit }.into());
+    }
+    axum::body::to_bytes(body, limit as usize)
+        .await
+        .map_err(|_| RegistryError::TooLarge { limit }.into())
+}
+
+pub async fn read_json(headers: &HeaderMap, body: Body, limit: u64) -> Result<Value, ApiError> {
+    let bytes = read(headers, body, limit).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))
+}

@@ -1,0 +1,79 @@
+//! `/-/package/:pkg/dist-tags[/:tag]`: list, set (body: a JSON string) and remove dist-tags.
+
+use super::AppState;
+use super::body;
+use super::error::{ApiError, ApiResult};
+use super::identity::identify;
+use super::path::{decode, split_name};
+use crate::auth::Identity;
+use crate::package::PackageName;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// Tag bodies are a version string; anything big is not one.
+const TAG_BODY_LIMIT: u64 = 4096;
+
+pub async fn dispatch(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(state, rest, method, headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn handle(
+    state: AppState,
+    rest: String,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let rest = decode(&rest)?;
+    let (name, tail) = split_name(&rest)?;
+    let who = identify(&headers);
+    match (method, tail.as_slice()) {
+        (Method::GET, ["dist-tags"]) => {
+            Ok(Json(state.registry.dist_tags(&name, &who).await?).into_response())
+        }
+        (Method::PUT | Method::POST, ["dist-tags", tag]) => {
+            put_tag(&state, &name, tag, &who, body).await
+        }
+        (Method::DELETE, ["dist-tags", tag]) => {
+            state.registry.remove_tag(&name, tag, &who).await?;
+            Ok(Json(json!({"ok": format!("dist-tag {tag} removed")})).into_response())
+        }
+        (m, _) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no such endpoint: {m} /-/package/{rest}"),
+        )),
+    }
+}
+
+pub async fn put_tag(
+    state: &AppState,
+    name: &PackageName,
+    tag: &str,
+    who: &Identity,
+    body: Body,
+) -> ApiResult {
+    let value = body::read_json(&HeaderMap::new(), body, TAG_BODY_LIMIT).await?;
+    let Value::String(version) = value else {
+        return Err(ApiError::bad_request(
+            "the body must be a JSON string naming a version",
+        ));
+    };
+    state.registry.set_tag(name, tag, &version, who).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"ok": format!("dist-tag {tag} set to {version}")})),
+    )
+        .into_response())
+}

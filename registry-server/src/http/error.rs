@@ -1,0 +1,102 @@
+//! The one place where errors become HTTP statuses and npm-style JSON bodies (`{"error": ...}`).
+
+use crate::package::PackageError;
+use crate::registry::RegistryError;
+use crate::storage::StorageError;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+}
+
+fn package_status(e: &PackageError) -> StatusCode {
+    use PackageError::*;
+    match e {
+        InvalidName { .. }
+        | InvalidFilename(_)
+        | BadRequest(_)
+        | InvalidVersion(_)
+        | Integrity { .. }
+        | MissingAttachment(_)
+        | InvalidTag(_) => StatusCode::BAD_REQUEST,
+        VersionExists(_) => StatusCode::FORBIDDEN,
+        StaleRevision { .. } => StatusCode::CONFLICT,
+        UnknownTag(_) | UnknownVersion(_) => StatusCode::NOT_FOUND,
+        Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn storage_status(e: &StorageError) -> StatusCode {
+    match e {
+        StorageError::Conflict(_) | StorageError::AlreadyExists(_) => StatusCode::CONFLICT,
+        StorageError::InvalidKey(_) => StatusCode::BAD_REQUEST,
+        StorageError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        StorageError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        let status = match &e {
+            RegistryError::Package(p) => package_status(p),
+            RegistryError::Storage(s) => storage_status(s),
+            RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
+            RegistryError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            RegistryError::Forbidden(_) => StatusCode::FORBIDDEN,
+            RegistryError::Conflict(_) => StatusCode::CONFLICT,
+            RegistryError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            RegistryError::Contended(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %e, "request failed");
+        }
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<PackageError> for ApiError {
+    fn from(e: PackageError) -> Self {
+        RegistryError::from(e).into()
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        RegistryError::from(e).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        res
+    }
+}
+
+pub type ApiResult<T = Response> = Result<T, ApiError>;

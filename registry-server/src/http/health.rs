@@ -1,0 +1,16 @@
+use super::AppState;
+use super::error::ApiResult;
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+/// Liveness: the process answers.
+pub async fn ping() -> Json<Value> {
+    Json(json!({}))
+}
+
+/// Readiness: storage can be used.
+pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    state.registry.storage().check().await?;
+    Ok(Json(json!({"ready": true})))
+}

@@ -1,0 +1,114 @@
+//! The HTTP layer: a thin axum router over [`Registry`]. Fixed endpoints live under `/-/`; every
+//! other path is a package URL, parsed by [`path::parse`] and dispatched by method.
+
+mod base_url;
+mod body;
+mod dist_tags;
+pub mod error;
+mod health;
+mod identity;
+mod packument;
+pub mod path;
+mod publish;
+mod search;
+mod tarball;
+
+use crate::registry::Registry;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use error::{ApiError, ApiResult};
+use path::PackagePath;
+use std::sync::Arc;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+/// What handlers need, shared by all requests.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub settings: Arc<Settings>,
+}
+
+/// Request-independent HTTP settings taken from the config once at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub public_url: Option<String>,
+    pub url_prefix: String,
+    pub max_body_size: u64,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/-/ping", get(health::ping))
+        .route("/-/ready", get(health::ready))
+        .route("/-/v1/search", get(search::search))
+        .route("/-/package/{*rest}", any(dist_tags::dispatch))
+        .route("/-/{*rest}", any(unknown_endpoint))
+        .fallback(package_route)
+        .layer(CatchPanicLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn unknown_endpoint(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {}", uri.path()))
+}
+
+async fn package_route(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    route(state, method, uri, headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn route(
+    state: AppState,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let target = path::parse(uri.path())?;
+    let who = identity::identify(&headers);
+    let head = method == Method::HEAD;
+    match (method, target) {
+        (Method::GET | Method::HEAD, PackagePath::Packument(name)) => {
+            packument::get(&state, &name, &who, &headers, uri.query(), head).await
+        }
+        (Method::GET | Method::HEAD, PackagePath::Version(name, spec)) => {
+            packument::version(&state, &name, &spec, &who, &headers).await
+        }
+        (Method::GET | Method::HEAD, PackagePath::Tarball(name, file)) => {
+            tarball::get(&state, &name, &file, &who, head).await
+        }
+        (Method::PUT, PackagePath::Packument(name)) => {
+            publish::put(&state, &name, None, &who, &headers, body).await
+        }
+        (Method::PUT, PackagePath::Revision(name, rev)) => {
+            publish::put(&state, &name, Some(&rev), &who, &headers, body).await
+        }
+        (Method::PUT, PackagePath::Version(name, tag)) => {
+            // Verdaccio's legacy `PUT /:pkg/:tag` with a JSON string body.
+            dist_tags::put_tag(&state, &name, &tag, &who, body).await
+        }
+        (Method::DELETE, PackagePath::Revision(name, rev)) => {
+            publish::delete_package(&state, &name, &rev, &who).await
+        }
+        (Method::DELETE, PackagePath::TarballRevision(name, file, rev)) => {
+            publish::delete_tarball(&state, &name, &file, &rev, &who).await
+        }
+        (m, _) => Err(ApiError::new(
+            axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            format!("{m} is not supported on {}", uri.path()),
+        )),
+    }
+}

@@ -1,0 +1,147 @@
+//! `GET /:pkg` (full or abbreviated by `Accept`, with ETag/Last-Modified revalidation) and
+//! `GET /:pkg/:version-or-tag`.
+
+use super::AppState;
+use super::base_url::base_url;
+use super::error::{ApiError, ApiResult};
+use crate::auth::Identity;
+use crate::package::{PackageName, packument};
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use std::time::SystemTime;
+
+pub const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
+
+fn wants_abbreviated(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains(ABBREVIATED))
+}
+
+fn etag_of(bytes: &[u8]) -> String {
+    format!("W/\"{}\"", hex::encode(&Sha256::digest(bytes)[..16]))
+}
+
+/// Whether the client's cached copy is still current.
+fn not_modified(headers: &HeaderMap, etag: &str, modified: Option<DateTime<Utc>>) -> bool {
+    if let Some(inm) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        let strip = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+        let mine = strip(etag);
+        return inm.split(',').any(|t| t.trim() == "*" || strip(t) == mine);
+    }
+    let since = headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok());
+    match (since, modified) {
+        (Some(since), Some(m)) => {
+            SystemTime::from(m) <= since + std::time::Duration::from_millis(999)
+        }
+        _ => false,
+    }
+}
+
+pub async fn get(
+    state: &AppState,
+    name: &PackageName,
+    who: &Identity,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    head: bool,
+) -> ApiResult {
+    let stored = state.registry.packument(name, who).await?;
+    let full = packument::client_view(&stored, name, &base_url(&state.settings, headers));
+    // `?write=true` precedes a modification: always the full document with its `_rev`.
+    let write = query.is_some_and(|q| q.split('&').any(|p| p == "write=true"));
+    let abbreviated = !write && wants_abbreviated(headers);
+    let modified = packument::modified(&full);
+    let (doc, content_type) = if abbreviated {
+        (packument::abbreviated_view(&full), ABBREVIATED)
+    } else {
+        (full, "application/json")
+    };
+    let bytes = serde_json::to_vec(&doc).expect("JSON serializes");
+    let etag = etag_of(&bytes);
+    let mut res = if not_modified(headers, &etag, modified) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else if head {
+        let mut r = StatusCode::OK.into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, bytes.len().into());
+        r
+    } else {
+        Response::new(Body::from(bytes))
+    };
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).expect("hex is a valid header"),
+    );
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
+    // Private registries change under clients' feet: always revalidate (cheap with the ETag).
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Some(m) = modified {
+        let value = httpdate::fmt_http_date(SystemTime::from(m));
+        h.insert(
+            header::LAST_MODIFIED,
+            HeaderValue::from_str(&value).expect("HTTP date is a valid header"),
+        );
+    }
+    Ok(res)
+}
+
+pub async fn version(
+    state: &AppState,
+    name: &PackageName,
+    spec: &str,
+    who: &Identity,
+    headers: &HeaderMap,
+) -> ApiResult {
+    let stored = state.registry.packument(name, who).await?;
+    let full = packument::client_view(&stored, name, &base_url(&state.settings, headers));
+    let v = packument::version_view(&full, spec).ok_or_else(|| {
+        ApiError::not_found(format!("version or dist-tag {spec} of {name} not found"))
+    })?;
+    Ok(axum::Json(v).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditional_requests() {
+        let etag = etag_of(b"doc");
+        let mut h = HeaderMap::new();
+        assert!(!not_modified(&h, &etag, None));
+        h.insert(header::IF_NONE_MATCH, etag.parse().unwrap());
+        assert!(not_modified(&h, &etag, None));
+        h.insert(header::IF_NONE_MATCH, "\"other\", W/\"x\"".parse().unwrap());
+        assert!(!not_modified(&h, &etag, None));
+        let m = DateTime::parse_from_rfc3339("2024-01-02T03:04:05.678Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::IF_MODIFIED_SINCE,
+            "Tue, 02 Jan 2024 03:04:05 GMT".parse().unwrap(),
+        );
+        assert!(not_modified(&h, &etag, Some(m)));
+        h.insert(
+            header::IF_MODIFIED_SINCE,
+            "Tue, 02 Jan 2024 03:04:04 GMT".parse().unwrap(),
+        );
+        assert!(!not_modified(&h, &etag, Some(m)));
+    }
+}

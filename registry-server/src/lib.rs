@@ -1,0 +1,9 @@
+//! An npm registry server that reads Verdaccio's config, storage layout and htpasswd file.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod package;
+pub mod registry;
+pub mod storage;

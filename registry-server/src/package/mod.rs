@@ -1,0 +1,16 @@
+//! The npm domain, free of HTTP and storage: package names, packument views, the merge of a
+//! publish, whole-document updates (deprecate, unpublish of a version), dist-tags, search.
+
+pub mod access;
+pub mod error;
+pub mod integrity;
+pub mod name;
+pub mod packument;
+pub mod publish;
+pub mod revision;
+pub mod search;
+pub mod tags;
+pub mod update;
+
+pub use error::PackageError;
+pub use name::PackageName;

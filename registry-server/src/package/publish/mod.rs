@@ -1,0 +1,285 @@
+//! A publish body (`PUT /:pkg` with `_attachments`): parsed and checked, then merged into the
+//! stored packument by a pure function the storage layer retries on conflicts.
+
+use super::{PackageError, PackageName, integrity, packument, revision, tags};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub version: String,
+    pub manifest: Map<String, Value>,
+    /// Storage file name (`name-1.0.0.tgz`) and the checked tarball bytes.
+    pub filename: String,
+    pub tarball: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Publish {
+    pub versions: Vec<NewVersion>,
+    pub dist_tags: Map<String, Value>,
+    pub readme: Option<String>,
+}
+
+fn bad(msg: impl Into<String>) -> PackageError {
+    PackageError::BadRequest(msg.into())
+}
+
+/// True when a `PUT /:pkg` body is a publish (it carries attachments) rather than a document update.
+pub fn is_publish(body: &Value) -> bool {
+    body.get("_attachments")
+        .and_then(Value::as_object)
+        .is_some_and(|a| !a.is_empty())
+}
+
+/// Reads a publish body: names agree, versions are semver, every version has its tarball, and
+/// every tarball matches the integrity its version declares.
+pub fn parse(name: &PackageName, body: &Value) -> Result<Publish, PackageError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| bad("publish body must be a JSON object"))?;
+    for key in ["name", "_id"] {
+        if let Some(n) = obj.get(key).and_then(Value::as_str)
+            && n != name.as_str()
+        {
+            return Err(bad(format!(
+                "body {key} {n:?} does not match the URL's package {name}"
+            )));
+        }
+    }
+    let versions = obj
+        .get("versions")
+        .and_then(Value::as_object)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| bad("publish body has no versions"))?;
+    let attachments = obj
+        .get("_attachments")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("publish body has no _attachments"))?;
+
+    let mut tarballs: Vec<(String, Vec<u8>)> = Vec::new();
+    for (key, att) in attachments {
+        // npm and yarn 4 put the scope in the key (`@scope/pkg-1.0.0.tgz`); we store by basename.
+        let file = key.rsplit('/').next().unwrap_or(key);
+        if !file.ends_with(".tgz") {
+            continue; // e.g. a provenance bundle (`.sigstore`)
+        }
+        PackageName::check_filename(file)?;
+        let data = att
+            .get("data")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(format!("attachment {key} has no data")))?;
+        let bytes = STANDARD
+            .decode(data.trim())
+            .map_err(|e| bad(format!("attachment {key} is not valid base64: {e}")))?;
+        if let Some(len) = att.get("length").and_then(Value::as_u64)
+            && len != bytes.len() as u64
+        {
+            return Err(bad(format!(
+                "attachment {key} is {} bytes, its length says {len}",
+                bytes.len()
+            )));
+        }
+        tarballs.push((file.to_owned(), bytes));
+    }
+
+    let mut out = Vec::new();
+    for (version, manifest) in versions {
+        let parsed = semver::Version::parse(version)
+            .map_err(|_| PackageError::InvalidVersion(version.clone()))?;
+        if parsed.to_string() != *version {
+            return Err(PackageError::InvalidVersion(version.clone()));
+        }
+        let manifest = manifest
+            .as_object()
+            .ok_or_else(|| bad(format!("version {version} is not an object")))?
+            .clone();
+        if let Some(v) = manifest.get("version").and_then(Value::as_str)
+            && v != version
+        {
+            return Err(bad(format!("version {version} has version field {v:?}")));
+        }
+        if let Some(n) = manifest.get("name").and_then(Value::as_str)
+            && n != name.as_str()
+        {
+            return Err(bad(format!("version {version} is named {n:?}, not {name}")));
+        }
+        let expected = packument::tarball_file(name, version, &Value::Object(manifest.clone()));
+        let pos = tarballs
+            .iter()
+            .position(|(f, _)| *f == expected)
+            .or_else(|| (versions.len() == 1 && tarballs.len() == 1).then_some(0))
+            .ok_or_else(|| PackageError::MissingAttachment(version.clone()))?;
+        let (_, bytes) = tarballs.remove(pos);
+        let dist = manifest.get("dist");
+        let sri = dist
+            .and_then(|d| d.get("integrity"))
+            .and_then(Value::as_str);
+        let sha = dist.and_then(|d| d.get("shasum")).and_then(Value::as_str);
+        integrity::verify(&expected, &bytes, sri, sha)?;
+        out.push(NewVersion {
+            version: version.clone(),
+            manifest,
+            filename: name.tarball_filename(version),
+            tarball: bytes,
+        });
+    }
+
+    let dist_tags = obj
+        .get("dist-tags")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    for (tag, v) in &dist_tags {
+        tags::check_tag(tag)?;
+        if !v.is_string() {
+            return Err(bad(format!("dist-tag {tag} must name a version")));
+        }
+    }
+    let readme = obj.get("readme").and_then(Value::as_str).map(str::to_owned);
+    Ok(Publish {
+        versions: out,
+        dist_tags,
+        readme,
+    })
+}
+
+/// Checks that none of the publish's versions exist yet (cheap early refusal).
+pub fn check_new_versions(existing: Option<&Value>, publish: &Publish) -> Result<(), PackageError> {
+    if let Some(doc) = existing {
+        for v in &publish.versions {
+            if doc
+                .get("versions")
+                .and_then(|vs| vs.get(&v.version))
+                .is_some()
+            {
+                return Err(PackageError::VersionExists(v.version.clone()));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn timestamp(now: DateTime<Utc>) -> String {
+    now.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Merges a checked publish into the stored packument (or a new one). `base` is the registry URL
+/// written into `dist.tarball` (clients always get it rewritten on read).
+pub fn merge(
+    name: &PackageName,
+    existing: Option<Value>,
+    publish: &Publish,
+    base: &str,
+    now: DateTime<Utc>,
+    publisher: Option<&str>,
+) -> Result<Value, PackageError> {
+    check_new_versions(existing.as_ref(), publish)?;
+    let stamp = timestamp(now);
+    let mut doc = existing.unwrap_or_else(|| {
+        json!({
+            "_id": name.as_str(), "name": name.as_str(), "dist-tags": {}, "versions": {},
+            "time": {"created": stamp}, "users": {}, "_uplinks": {}, "_distfiles": {}, "_attachments": {},
+            "_rev": revision::INITIAL,
+        })
+    });
+    let obj = doc
+        .as_object_mut()
+        .ok_or_else(|| PackageError::Corrupt("not an object".into()))?;
+    for key in ["versions", "time", "dist-tags", "_attachments"] {
+        if !obj.get(key).is_some_and(Value::is_object) {
+            obj.insert(key.to_owned(), json!({}));
+        }
+    }
+
+    let mut newest_readme = publish.readme.clone();
+    for nv in &publish.versions {
+        let mut m = nv.manifest.clone();
+        if let Some(Value::String(r)) = m.remove("readme") {
+            newest_readme.get_or_insert(r);
+        }
+        m.remove("readmeFilename");
+        m.insert(
+            "_id".into(),
+            Value::String(format!("{name}@{}", nv.version)),
+        );
+        m.insert("name".into(), Value::String(name.to_string()));
+        m.insert("version".into(), Value::String(nv.version.clone()));
+        if let Some(user) = publisher {
+            m.insert("_npmUser".into(), json!({"name": user}));
+        }
+        let dist = m.entry("dist").or_insert_with(|| json!({}));
+        if let Some(d) = dist.as_object_mut() {
+            let (sha1, sri) = integrity::digests(&nv.tarball);
+            d.insert(
+                "tarball".into(),
+                Value::String(packument::tarball_url(base, name, &nv.filename)),
+            );
+            d.entry("shasum").or_insert(Value::String(sha1.clone()));
+            d.entry("integrity").or_insert(Value::String(sri));
+            obj["_attachments"]
+                .as_object_mut()
+                .expect("checked above")
+                .insert(
+                    nv.filename.clone(),
+                    json!({"shasum": sha1, "version": nv.version}),
+                );
+        }
+        obj["versions"]
+            .as_object_mut()
+            .expect("checked above")
+            .insert(nv.version.clone(), Value::Object(m));
+        obj["time"]
+            .as_object_mut()
+            .expect("checked above")
+            .insert(nv.version.clone(), Value::String(stamp.clone()));
+    }
+    obj["time"]
+        .as_object_mut()
+        .expect("checked above")
+        .insert("modified".into(), Value::String(stamp.clone()));
+    obj["time"]
+        .as_object_mut()
+        .expect("checked above")
+        .entry("created")
+        .or_insert(Value::String(stamp));
+
+    for (tag, v) in &publish.dist_tags {
+        let v = v.as_str().unwrap_or_default();
+        tags::set(&mut doc, tag, v)?;
+    }
+    let has_latest = doc.pointer("/dist-tags/latest").is_some();
+    if !has_latest {
+        let versions: Vec<String> = doc["versions"]
+            .as_object()
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default();
+        if let Some(h) = tags::highest(&versions) {
+            tags::set(&mut doc, "latest", &h)?;
+        }
+    }
+    // Keep the readme and description of the version that is latest now.
+    let latest = doc
+        .pointer("/dist-tags/latest")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if let Some(latest) = latest
+        && publish.versions.iter().any(|v| v.version == latest)
+    {
+        if let Some(r) = newest_readme {
+            doc["readme"] = Value::String(r);
+        }
+        if let Some(d) = doc
+            .pointer(&format!("/versions/{latest}/description"))
+            .cloned()
+        {
+            doc["description"] = d;
+        }
+    }
+    Ok(doc)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,139 @@
+use super::*;
+use crate::package::integrity::digests;
+
+pub(crate) fn body(name: &str, version: &str, tarball: &[u8]) -> Value {
+    let (sha1, sri) = digests(tarball);
+    let file = format!("{name}-{version}.tgz");
+    json!({
+        "_id": name, "name": name, "description": "a package",
+        "dist-tags": {"latest": version},
+        "versions": {version: {
+            "name": name, "version": version, "description": "a package", "readme": "# hello",
+            "dist": {"integrity": sri, "shasum": sha1, "tarball": format!("http://other.example/{name}/-/{file}")}
+        }},
+        "_attachments": {file: {"content_type": "application/octet-stream", "data": STANDARD.encode(tarball), "length": tarball.len()}}
+    })
+}
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2025-05-05T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+#[test]
+fn first_publish_creates_the_document() {
+    let name = PackageName::parse("@s/pkg").unwrap();
+    let p = parse(&name, &body("@s/pkg", "1.0.0", b"tgz")).unwrap();
+    assert_eq!(p.versions[0].filename, "pkg-1.0.0.tgz");
+    let doc = merge(&name, None, &p, "http://reg/", now(), Some("alice")).unwrap();
+    assert_eq!(doc["dist-tags"]["latest"], "1.0.0");
+    assert_eq!(
+        doc["versions"]["1.0.0"]["dist"]["tarball"],
+        "http://reg/@s/pkg/-/pkg-1.0.0.tgz"
+    );
+    assert_eq!(doc["versions"]["1.0.0"]["_id"], "@s/pkg@1.0.0");
+    assert_eq!(doc["versions"]["1.0.0"]["_npmUser"]["name"], "alice");
+    assert!(doc["versions"]["1.0.0"].get("readme").is_none());
+    assert_eq!(doc["readme"], "# hello");
+    assert_eq!(doc["time"]["1.0.0"], "2025-05-05T10:00:00.000Z");
+    assert_eq!(doc["time"]["created"], "2025-05-05T10:00:00.000Z");
+    assert_eq!(doc["_attachments"]["pkg-1.0.0.tgz"]["version"], "1.0.0");
+}
+
+#[test]
+fn second_version_merges_and_republish_is_refused() {
+    let name = PackageName::parse("pkg").unwrap();
+    let one = merge(
+        &name,
+        None,
+        &parse(&name, &body("pkg", "1.0.0", b"a")).unwrap(),
+        "http://r/",
+        now(),
+        None,
+    )
+    .unwrap();
+    let mut b = body("pkg", "1.1.0-beta.1", b"b");
+    b["dist-tags"] = json!({"beta": "1.1.0-beta.1"});
+    let two = merge(
+        &name,
+        Some(one.clone()),
+        &parse(&name, &b).unwrap(),
+        "http://r/",
+        now(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        two["dist-tags"],
+        json!({"latest": "1.0.0", "beta": "1.1.0-beta.1"})
+    );
+    assert_eq!(two["versions"].as_object().unwrap().len(), 2);
+    let again = merge(
+        &name,
+        Some(two),
+        &parse(&name, &body("pkg", "1.0.0", b"a")).unwrap(),
+        "http://r/",
+        now(),
+        None,
+    );
+    assert_eq!(again, Err(PackageError::VersionExists("1.0.0".into())));
+}
+
+#[test]
+fn bad_bodies_are_refused() {
+    let name = PackageName::parse("pkg").unwrap();
+    let mut tampered = body("pkg", "1.0.0", b"good");
+    tampered["_attachments"]["pkg-1.0.0.tgz"]["data"] = json!(STANDARD.encode(b"evil"));
+    tampered["_attachments"]["pkg-1.0.0.tgz"]["length"] = json!(4);
+    assert!(matches!(
+        parse(&name, &tampered),
+        Err(PackageError::Integrity { .. })
+    ));
+
+    let mut no_att = body("pkg", "1.0.0", b"x");
+    no_att["_attachments"] = json!({});
+    assert!(matches!(
+        parse(&name, &no_att),
+        Err(PackageError::BadRequest(_)) | Err(PackageError::MissingAttachment(_))
+    ));
+
+    let mut wrong_att = body("pkg", "1.0.0", b"x");
+    wrong_att["versions"]["1.0.1"] = wrong_att["versions"]["1.0.0"].clone();
+    wrong_att["versions"]["1.0.1"]["version"] = json!("1.0.1");
+    assert!(matches!(
+        parse(&name, &wrong_att),
+        Err(PackageError::MissingAttachment(_))
+    ));
+
+    assert_eq!(
+        parse(&name, &body("pkg", "1.0", b"x")).err(),
+        Some(PackageError::InvalidVersion("1.0".into()))
+    );
+    assert!(matches!(
+        parse(&name, &body("other", "1.0.0", b"x")),
+        Err(PackageError::BadRequest(_))
+    ));
+    let mut bad_b64 = body("pkg", "1.0.0", b"x");
+    bad_b64["_attachments"]["pkg-1.0.0.tgz"]["data"] = json!("***");
+    assert!(matches!(
+        parse(&name, &bad_b64),
+        Err(PackageError::BadRequest(_))
+    ));
+    let mut bad_tag = body("pkg", "1.0.0", b"x");
+    bad_tag["dist-tags"] = json!({"1.x": "1.0.0"});
+    assert!(matches!(
+        parse(&name, &bad_tag),
+        Err(PackageError::InvalidTag(_))
+    ));
+}
+
+#[test]
+fn scoped_attachment_keys_are_accepted() {
+    let name = PackageName::parse("@s/pkg").unwrap();
+    let mut b = body("@s/pkg", "2.0.0", b"x");
+    let att = b["_attachments"]["@s/pkg-2.0.0.tgz"].take();
+    b["_attachments"] = json!({ "@s/pkg-2.0.0.tgz": att, "@s/pkg-2.0.0.sigstore": {"data": "{}"} });
+    let p = parse(&name, &b).unwrap();
+    assert_eq!(p.versions[0].filename, "pkg-2.0.0.tgz");
+}

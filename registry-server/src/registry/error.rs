@@ -1,0 +1,25 @@
+use crate::package::PackageError;
+use crate::storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    NotFound(String),
+    /// Anonymous callers who need to log in.
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("{0} is changing too often right now; try again")]
+    Contended(String),
+}
+
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;

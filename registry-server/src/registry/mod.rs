@@ -1,0 +1,365 @@
+//! The registry's use cases over a [`Storage`]: read, publish, update, unpublish, tags, search.
+//! Every packument change is read → pure change (in `package`) → compare-and-swap write, retried
+//! on conflict, so concurrent writers (threads, processes, pods) never lose each other's work.
+
+mod error;
+mod package_list;
+
+pub use error::{RegistryError, Result};
+
+use crate::auth::Identity;
+use crate::package::access::{AccessRules, Action};
+use crate::package::{PackageError, PackageName, publish, search, tags, update};
+use crate::storage::{Blob, Revision, Storage, StorageError, layout, read_blob_bytes};
+use bytes::Bytes;
+use chrono::Utc;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Attempts of one compare-and-swap change before giving up with `Contended`.
+const MAX_ATTEMPTS: u32 = 100;
+
+pub struct Registry {
+    storage: Arc<dyn Storage>,
+    rules: AccessRules,
+}
+
+/// A stored packument and the storage revision it was read at.
+pub struct Doc {
+    pub value: Value,
+    pub revision: Revision,
+}
+
+fn parse_doc(name: &PackageName, bytes: &[u8]) -> Result<Value> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| PackageError::Corrupt(format!("{name}/package.json: {e}")).into())
+}
+
+fn not_found(name: &PackageName) -> RegistryError {
+    RegistryError::NotFound(format!("package {name} not found"))
+}
+
+impl Registry {
+    pub fn new(storage: Arc<dyn Storage>, rules: AccessRules) -> Self {
+        Registry { storage, rules }
+    }
+
+    pub fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
+    /// Refuses `action` on `name` for `who`. A package the caller may not read is reported as
+    /// missing (its existence is not revealed), except that anonymous callers are told to log in.
+    pub fn authorize(&self, name: &PackageName, action: Action, who: &Identity) -> Result<()> {
+        if self.rules.allows(name.as_str(), action, who) {
+            return Ok(());
+        }
+        let verb = match action {
+            Action::Access => "read",
+            Action::Publish => "publish",
+            Action::Unpublish => "unpublish or change",
+        };
+        match (&who.name, action) {
+            (None, _) => Err(RegistryError::Unauthorized(format!(
+                "authentication required to {verb} {name}; log in with `npm login`"
+            ))),
+            (Some(_), Action::Access) => Err(not_found(name)),
+            (Some(user), _) => Err(RegistryError::Forbidden(format!(
+                "user {user} is not allowed to {verb} {name}"
+            ))),
+        }
+    }
+
+    pub async fn read_doc(&self, name: &PackageName) -> Result<Option<Doc>> {
+        let Some(v) = self.storage.read(&layout::packument(name)?).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Doc {
+            value: parse_doc(name, &v.bytes)?,
+            revision: v.revision,
+        }))
+    }
+
+    /// The stored packument of a package the caller may read.
+    pub async fn packument(&self, name: &PackageName, who: &Identity) -> Result<Value> {
+        self.authorize(name, Action::Access, who)?;
+        self.read_doc(name)
+            .await?
+            .map(|d| d.value)
+            .ok_or_else(|| not_found(name))
+    }
+
+    /// Applies `change` to the current packument with compare-and-swap, retrying on conflicts.
+    /// `change` gets `None` when the package does not exist yet.
+    async fn modify<T>(
+        &self,
+        name: &PackageName,
+        mut change: impl FnMut(Option<Value>) -> Result<(Value, T)>,
+    ) -> Result<T> {
+        let key = layout::packument(name)?;
+        for attempt in 0..MAX_ATTEMPTS {
+            let current = self.read_doc(name).await?;
+            let revision = current.as_ref().map(|d| d.revision.clone());
+            let (mut doc, out) = change(current.map(|d| d.value))?;
+            doc["_rev"] = Value::String(crate::package::revision::next(
+                doc.get("_rev").and_then(Value::as_str),
+            ));
+            let bytes = serde_json::to_vec_pretty(&doc).expect("a JSON value serializes");
+            match self
+                .storage
+                .write(&key, Bytes::from(bytes), revision.as_ref())
+                .await
+            {
+                Ok(_) => return Ok(out),
+                Err(StorageError::Conflict(_)) => {
+                    // Jittered backoff, growing a little with each lost race.
+                    let ms = rand::random_range(1..=(5 + attempt as u64 * 2).min(50));
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RegistryError::Contended(name.to_string()))
+    }
+
+    /// `PUT /:pkg` with attachments. `base` is this registry's URL for `dist.tarball`.
+    pub async fn publish(
+        &self,
+        name: &PackageName,
+        body: &Value,
+        who: &Identity,
+        base: &str,
+    ) -> Result<()> {
+        self.authorize(name, Action::Publish, who)?;
+        let parsed = publish::parse(name, body)?;
+        let existing = self.read_doc(name).await?;
+        match &existing {
+            None => name.validate_new()?,
+            Some(doc) => publish::check_new_versions(Some(&doc.value), &parsed)?,
+        }
+        // Tarballs first: a version never appears in metadata before its tarball is stored.
+        for v in &parsed.versions {
+            self.store_tarball(name, &v.filename, &v.tarball).await?;
+        }
+        let publisher = who.name.clone();
+        let now = Utc::now();
+        self.modify(name, |doc| {
+            Ok((
+                publish::merge(name, doc, &parsed, base, now, publisher.as_deref())?,
+                (),
+            ))
+        })
+        .await?;
+        if existing.is_none() {
+            package_list::add(self.storage.as_ref(), name).await?;
+        }
+        Ok(())
+    }
+
+    async fn store_tarball(&self, name: &PackageName, file: &str, bytes: &[u8]) -> Result<()> {
+        let key = layout::tarball(name, file)?;
+        match self
+            .storage
+            .put_blob(&key, Bytes::copy_from_slice(bytes))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(StorageError::AlreadyExists(_)) => {
+                // A retried publish of identical bytes is fine; anything else would silently
+                // change a tarball whose integrity someone may already have recorded.
+                if read_blob_bytes(self.storage.as_ref(), &key)
+                    .await?
+                    .as_deref()
+                    == Some(bytes)
+                {
+                    Ok(())
+                } else {
+                    Err(RegistryError::Conflict(format!(
+                        "a different tarball {file} is already stored for {name}; publish a new version"
+                    )))
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `PUT /:pkg[/-rev/:rev]` without attachments: deprecate, unpublish versions, tags, star, owners.
+    pub async fn update(
+        &self,
+        name: &PackageName,
+        rev: Option<&str>,
+        body: &Value,
+        who: &Identity,
+    ) -> Result<()> {
+        self.authorize(name, Action::Access, who)?;
+        let rev = rev.or_else(|| body.get("_rev").and_then(Value::as_str));
+        let now = Utc::now();
+        let removed = self
+            .modify(name, |doc| {
+                let doc =
+                    doc.ok_or_else(|| match body.get("versions").and_then(Value::as_object) {
+                        // A first publish that forgot its tarball, not an update.
+                        Some(vs) if !vs.is_empty() => PackageError::MissingAttachment(
+                            vs.keys().next().cloned().unwrap_or_default(),
+                        )
+                        .into(),
+                        _ => not_found(name),
+                    })?;
+                update::check_revision(&doc, rev)?;
+                let u = update::apply(&doc, body, now)?;
+                let action = if u.is_destructive() {
+                    Action::Unpublish
+                } else {
+                    Action::Publish
+                };
+                self.authorize(name, action, who)?;
+                Ok((u.doc, u.removed_versions))
+            })
+            .await?;
+        tracing::info!(package = %name, removed = ?removed, "packument updated");
+        Ok(())
+    }
+
+    /// `DELETE /:pkg/-rev/:rev`: the whole package with its tarballs.
+    pub async fn unpublish_package(
+        &self,
+        name: &PackageName,
+        rev: &str,
+        who: &Identity,
+    ) -> Result<()> {
+        self.authorize(name, Action::Unpublish, who)?;
+        let doc = self.read_doc(name).await?.ok_or_else(|| not_found(name))?;
+        update::check_revision(&doc.value, Some(rev))?;
+        self.storage
+            .delete(&layout::packument(name)?, &doc.revision)
+            .await
+            .map_err(|e| match e {
+                StorageError::Conflict(_) => RegistryError::Conflict(format!(
+                    "{name} changed while it was being unpublished; retry"
+                )),
+                e => e.into(),
+            })?;
+        for file in self.storage.list(&layout::package_dir(name)?).await? {
+            if file.ends_with(".tgz") {
+                self.storage
+                    .delete_blob(&layout::tarball(name, &file)?)
+                    .await?;
+            }
+        }
+        package_list::remove(self.storage.as_ref(), name).await?;
+        tracing::info!(package = %name, "package unpublished");
+        Ok(())
+    }
+
+    /// `DELETE /:pkg/-/:file/-rev/:rev`: the tarball of a version already removed from metadata.
+    pub async fn delete_tarball(
+        &self,
+        name: &PackageName,
+        file: &str,
+        rev: &str,
+        who: &Identity,
+    ) -> Result<()> {
+        PackageName::check_filename(file)?;
+        self.authorize(name, Action::Unpublish, who)?;
+        let doc = self.read_doc(name).await?.ok_or_else(|| not_found(name))?;
+        update::check_revision(&doc.value, Some(rev))?;
+        let still_used = doc
+            .value
+            .get("versions")
+            .and_then(Value::as_object)
+            .is_some_and(|vs| {
+                vs.iter()
+                    .any(|(v, m)| crate::package::packument::tarball_file(name, v, m) == file)
+            });
+        if still_used {
+            return Err(RegistryError::Conflict(format!(
+                "{file} belongs to a published version of {name}; unpublish the version first"
+            )));
+        }
+        self.storage
+            .delete_blob(&layout::tarball(name, file)?)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn tarball(&self, name: &PackageName, file: &str, who: &Identity) -> Result<Blob> {
+        PackageName::check_filename(file)?;
+        self.authorize(name, Action::Access, who)?;
+        self.storage
+            .get_blob(&layout::tarball(name, file)?)
+            .await?
+            .ok_or_else(|| RegistryError::NotFound(format!("tarball {file} of {name} not found")))
+    }
+
+    pub async fn dist_tags(
+        &self,
+        name: &PackageName,
+        who: &Identity,
+    ) -> Result<Map<String, Value>> {
+        Ok(tags::tags(&self.packument(name, who).await?))
+    }
+
+    pub async fn set_tag(
+        &self,
+        name: &PackageName,
+        tag: &str,
+        version: &str,
+        who: &Identity,
+    ) -> Result<()> {
+        self.authorize(name, Action::Publish, who)?;
+        self.modify(name, |doc| {
+            let mut doc = doc.ok_or_else(|| not_found(name))?;
+            tags::set(&mut doc, tag, version)?;
+            Ok((doc, ()))
+        })
+        .await
+    }
+
+    pub async fn remove_tag(&self, name: &PackageName, tag: &str, who: &Identity) -> Result<()> {
+        self.authorize(name, Action::Publish, who)?;
+        self.modify(name, |doc| {
+            let mut doc = doc.ok_or_else(|| not_found(name))?;
+            tags::remove(&mut doc, tag)?;
+            Ok((doc, ()))
+        })
+        .await
+    }
+
+    /// Local packages the caller may read that match `text`, best first: `(page, total)`.
+    pub async fn search(
+        &self,
+        text: &str,
+        from: usize,
+        size: usize,
+        who: &Identity,
+    ) -> Result<(Vec<Value>, usize)> {
+        let query = search::Query::parse(text);
+        let mut hits = Vec::new();
+        for n in package_list::read(self.storage.as_ref()).await? {
+            let Ok(name) = PackageName::parse(&n) else {
+                continue;
+            };
+            if !self.rules.allows(name.as_str(), Action::Access, who) {
+                continue;
+            }
+            let Some(doc) = self.read_doc(&name).await? else {
+                continue;
+            };
+            let score = query.score(&doc.value);
+            if score > 0.0 {
+                hits.push((score, doc.value));
+            }
+        }
+        hits.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let max = hits.first().map(|h| h.0).unwrap_or(0.0);
+        let total = hits.len();
+        let page = hits
+            .into_iter()
+            .skip(from)
+            .take(size)
+            .map(|(s, d)| search::result(&d, s, max))
+            .collect();
+        Ok((page, total))
+    }
+}

@@ -1,0 +1,64 @@
+//! Verdaccio's list of locally published packages (`.verdaccio-db.json`), kept so Verdaccio can
+//! serve our storage and we can serve its storage; the `secret` and other keys are preserved.
+
+use super::Result;
+use crate::package::PackageName;
+use crate::storage::{Storage, StorageError, layout};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+pub async fn read(storage: &dyn Storage) -> Result<Vec<String>> {
+    let Some(v) = storage.read(&layout::package_list()).await? else {
+        return Ok(Vec::new());
+    };
+    let doc: Value = serde_json::from_slice(&v.bytes).unwrap_or_else(|_| json!({}));
+    Ok(doc
+        .get("list")
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+async fn change(storage: &dyn Storage, name: &PackageName, add: bool) -> Result<()> {
+    let key = layout::package_list();
+    loop {
+        let current = storage.read(&key).await?;
+        let mut doc: Value = current
+            .as_ref()
+            .and_then(|v| serde_json::from_slice(&v.bytes).ok())
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
+        if !doc.get("list").is_some_and(Value::is_array) {
+            doc["list"] = json!([]);
+        }
+        let list = doc["list"].as_array_mut().expect("set above");
+        let present = list.iter().any(|v| v.as_str() == Some(name.as_str()));
+        match (add, present) {
+            (true, true) | (false, false) => return Ok(()),
+            (true, false) => list.push(Value::String(name.to_string())),
+            (false, true) => list.retain(|v| v.as_str() != Some(name.as_str())),
+        }
+        let bytes = Bytes::from(serde_json::to_vec(&doc).expect("JSON serializes"));
+        match storage
+            .write(&key, bytes, current.as_ref().map(|c| &c.revision))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(StorageError::Conflict(_)) => tokio::task::yield_now().await,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+pub async fn add(storage: &dyn Storage, name: &PackageName) -> Result<()> {
+    change(storage, name, true).await
+}
+
+pub async fn remove(storage: &dyn Storage, name: &PackageName) -> Result<()> {
+    change(storage, name, false).await
+}

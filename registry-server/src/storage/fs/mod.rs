@@ -1,0 +1,258 @@
+//! Filesystem backend (a local folder, a PVC, EFS). Documents are replaced by temp file + rename
+//! under an advisory lock per key, so several processes sharing one volume never lose an update;
+//! blobs are created with a hard link, which fails if the name exists.
+
+use super::{Blob, Key, Revision, Storage, StorageError, Versioned};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use std::fs::{self, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use tokio_util::io::ReaderStream;
+
+const LOCK_DIR: &str = ".locks";
+const READ_CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct FsStorage {
+    root: PathBuf,
+}
+
+fn revision_of(bytes: &[u8]) -> Revision {
+    Revision(hex::encode(&Sha256::digest(bytes)[..16]))
+}
+
+fn temp_name(path: &Path) -> PathBuf {
+    let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("tmp");
+    path.with_file_name(format!(".{file}.tmp-{:016x}", rand::random::<u64>()))
+}
+
+fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = OpenOptions::new().write(true).create_new(true).open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+impl FsStorage {
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
+        let root = root.into();
+        fs::create_dir_all(root.join(LOCK_DIR)).map_err(|e| StorageError::Io {
+            key: root.display().to_string(),
+            source: e,
+        })?;
+        Ok(FsStorage { root })
+    }
+
+    fn path(&self, key: &Key) -> PathBuf {
+        self.root.join(key.as_str())
+    }
+
+    fn lock_path(&self, key: &Key) -> PathBuf {
+        self.root
+            .join(LOCK_DIR)
+            .join(format!("{}.lock", key.as_str().replace('/', "%2F")))
+    }
+
+    /// Runs `f` holding the exclusive lock of `key`, on a blocking thread.
+    async fn locked<T: Send + 'static>(
+        &self,
+        key: &Key,
+        f: impl FnOnce(&Path) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let path = self.path(key);
+        let lock_path = self.lock_path(key);
+        let k = key.clone();
+        tokio::task::spawn_blocking(move || {
+            let lock = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .map_err(|e| StorageError::io(&k, e))?;
+            lock.lock().map_err(|e| StorageError::io(&k, e))?;
+            let out = f(&path);
+            drop(lock); // closing the file releases the lock
+            out
+        })
+        .await
+        .map_err(|e| StorageError::Unavailable(format!("storage task failed: {e}")))?
+    }
+}
+
+fn current_revision(path: &Path, key: &Key) -> Result<Option<Revision>, StorageError> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(revision_of(&b))),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StorageError::io(key, e)),
+    }
+}
+
+fn remove_empty_parents(root: &Path, path: &Path) {
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d == root || fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+#[async_trait]
+impl Storage for FsStorage {
+    async fn read(&self, key: &Key) -> Result<Option<Versioned>, StorageError> {
+        match tokio::fs::read(self.path(key)).await {
+            Ok(b) => Ok(Some(Versioned {
+                revision: revision_of(&b),
+                bytes: b.into(),
+            })),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(key, e)),
+        }
+    }
+
+    async fn write(
+        &self,
+        key: &Key,
+        bytes: Bytes,
+        expected: Option<&Revision>,
+    ) -> Result<Revision, StorageError> {
+        let expected = expected.cloned();
+        let k = key.clone();
+        self.locked(key, move |path| {
+            if current_revision(path, &k)? != expected {
+                return Err(StorageError::Conflict(k.as_str().to_owned()));
+            }
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir).map_err(|e| StorageError::io(&k, e))?;
+            }
+            let tmp = temp_name(path);
+            let result = write_new_file(&tmp, &bytes).and_then(|()| fs::rename(&tmp, path));
+            if let Err(e) = result {
+                let _ = fs::remove_file(&tmp);
+                return Err(StorageError::io(&k, e));
+            }
+            Ok(revision_of(&bytes))
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &Key, expected: &Revision) -> Result<(), StorageError> {
+        let expected = expected.clone();
+        let k = key.clone();
+        let root = self.root.clone();
+        self.locked(key, move |path| {
+            match current_revision(path, &k)? {
+                None => return Ok(()),
+                Some(r) if r != expected => {
+                    return Err(StorageError::Conflict(k.as_str().to_owned()));
+                }
+                Some(_) => {}
+            }
+            fs::remove_file(path).map_err(|e| StorageError::io(&k, e))?;
+            remove_empty_parents(&root, path);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn put_blob(&self, key: &Key, bytes: Bytes) -> Result<(), StorageError> {
+        let path = self.path(key);
+        let k = key.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir).map_err(|e| StorageError::io(&k, e))?;
+            }
+            let tmp = temp_name(&path);
+            write_new_file(&tmp, &bytes).map_err(|e| {
+                let _ = fs::remove_file(&tmp);
+                StorageError::io(&k, e)
+            })?;
+            // link() refuses to replace an existing name, unlike rename(): write-once for free.
+            let linked = fs::hard_link(&tmp, &path);
+            let _ = fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    Err(StorageError::AlreadyExists(k.as_str().to_owned()))
+                }
+                Err(e) => Err(StorageError::io(&k, e)),
+            }
+        })
+        .await
+        .map_err(|e| StorageError::Unavailable(format!("storage task failed: {e}")))?
+    }
+
+    async fn get_blob(&self, key: &Key) -> Result<Option<Blob>, StorageError> {
+        let file = match tokio::fs::File::open(self.path(key)).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StorageError::io(key, e)),
+        };
+        let meta = file
+            .metadata()
+            .await
+            .map_err(|e| StorageError::io(key, e))?;
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        Ok(Some(Blob {
+            len: meta.len(),
+            stream: ReaderStream::with_capacity(file, READ_CHUNK).boxed(),
+        }))
+    }
+
+    async fn delete_blob(&self, key: &Key) -> Result<(), StorageError> {
+        let path = self.path(key);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {
+                let root = self.root.clone();
+                let _ =
+                    tokio::task::spawn_blocking(move || remove_empty_parents(&root, &path)).await;
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io(key, e)),
+        }
+    }
+
+    async fn list(&self, prefix: &Key) -> Result<Vec<String>, StorageError> {
+        let mut dir = match tokio::fs::read_dir(self.path(prefix)).await {
+            Ok(d) => d,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StorageError::io(prefix, e)),
+        };
+        let mut names = Vec::new();
+        while let Some(entry) = dir
+            .next_entry()
+            .await
+            .map_err(|e| StorageError::io(prefix, e))?
+        {
+            if let Some(n) = entry.file_name().to_str()
+                && !n.starts_with('.')
+            {
+                names.push(n.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    async fn check(&self) -> Result<(), StorageError> {
+        let meta = tokio::fs::metadata(&self.root)
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("{}: {e}", self.root.display())))?;
+        if meta.is_dir() {
+            Ok(())
+        } else {
+            Err(StorageError::Unavailable(format!(
+                "{} is not a folder",
+                self.root.display()
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,118 @@
+//! A storage folder written by the real Verdaccio is served as it is.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+struct Verdaccio(std::process::Child);
+
+impl Drop for Verdaccio {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn verdaccio_storage_is_served() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let storage = w.join("storage");
+    let port = free_port();
+    let config = format!(
+        "storage: {storage}\nauth:\n  htpasswd:\n    file: {htpasswd}\nlisten: 127.0.0.1:{port}\n\
+         packages:\n  '@*/*':\n    access: $all\n    publish: $authenticated\n  '**':\n    access: $all\n    publish: $authenticated\n\
+         middlewares:\n  audit:\n    enabled: false\nlog: {{type: stdout, format: pretty, level: warn}}\n",
+        storage = storage.display(),
+        htpasswd = w.join("htpasswd").display()
+    );
+    std::fs::write(w.join("verdaccio.yaml"), config).unwrap();
+    let verdaccio = Verdaccio(
+        Command::new("node")
+            .arg(peer("verdaccio/bin/verdaccio"))
+            .arg("--config")
+            .arg(w.join("verdaccio.yaml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let vurl = format!("http://127.0.0.1:{port}/");
+    wait_for(&format!("{vurl}-/ping"), Duration::from_secs(60));
+
+    // Register with Verdaccio the way `npm adduser` does, then publish with the real npm.
+    let r = http()
+        .request(reqwest::Method::PUT, &format!("{vurl}-/user/org.couchdb.user:tester"))
+        .json(&serde_json::json!({"name": "tester", "password": "secret-pass", "type": "user", "roles": []}))
+        .send()
+        .unwrap();
+    assert!(r.is_success(), "{}", r.text());
+    let token = r.json()["token"].as_str().unwrap().to_owned();
+    let npm = Client::new(&vurl);
+    npm.set_token(&token);
+    let plain = write_package(w, "from-verdaccio", "1.0.0", &[], "module.exports = 'v';\n");
+    npm.npm_ok(&plain, &["publish"]);
+    let plain2 = write_package(
+        w,
+        "from-verdaccio",
+        "1.1.0",
+        &[],
+        "module.exports = 'v2';\n",
+    );
+    npm.npm_ok(&plain2, &["publish"]);
+    let scoped = write_package(
+        w,
+        "@old/thing",
+        "3.0.0",
+        &[("from-verdaccio", "^1.0.0")],
+        "module.exports = require('from-verdaccio') + '!';\n",
+    );
+    npm.npm_ok(&scoped, &["publish"]);
+    drop(verdaccio);
+    assert!(
+        storage.join("@old/thing/package.json").exists(),
+        "Verdaccio's layout"
+    );
+
+    // Our server on the same folder: every package installs.
+    let server = Server::start_default(&storage);
+    let ours = Client::new(&server.url());
+    let p = project(w, "consumer");
+    ours.npm_ok(&p, &["install", "@old/thing", "from-verdaccio@1.0.0"]);
+    let out = ok(
+        ours.command("node", &p)
+            .args(["-e", "console.log(require('@old/thing'))"])
+            .output()
+            .unwrap(),
+        "node",
+    );
+    // The explicitly installed 1.0.0 also satisfies @old/thing's ^1.0.0, so npm dedupes to it.
+    assert_eq!(out.trim(), "v!");
+    let view = ours.npm_ok(w, &["view", "from-verdaccio", "versions", "--json"]);
+    assert!(view.contains("1.0.0") && view.contains("1.1.0"), "{view}");
+    let found = ours.npm_ok(w, &["search", "from-verdaccio"]);
+    assert!(
+        found.contains("from-verdaccio"),
+        "Verdaccio's package list is read: {found}"
+    );
+
+    // And a publish through us keeps Verdaccio's files readable by Verdaccio's own rules.
+    let next = write_package(
+        w,
+        "from-verdaccio",
+        "1.2.0",
+        &[],
+        "module.exports = 'v3';\n",
+    );
+    ours.npm_ok(&next, &["publish"]);
+    let db: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(storage.join(".verdaccio-db.json")).unwrap())
+            .unwrap();
+    assert!(
+        db["secret"].is_string(),
+        "Verdaccio's secret is preserved: {db}"
+    );
+    assert_eq!(db["list"].as_array().unwrap().len(), 2, "{db}");
+}
