@@ -61,8 +61,7 @@ fn bad_input_is_refused_cleanly() {
     let mut no_attachment = publish_body("noatt", "1.0.0", b"x");
     no_attachment["_attachments"] = json!({});
     let mut other_version = publish_body("good", "1.0.1", b"x");
-    other_version["versions"]["1.0.1"]["dist"]["shasum"] =
-        json!("0000000000000000000000000000000000000000");
+    other_version["versions"]["1.0.1"]["dist"]["shasum"] = json!("0000000000000000000000000000000000000000");
     let long = "a".repeat(215);
     let mut stale_update = send(&http, &server, Method::GET, "/good?write=true", vec![]).json();
     stale_update["_rev"] = json!("1-0000000000000000");
@@ -271,18 +270,10 @@ fn bad_input_is_refused_cleanly() {
         let msg = body["error"]
             .as_str()
             .unwrap_or_else(|| panic!("{}: no npm-style error in {body}", c.what));
-        assert!(
-            msg.contains(c.message),
-            "{}: {msg:?} lacks {:?}",
-            c.what,
-            c.message
-        );
+        assert!(msg.contains(c.message), "{}: {msg:?} lacks {:?}", c.what, c.message);
         assert_eq!(snapshot(&storage), before, "{} changed storage", c.what);
         assert!(server.is_running(), "{} killed the server", c.what);
-        assert_eq!(
-            send(&http, &server, Method::GET, "/-/ping", vec![]).status,
-            200
-        );
+        assert_eq!(send(&http, &server, Method::GET, "/-/ping", vec![]).status, 200);
     }
 
     // The good package is untouched and the legacy name is still served.
@@ -300,7 +291,7 @@ fn bad_input_is_refused_cleanly() {
 #[test]
 fn revalidation_and_abbreviated_form() {
     let work = tempfile::tempdir().unwrap();
-    let server = Server::start_default(&work.path().join("storage"));
+    let server = Server::start(SMALL_LIMIT_CONFIG, &work.path().join("storage"));
     let http = http();
     let r = send(
         &http,
@@ -311,10 +302,7 @@ fn revalidation_and_abbreviated_form() {
     );
     assert_eq!(r.status, 201, "{}", r.text());
 
-    let full = http
-        .get(&format!("{}@s%2fpkg", server.url()))
-        .send()
-        .unwrap();
+    let full = http.get(&format!("{}@s%2fpkg", server.url())).send().unwrap();
     assert_eq!(full.status, 200);
     assert_eq!(full.headers["content-type"], "application/json");
     assert!(full.headers["vary"].to_str().unwrap().contains("Accept"));
@@ -330,10 +318,7 @@ fn revalidation_and_abbreviated_form() {
         )
         .send()
         .unwrap();
-    assert_eq!(
-        corgi.headers["content-type"],
-        "application/vnd.npm.install-v1+json"
-    );
+    assert_eq!(corgi.headers["content-type"], "application/vnd.npm.install-v1+json");
     let c = corgi.json();
     assert!(c.get("time").is_none() && c["modified"].is_string());
     assert_eq!(
@@ -372,17 +357,10 @@ fn revalidation_and_abbreviated_form() {
         "@s%2Fpkg/-/@s%2Fpkg-1.0.0.tgz",
     ] {
         let r = http.get(&format!("{}{p}", server.url())).send().unwrap();
-        assert_eq!(
-            (r.status, r.body.as_slice()),
-            (200, b"bytes".as_slice()),
-            "{p}"
-        );
+        assert_eq!((r.status, r.body.as_slice()), (200, b"bytes".as_slice()), "{p}");
     }
     for spec in ["1.0.0", "latest"] {
-        let r = http
-            .get(&format!("{}@s%2fpkg/{spec}", server.url()))
-            .send()
-            .unwrap();
+        let r = http.get(&format!("{}@s%2fpkg/{spec}", server.url())).send().unwrap();
         assert_eq!(r.json()["version"], "1.0.0");
     }
     assert_eq!(

@@ -9,13 +9,7 @@ use std::path::Path;
 fn seed(npm: &Client, w: &Path) {
     let lib = write_package(w, "left-lib", "1.2.0", &[], "module.exports = 'left';\n");
     npm.npm_ok(&lib, &["publish"]);
-    let scoped = write_package(
-        w,
-        "@team/right",
-        "2.0.0",
-        &[],
-        "module.exports = 'right';\n",
-    );
+    let scoped = write_package(w, "@team/right", "2.0.0", &[], "module.exports = 'right';\n");
     npm.npm_ok(&scoped, &["publish"]);
     let app = write_package(
         w,

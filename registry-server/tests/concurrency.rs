@@ -12,15 +12,18 @@ fn two_processes_forty_concurrent_publishes() {
     let a = Server::start_default(&storage);
     let b = Server::start_default(&storage);
     let urls = [a.url(), b.url()];
+    let token = login(&a.url(), "publisher", "secret-pass").unwrap();
 
     let threads: Vec<_> = (0..40)
         .map(|i| {
             let url = format!("{}shared-pkg", urls[i % 2]);
+            let auth = format!("Bearer {token}");
             std::thread::spawn(move || {
                 let version = format!("1.0.{i}");
                 let body = publish_body("shared-pkg", &version, format!("tarball {i}").as_bytes());
                 let r = http()
                     .request(reqwest::Method::PUT, &url)
+                    .header("authorization", &auth)
                     .json(&body)
                     .send()
                     .unwrap();
@@ -34,14 +37,8 @@ fn two_processes_forty_concurrent_publishes() {
 
     // The file on disk is valid JSON with all 40 versions, and both processes agree.
     let stored: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(storage.join("shared-pkg/package.json")).unwrap())
-            .unwrap();
-    let mut versions: Vec<String> = stored["versions"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
+        serde_json::from_slice(&std::fs::read(storage.join("shared-pkg/package.json")).unwrap()).unwrap();
+    let mut versions: Vec<String> = stored["versions"].as_object().unwrap().keys().cloned().collect();
     versions.sort();
     let mut expected: Vec<String> = (0..40).map(|i| format!("1.0.{i}")).collect();
     expected.sort();

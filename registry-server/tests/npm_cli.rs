@@ -13,21 +13,9 @@ fn npm_round_trip() {
     let npm = Client::new(&server.url());
     let w = work.path();
 
-    let greet = write_package(
-        w,
-        "greet-lib",
-        "1.0.0",
-        &[],
-        "module.exports = (n) => `hello ${n}`;\n",
-    );
+    let greet = write_package(w, "greet-lib", "1.0.0", &[], "module.exports = (n) => `hello ${n}`;\n");
     npm.npm_ok(&greet, &["publish"]);
-    let util = write_package(
-        w,
-        "@acme/util",
-        "1.0.0",
-        &[],
-        "exports.twice = (x) => x * 2;\n",
-    );
+    let util = write_package(w, "@acme/util", "1.0.0", &[], "exports.twice = (x) => x * 2;\n");
     npm.npm_ok(&util, &["publish"]);
     let app = write_package(
         w,
@@ -54,16 +42,9 @@ fn npm_round_trip() {
     assert_eq!(out.trim(), "hello npm 42");
 
     // npm view shows versions and tags.
-    let greet2 = write_package(
-        w,
-        "greet-lib",
-        "1.1.0",
-        &[],
-        "module.exports = (n) => `hi ${n}`;\n",
-    );
+    let greet2 = write_package(w, "greet-lib", "1.1.0", &[], "module.exports = (n) => `hi ${n}`;\n");
     npm.npm_ok(&greet2, &["publish"]);
-    let view: serde_json::Value =
-        serde_json::from_str(&npm.npm_ok(w, &["view", "greet-lib", "--json"])).unwrap();
+    let view: serde_json::Value = serde_json::from_str(&npm.npm_ok(w, &["view", "greet-lib", "--json"])).unwrap();
     assert_eq!(view["versions"], serde_json::json!(["1.0.0", "1.1.0"]));
     assert_eq!(view["dist-tags"]["latest"], "1.1.0");
 
@@ -76,8 +57,7 @@ fn npm_round_trip() {
     );
     let by_tag = project(w, "by-tag");
     npm.npm_ok(&by_tag, &["install", "greet-lib@stable"]);
-    let installed =
-        std::fs::read_to_string(by_tag.join("node_modules/greet-lib/package.json")).unwrap();
+    let installed = std::fs::read_to_string(by_tag.join("node_modules/greet-lib/package.json")).unwrap();
     assert!(installed.contains("\"version\": \"1.0.0\""), "{installed}");
     npm.npm_ok(w, &["dist-tag", "rm", "greet-lib", "stable"]);
     let tags = npm.npm_ok(w, &["dist-tag", "ls", "greet-lib"]);
@@ -96,8 +76,7 @@ fn npm_round_trip() {
         "{stderr}"
     );
     let view: serde_json::Value =
-        serde_json::from_str(&npm.npm_ok(w, &["view", "greet-lib@1.0.0", "deprecated", "--json"]))
-            .unwrap();
+        serde_json::from_str(&npm.npm_ok(w, &["view", "greet-lib@1.0.0", "deprecated", "--json"])).unwrap();
     assert_eq!(view, "please use 1.1.0");
 
     // Search finds a published package and shows its description.
@@ -108,8 +87,7 @@ fn npm_round_trip() {
 
     // Unpublish one version: gone from metadata and its tarball is gone.
     npm.npm_ok(w, &["unpublish", "greet-lib@1.0.0"]);
-    let view: serde_json::Value =
-        serde_json::from_str(&npm.npm_ok(w, &["view", "greet-lib", "--json"])).unwrap();
+    let view: serde_json::Value = serde_json::from_str(&npm.npm_ok(w, &["view", "greet-lib", "--json"])).unwrap();
     assert_eq!(view["versions"], serde_json::json!(["1.1.0"]), "{view}");
     assert!(!storage.join("greet-lib/greet-lib-1.0.0.tgz").exists());
     assert!(storage.join("greet-lib/greet-lib-1.1.0.tgz").exists());
@@ -127,8 +105,5 @@ fn npm_round_trip() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("404"));
     assert!(!storage.join("@acme/util").exists());
     let list = std::fs::read_to_string(storage.join(".verdaccio-db.json")).unwrap();
-    assert!(
-        !list.contains("@acme/util") && list.contains("greet-lib"),
-        "{list}"
-    );
+    assert!(!list.contains("@acme/util") && list.contains("greet-lib"), "{list}");
 }

@@ -1,4 +1,4 @@
-//! A storage folder written by the real Verdaccio is served as it is.
+//! A storage folder and an htpasswd file written by the real Verdaccio are used as they are.
 
 mod common;
 
@@ -50,17 +50,10 @@ fn verdaccio_storage_is_served() {
         .unwrap();
     assert!(r.is_success(), "{}", r.text());
     let token = r.json()["token"].as_str().unwrap().to_owned();
-    let npm = Client::new(&vurl);
-    npm.set_token(&token);
+    let npm = Client::with_token(&vurl, &token);
     let plain = write_package(w, "from-verdaccio", "1.0.0", &[], "module.exports = 'v';\n");
     npm.npm_ok(&plain, &["publish"]);
-    let plain2 = write_package(
-        w,
-        "from-verdaccio",
-        "1.1.0",
-        &[],
-        "module.exports = 'v2';\n",
-    );
+    let plain2 = write_package(w, "from-verdaccio", "1.1.0", &[], "module.exports = 'v2';\n");
     npm.npm_ok(&plain2, &["publish"]);
     let scoped = write_package(
         w,
@@ -71,14 +64,23 @@ fn verdaccio_storage_is_served() {
     );
     npm.npm_ok(&scoped, &["publish"]);
     drop(verdaccio);
-    assert!(
-        storage.join("@old/thing/package.json").exists(),
-        "Verdaccio's layout"
-    );
+    assert!(storage.join("@old/thing/package.json").exists(), "Verdaccio's layout");
 
-    // Our server on the same folder: every package installs.
-    let server = Server::start_default(&storage);
-    let ours = Client::new(&server.url());
+    // Our server on the same folder and Verdaccio's own htpasswd file: every package installs, and
+    // the user Verdaccio registered logs in with the same password.
+    let htpasswd = std::fs::read_to_string(w.join("htpasswd")).unwrap();
+    assert!(htpasswd.starts_with("tester:"), "{htpasswd}");
+    let config = format!(
+        "auth:\n  htpasswd:\n    file: {}\npackages:\n  '**': {{access: $all, publish: $authenticated}}\n",
+        w.join("htpasswd").display()
+    );
+    let server = Server::start(&config, &storage);
+    let token = login(&server.url(), "tester", "secret-pass").unwrap_or_else(|r| panic!("{}", r.text()));
+    assert_eq!(
+        login(&server.url(), "tester", "not-the-password").unwrap_err().status,
+        401
+    );
+    let ours = Client::with_token(&server.url(), &token);
     let p = project(w, "consumer");
     ours.npm_ok(&p, &["install", "@old/thing", "from-verdaccio@1.0.0"]);
     let out = ok(
@@ -99,20 +101,10 @@ fn verdaccio_storage_is_served() {
     );
 
     // And a publish through us keeps Verdaccio's files readable by Verdaccio's own rules.
-    let next = write_package(
-        w,
-        "from-verdaccio",
-        "1.2.0",
-        &[],
-        "module.exports = 'v3';\n",
-    );
+    let next = write_package(w, "from-verdaccio", "1.2.0", &[], "module.exports = 'v3';\n");
     ours.npm_ok(&next, &["publish"]);
     let db: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(storage.join(".verdaccio-db.json")).unwrap())
-            .unwrap();
-    assert!(
-        db["secret"].is_string(),
-        "Verdaccio's secret is preserved: {db}"
-    );
+        serde_json::from_slice(&std::fs::read(storage.join(".verdaccio-db.json")).unwrap()).unwrap();
+    assert!(db["secret"].is_string(), "Verdaccio's secret is preserved: {db}");
     assert_eq!(db["list"].as_array().unwrap().len(), 2, "{db}");
 }

@@ -3,6 +3,10 @@
 pub struct Identity {
     pub name: Option<String>,
     pub groups: Vec<String>,
+    /// Authenticated with a read-only token: may read, never change.
+    pub readonly: bool,
+    /// The key (hash) of the token this request used, if any.
+    pub token_key: Option<String>,
 }
 
 /// Verdaccio's legacy spellings of its built-in groups.
@@ -22,6 +26,8 @@ impl Identity {
         Identity {
             name: None,
             groups: Vec::new(),
+            readonly: false,
+            token_key: None,
         }
     }
 
@@ -29,6 +35,8 @@ impl Identity {
         Identity {
             name: Some(name.into()),
             groups,
+            readonly: false,
+            token_key: None,
         }
     }
 
@@ -37,9 +45,7 @@ impl Identity {
         match &self.name {
             None => ANONYMOUS.contains(&principal),
             Some(name) => {
-                AUTHENTICATED.contains(&principal)
-                    || name == principal
-                    || self.groups.iter().any(|g| g == principal)
+                AUTHENTICATED.contains(&principal) || name == principal || self.groups.iter().any(|g| g == principal)
             }
         }
     }

@@ -1,6 +1,311 @@
-//! Who is asking. Users, tokens and htpasswd come with the auth issue; for now every request is
-//! anonymous.
+//! Users, tokens and logins. Seed users come from an htpasswd file (read-only is fine); users who
+//! register later and every token live in the storage backend, shared by all replicas. Tokens are
+//! random and stored only as SHA-256 hashes.
 
+mod htpasswd;
 pub mod identity;
+mod limiter;
+mod password;
+pub mod store;
 
 pub use identity::Identity;
+
+use crate::config::Config;
+use crate::storage::{Storage, StorageError};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{Duration as ChronoDuration, SecondsFormat, Utc};
+use htpasswd::HtpasswdFile;
+use limiter::LoginLimiter;
+use moka::sync::Cache;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+use store::{TokenRecord, UserRecord};
+
+/// How long a verified token or Basic credential is trusted without asking storage again. A
+/// revocation on this replica applies at once; on other replicas within this time.
+const AUTH_CACHE_TTL: Duration = Duration::from_secs(10);
+const TOKEN_PREFIX: &str = "npmreg_";
+const MIN_PASSWORD: usize = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("incorrect username or password")]
+    BadCredentials,
+    #[error("too many failed logins; try again in {} minutes", .0.as_secs() / 60)]
+    TooManyAttempts(Duration),
+    #[error("the token is invalid, expired or revoked; log in again with `npm login`")]
+    InvalidToken,
+    #[error("this token may not be used from {0}")]
+    AddressNotAllowed(String),
+    #[error("user registration is disabled on this registry")]
+    RegistrationClosed,
+    #[error("user registration is closed: the limit of {0} users is reached")]
+    UserLimit(u64),
+    #[error("invalid user name {0:?}: use letters, digits, '-', '_' and '.'")]
+    InvalidUsername(String),
+    #[error("the password must be at least {MIN_PASSWORD} characters")]
+    WeakPassword,
+    #[error("invalid CIDR {0:?} in cidr_whitelist")]
+    InvalidCidr(String),
+    #[error("authentication required: log in with `npm login`")]
+    Required,
+    #[error("the authorization header is not a Bearer token or Basic credentials")]
+    BadHeader,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Options of a new token.
+#[derive(Debug, Default, Clone)]
+pub struct TokenOptions {
+    pub readonly: bool,
+    pub cidr_whitelist: Vec<String>,
+    pub name: Option<String>,
+    pub expires_days: Option<u32>,
+}
+
+pub struct Auth {
+    storage: Arc<dyn Storage>,
+    htpasswd: Option<Arc<HtpasswdFile>>,
+    /// user → groups, inverted from the config's group → users.
+    groups: BTreeMap<String, Vec<String>>,
+    max_users: Option<u64>,
+    limiter: LoginLimiter,
+    tokens: Cache<String, TokenRecord>,
+    basic: Cache<String, ()>,
+}
+
+fn ttl_cache<V: Clone + Send + Sync + 'static>() -> Cache<String, V> {
+    Cache::builder()
+        .max_capacity(100_000)
+        .time_to_live(AUTH_CACHE_TTL)
+        .build()
+}
+
+/// A real bcrypt hash to check unknown users against, so timing does not reveal which names exist.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| password::hash("not a real password"));
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// Verdaccio's rule: a user name must survive URL encoding unchanged.
+pub fn check_username(name: &str) -> Result<(), AuthError> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthError::InvalidUsername(name.to_owned()))
+    }
+}
+
+impl Auth {
+    pub fn new(storage: Arc<dyn Storage>, config: &Config) -> Self {
+        let htpasswd = config.htpasswd.as_ref().map(|h| HtpasswdFile::open(&h.file));
+        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (group, members) in &config.groups {
+            for m in members {
+                groups.entry(m.clone()).or_default().push(group.clone());
+            }
+        }
+        Auth {
+            storage,
+            htpasswd,
+            groups,
+            max_users: config.htpasswd.as_ref().and_then(|h| h.max_users),
+            limiter: LoginLimiter::default(),
+            tokens: ttl_cache(),
+            basic: ttl_cache(),
+        }
+    }
+
+    /// Starts background work (re-reading the htpasswd file when it changes).
+    pub fn start(&self) {
+        if let Some(h) = &self.htpasswd {
+            h.watch();
+        }
+    }
+
+    pub fn identity(&self, user: &str) -> Identity {
+        Identity::user(user, self.groups.get(user).cloned().unwrap_or_default())
+    }
+
+    async fn password_hash(&self, name: &str) -> Result<Option<String>, AuthError> {
+        if let Some(h) = self.htpasswd.as_ref().and_then(|f| f.hash_of(name)) {
+            return Ok(Some(h));
+        }
+        if check_username(name).is_err() {
+            return Ok(None);
+        }
+        Ok(store::get_user(self.storage.as_ref(), name).await?.map(|u| u.password))
+    }
+
+    pub async fn user_exists(&self, name: &str) -> Result<bool, AuthError> {
+        Ok(self.password_hash(name).await?.is_some())
+    }
+
+    /// Checks a password, counting failures per user and per client address.
+    pub async fn check_password(&self, name: &str, password: &str, addr: Option<IpAddr>) -> Result<(), AuthError> {
+        let addr = addr.map(|a| a.to_string());
+        self.limiter
+            .check(name, addr.as_deref())
+            .map_err(AuthError::TooManyAttempts)?;
+        let hash = self.password_hash(name).await?;
+        let password = password.to_owned();
+        // bcrypt is deliberately slow: keep it off the async workers.
+        let ok = tokio::task::spawn_blocking(move || match hash {
+            Some(h) => password::verify(&password, &h),
+            None => {
+                let _ = password::verify(&password, &DUMMY_HASH);
+                false
+            }
+        })
+        .await
+        .unwrap_or(false);
+        if ok {
+            self.limiter.succeeded(name, addr.as_deref());
+            Ok(())
+        } else {
+            self.limiter.failed(name, addr.as_deref());
+            Err(AuthError::BadCredentials)
+        }
+    }
+
+    /// Registers a new user (bcrypt, in storage), within `max_users`.
+    pub async fn register(&self, name: &str, password: &str, email: Option<String>) -> Result<(), AuthError> {
+        check_username(name)?;
+        if password.chars().count() < MIN_PASSWORD {
+            return Err(AuthError::WeakPassword);
+        }
+        if let Some(limit) = self.max_users {
+            if limit == 0 {
+                return Err(AuthError::RegistrationClosed);
+            }
+            let seeded = self.htpasswd.as_ref().map(|h| h.users().len()).unwrap_or(0);
+            let count = seeded + store::count_users(self.storage.as_ref()).await?;
+            if count as u64 >= limit {
+                return Err(AuthError::UserLimit(limit));
+            }
+        }
+        let password = password.to_owned();
+        let hash = tokio::task::spawn_blocking(move || password::hash(&password))
+            .await
+            .map_err(|e| AuthError::Storage(StorageError::Unavailable(e.to_string())))?;
+        let record = UserRecord {
+            name: name.to_owned(),
+            password: hash,
+            email,
+            created: now(),
+        };
+        store::create_user(self.storage.as_ref(), &record).await?;
+        tracing::info!(user = name, "user registered");
+        Ok(())
+    }
+
+    pub async fn issue_token(&self, user: &str, opts: TokenOptions) -> Result<(String, TokenRecord), AuthError> {
+        for c in &opts.cidr_whitelist {
+            c.parse::<ipnet::IpNet>()
+                .map_err(|_| AuthError::InvalidCidr(c.clone()))?;
+        }
+        let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()));
+        let record = TokenRecord {
+            key: sha256_hex(&token),
+            user: user.to_owned(),
+            prefix: token[..TOKEN_PREFIX.len() + 4].to_owned(),
+            name: opts.name,
+            readonly: opts.readonly,
+            cidr_whitelist: opts.cidr_whitelist,
+            created: now(),
+            expires: opts
+                .expires_days
+                .map(|d| (Utc::now() + ChronoDuration::days(d.into())).to_rfc3339_opts(SecondsFormat::Millis, true)),
+        };
+        store::create_token(self.storage.as_ref(), &record).await?;
+        Ok((token, record))
+    }
+
+    pub async fn authenticate_bearer(&self, token: &str, addr: Option<IpAddr>) -> Result<Identity, AuthError> {
+        let key = sha256_hex(token);
+        let record = match self.tokens.get(&key) {
+            Some(r) => r,
+            None => {
+                let r = store::get_token(self.storage.as_ref(), &key)
+                    .await?
+                    .ok_or(AuthError::InvalidToken)?;
+                self.tokens.insert(key.clone(), r.clone());
+                r
+            }
+        };
+        if record.expires.as_deref().is_some_and(|e| e < now().as_str()) {
+            return Err(AuthError::InvalidToken);
+        }
+        if !record.cidr_whitelist.is_empty() {
+            let allowed = addr.is_some_and(|a| {
+                record
+                    .cidr_whitelist
+                    .iter()
+                    .filter_map(|c| c.parse::<ipnet::IpNet>().ok())
+                    .any(|net| net.contains(&a))
+            });
+            if !allowed {
+                return Err(AuthError::AddressNotAllowed(
+                    addr.map(|a| a.to_string())
+                        .unwrap_or_else(|| "an unknown address".into()),
+                ));
+            }
+        }
+        let mut who = self.identity(&record.user);
+        who.readonly = record.readonly;
+        who.token_key = Some(key);
+        Ok(who)
+    }
+
+    pub async fn authenticate_basic(
+        &self,
+        user: &str,
+        password: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<Identity, AuthError> {
+        let key = sha256_hex(&format!("{user}\0{password}"));
+        if self.basic.get(&key).is_none() {
+            self.check_password(user, password, addr).await?;
+            self.basic.insert(key, ());
+        }
+        Ok(self.identity(user))
+    }
+
+    pub async fn tokens(&self, user: &str) -> Result<Vec<TokenRecord>, AuthError> {
+        Ok(store::tokens_of(self.storage.as_ref(), user).await?)
+    }
+
+    /// Revokes one of `user`'s tokens by its key; false when there is no such token of theirs.
+    pub async fn revoke(&self, user: &str, key: &str) -> Result<bool, AuthError> {
+        if !key.chars().all(|c| c.is_ascii_hexdigit()) || key.len() != 64 {
+            return Ok(false);
+        }
+        match store::get_token(self.storage.as_ref(), key).await? {
+            Some(t) if t.user == user => {
+                store::delete_token(self.storage.as_ref(), key).await?;
+                self.tokens.invalidate(key);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Revokes a token given in full (`npm logout`).
+    pub async fn revoke_token(&self, user: &str, token: &str) -> Result<bool, AuthError> {
+        self.revoke(user, &sha256_hex(token)).await
+    }
+}

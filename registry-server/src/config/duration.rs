@@ -10,8 +10,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     {
         return Ok(Duration::from_secs_f64(seconds));
     }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("expected an interval such as 30s or 2m, got {text:?} ({e})"))
+    humantime::parse_duration(t).map_err(|e| format!("expected an interval such as 30s or 2m, got {text:?} ({e})"))
 }
 
 #[cfg(test)]

@@ -33,10 +33,7 @@ pub fn parse(text: &str) -> Result<SocketAddr, String> {
     if let Ok(port) = t.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    let with_port = if t
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
+    let with_port = if t.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
         t.to_owned()
     } else {
         format!("{t}:4873")
@@ -57,10 +54,7 @@ mod tests {
     fn parses_listen_forms() {
         assert_eq!(parse("4873").unwrap().to_string(), "127.0.0.1:4873");
         assert_eq!(parse("0.0.0.0:5000").unwrap().to_string(), "0.0.0.0:5000");
-        assert_eq!(
-            parse("http://localhost:4000/").unwrap().to_string(),
-            "127.0.0.1:4000"
-        );
+        assert_eq!(parse("http://localhost:4000/").unwrap().to_string(), "127.0.0.1:4000");
         assert_eq!(parse("[::1]:4873").unwrap().to_string(), "[::1]:4873");
         assert!(parse("unix:/tmp/sock").is_err());
         assert!(parse("https://0.0.0.0:443").is_err());

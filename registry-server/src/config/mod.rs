@@ -24,10 +24,7 @@ pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config is not valid YAML: {0}")]
     Yaml(String),
     #[error("invalid value for `{key}`: {reason}")]
@@ -203,22 +200,18 @@ fn resolve(raw: RawConfig, base: &Path, warnings: &mut Vec<String>) -> Result<Co
         None => None,
         Some(auth) => {
             for plugin in auth.plugins.keys() {
-                warnings.push(format!(
-                    "auth plugin `auth.{plugin}` is not supported; ignored"
-                ));
+                warnings.push(format!("auth plugin `auth.{plugin}` is not supported; ignored"));
             }
             match auth.htpasswd {
                 None => None,
                 Some(h) => {
-                    let file = h
-                        .file
-                        .ok_or_else(|| invalid("auth.htpasswd.file", "is required"))?;
+                    let file = h.file.ok_or_else(|| invalid("auth.htpasswd.file", "is required"))?;
                     if let Some(alg) = h.algorithm.as_deref()
                         && !alg.eq_ignore_ascii_case("bcrypt")
                     {
                         warnings.push(format!(
-                                "`auth.htpasswd.algorithm: {alg}` ignored: new users are always written with bcrypt"
-                            ));
+                            "`auth.htpasswd.algorithm: {alg}` ignored: new users are always written with bcrypt"
+                        ));
                     }
                     let max_users = match h.max_users {
                         None => None,
@@ -273,13 +266,8 @@ fn resolve(raw: RawConfig, base: &Path, warnings: &mut Vec<String>) -> Result<Co
     })
 }
 
-fn public_url(
-    public_url: Option<String>,
-    url_prefix: Option<String>,
-) -> Result<(Option<String>, String), ConfigError> {
-    let env_url = std::env::var("VERDACCIO_PUBLIC_URL")
-        .ok()
-        .filter(|s| !s.is_empty());
+fn public_url(public_url: Option<String>, url_prefix: Option<String>) -> Result<(Option<String>, String), ConfigError> {
+    let env_url = std::env::var("VERDACCIO_PUBLIC_URL").ok().filter(|s| !s.is_empty());
     let mut prefix = url_prefix.unwrap_or_else(|| "/".to_owned());
     // Old Verdaccio configs put a whole URL in url_prefix.
     let mut url = public_url.or(env_url).map(|u| ("public_url", u));
@@ -296,8 +284,7 @@ fn public_url(
     let url = match url {
         None => None,
         Some((key, u)) => {
-            let parsed = url::Url::parse(&u)
-                .map_err(|e| invalid(key, format!("{u:?} is not a URL: {e}")))?;
+            let parsed = url::Url::parse(&u).map_err(|e| invalid(key, format!("{u:?} is not a URL: {e}")))?;
             if parsed.scheme() != "http" && parsed.scheme() != "https" {
                 return Err(invalid(key, format!("{u:?} must be an http or https URL")));
             }
@@ -325,12 +312,7 @@ fn resolve_rule(
     let matcher = GlobBuilder::new(pattern)
         .literal_separator(true)
         .build()
-        .map_err(|e| {
-            invalid(
-                format!("packages.'{pattern}'"),
-                format!("not a valid pattern: {e}"),
-            )
-        })?
+        .map_err(|e| invalid(format!("packages.'{pattern}'"), format!("not a valid pattern: {e}")))?
         .compile_matcher();
     if rule.storage.is_some() {
         warnings.push(format!(
@@ -374,20 +356,12 @@ fn duration_value(key: &str, v: Option<Value>, default: Duration) -> Result<Dura
     }
 }
 
-fn resolve_uplink(
-    name: &str,
-    raw: RawUplink,
-    warnings: &mut Vec<String>,
-) -> Result<Uplink, ConfigError> {
+fn resolve_uplink(name: &str, raw: RawUplink, warnings: &mut Vec<String>) -> Result<Uplink, ConfigError> {
     let key = |field: &str| format!("uplinks.{name}.{field}");
     let url = raw.url.ok_or_else(|| invalid(key("url"), "is required"))?;
-    let parsed = url::Url::parse(&url)
-        .map_err(|e| invalid(key("url"), format!("{url:?} is not a URL: {e}")))?;
+    let parsed = url::Url::parse(&url).map_err(|e| invalid(key("url"), format!("{url:?} is not a URL: {e}")))?;
     if parsed.scheme() != "http" && parsed.scheme() != "https" {
-        return Err(invalid(
-            key("url"),
-            format!("{url:?} must be an http or https URL"),
-        ));
+        return Err(invalid(key("url"), format!("{url:?} must be an http or https URL")));
     }
     let mut url = parsed.to_string();
     if !url.ends_with('/') {
@@ -407,13 +381,7 @@ fn resolve_uplink(
     let auth = match raw.auth {
         None => None,
         Some(a) => {
-            let kind = match a
-                .kind
-                .as_deref()
-                .unwrap_or("bearer")
-                .to_ascii_lowercase()
-                .as_str()
-            {
+            let kind = match a.kind.as_deref().unwrap_or("bearer").to_ascii_lowercase().as_str() {
                 "bearer" => UplinkAuthKind::Bearer,
                 "basic" => UplinkAuthKind::Basic,
                 other => {
@@ -446,11 +414,7 @@ fn resolve_uplink(
         url,
         timeout: duration_value(&key("timeout"), raw.timeout, Duration::from_secs(30))?,
         maxage: duration_value(&key("maxage"), raw.maxage, Duration::from_secs(120))?,
-        fail_timeout: duration_value(
-            &key("fail_timeout"),
-            raw.fail_timeout,
-            Duration::from_secs(300),
-        )?,
+        fail_timeout: duration_value(&key("fail_timeout"), raw.fail_timeout, Duration::from_secs(300))?,
         max_fails: raw.max_fails.unwrap_or(2),
         cache: raw.cache.unwrap_or(true),
         headers: raw.headers.unwrap_or_default(),
@@ -489,9 +453,7 @@ fn resolve_log(raw: Option<raw::RawLog>) -> Result<Log, ConfigError> {
         other => {
             return Err(invalid(
                 "log.level",
-                format!(
-                    "must be one of trace, debug, http, info, warn, error, fatal; got {other:?}"
-                ),
+                format!("must be one of trace, debug, http, info, warn, error, fatal; got {other:?}"),
             ));
         }
     };

@@ -67,11 +67,7 @@ impl RawConfig {
             ("userRateLimit", self.user_rate_limit.is_some()),
             ("self_path", self.self_path.is_some()),
         ];
-        pairs
-            .into_iter()
-            .filter(|(_, set)| *set)
-            .map(|(k, _)| k)
-            .collect()
+        pairs.into_iter().filter(|(_, set)| *set).map(|(k, _)| k).collect()
     }
 }
 

@@ -57,10 +57,7 @@ listen: 0.0.0.0:4873
     assert_eq!(c.storage, Path::new("/etc/reg/./storage"));
     assert_eq!(c.max_body_size, 100 * 1024 * 1024);
     assert_eq!(c.htpasswd.as_ref().unwrap().max_users, Some(0));
-    assert_eq!(
-        c.htpasswd.as_ref().unwrap().file,
-        Path::new("/etc/reg/./htpasswd")
-    );
+    assert_eq!(c.htpasswd.as_ref().unwrap().file, Path::new("/etc/reg/./htpasswd"));
     let up = &c.uplinks["npmjs"];
     assert_eq!(up.url, "https://upstream.example.com/");
     assert_eq!(up.maxage, Duration::from_secs(600));
@@ -83,10 +80,8 @@ listen: 0.0.0.0:4873
 
 #[test]
 fn unknown_keys_warn_with_their_path() {
-    let loaded = parse(
-        "listen: 4873\nfrobnicate: 1\nuplinks:\n  a:\n    url: http://x.example\n    colour: red\n",
-    )
-    .unwrap();
+    let loaded =
+        parse("listen: 4873\nfrobnicate: 1\nuplinks:\n  a:\n    url: http://x.example\n    colour: red\n").unwrap();
     let w = loaded.warnings.join("\n");
     assert!(w.contains("`frobnicate`"), "{w}");
     assert!(w.contains("`uplinks.a.colour`"), "{w}");
@@ -103,10 +98,7 @@ fn invalid_values_name_the_key() {
             "uplinks:\n  a:\n    url: http://x\n    maxage: forever\n",
             "uplinks.a.maxage",
         ),
-        (
-            "packages:\n  '**':\n    proxy: nowhere\n",
-            "packages.'**'.proxy",
-        ),
+        ("packages:\n  '**':\n    proxy: nowhere\n", "packages.'**'.proxy"),
         ("packages:\n  'a[':\n    access: $all\n", "packages.'a['"),
         ("log: {format: xml}", "log.format"),
         ("public_url: not a url", "public_url"),
@@ -114,10 +106,7 @@ fn invalid_values_name_the_key() {
             "uplinks:\n  a:\n    url: http://x\n    auth: {type: bearer, token: secret}\n",
             "uplinks.a.auth.token",
         ),
-        (
-            "auth:\n  htpasswd:\n    max_users: 3\n",
-            "auth.htpasswd.file",
-        ),
+        ("auth:\n  htpasswd:\n    max_users: 3\n", "auth.htpasswd.file"),
     ];
     for (text, key) in cases {
         match parse(text) {
@@ -128,10 +117,7 @@ fn invalid_values_name_the_key() {
             other => panic!("{text:?} gave {other:?}"),
         }
     }
-    assert!(matches!(
-        parse("listen: [unclosed"),
-        Err(ConfigError::Yaml(_))
-    ));
+    assert!(matches!(parse("listen: [unclosed"), Err(ConfigError::Yaml(_))));
 }
 
 #[test]
@@ -139,16 +125,9 @@ fn url_prefix_and_public_url() {
     let c = parse("url_prefix: /npm").unwrap().config;
     assert_eq!(c.url_prefix, "/npm/");
     assert_eq!(c.public_url, None);
-    let c = parse("public_url: https://npm.example.com/base")
-        .unwrap()
-        .config;
-    assert_eq!(
-        c.public_url.as_deref(),
-        Some("https://npm.example.com/base/")
-    );
-    let c = parse("url_prefix: https://old.example.com/")
-        .unwrap()
-        .config;
+    let c = parse("public_url: https://npm.example.com/base").unwrap().config;
+    assert_eq!(c.public_url.as_deref(), Some("https://npm.example.com/base/"));
+    let c = parse("url_prefix: https://old.example.com/").unwrap().config;
     assert_eq!(c.public_url.as_deref(), Some("https://old.example.com/"));
 }
 

@@ -11,8 +11,7 @@ fn first(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn safe_host(h: &str) -> bool {
-    h.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-.:[]_".contains(c))
+    h.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]_".contains(c))
 }
 
 pub fn base_url(settings: &Settings, headers: &HeaderMap) -> String {
@@ -48,10 +47,7 @@ mod tests {
         assert_eq!(base_url(&settings(None), &h), "http://reg.local:4873/npm/");
         h.insert("x-forwarded-proto", "https".parse().unwrap());
         h.insert("x-forwarded-host", "npm.example.com".parse().unwrap());
-        assert_eq!(
-            base_url(&settings(None), &h),
-            "https://npm.example.com/npm/"
-        );
+        assert_eq!(base_url(&settings(None), &h), "https://npm.example.com/npm/");
         assert_eq!(
             base_url(&settings(Some("https://x.example/")), &h),
             "https://x.example/"

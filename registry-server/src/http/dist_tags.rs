@@ -3,7 +3,7 @@
 use super::AppState;
 use super::body;
 use super::error::{ApiError, ApiResult};
-use super::identity::identify;
+use super::identity::Caller;
 use super::path::{decode, split_name};
 use crate::auth::Identity;
 use crate::package::PackageName;
@@ -20,32 +20,21 @@ const TAG_BODY_LIMIT: u64 = 4096;
 pub async fn dispatch(
     State(state): State<AppState>,
     Path(rest): Path<String>,
+    Caller(who): Caller,
     method: Method,
-    headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(state, rest, method, headers, body)
+    handle(state, rest, who, method, body)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn handle(
-    state: AppState,
-    rest: String,
-    method: Method,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult {
+async fn handle(state: AppState, rest: String, who: Identity, method: Method, body: Body) -> ApiResult {
     let rest = decode(&rest)?;
     let (name, tail) = split_name(&rest)?;
-    let who = identify(&headers);
     match (method, tail.as_slice()) {
-        (Method::GET, ["dist-tags"]) => {
-            Ok(Json(state.registry.dist_tags(&name, &who).await?).into_response())
-        }
-        (Method::PUT | Method::POST, ["dist-tags", tag]) => {
-            put_tag(&state, &name, tag, &who, body).await
-        }
+        (Method::GET, ["dist-tags"]) => Ok(Json(state.registry.dist_tags(&name, &who).await?).into_response()),
+        (Method::PUT | Method::POST, ["dist-tags", tag]) => put_tag(&state, &name, tag, &who, body).await,
         (Method::DELETE, ["dist-tags", tag]) => {
             state.registry.remove_tag(&name, tag, &who).await?;
             Ok(Json(json!({"ok": format!("dist-tag {tag} removed")})).into_response())
@@ -57,18 +46,10 @@ async fn handle(
     }
 }
 
-pub async fn put_tag(
-    state: &AppState,
-    name: &PackageName,
-    tag: &str,
-    who: &Identity,
-    body: Body,
-) -> ApiResult {
+pub async fn put_tag(state: &AppState, name: &PackageName, tag: &str, who: &Identity, body: Body) -> ApiResult {
     let value = body::read_json(&HeaderMap::new(), body, TAG_BODY_LIMIT).await?;
     let Value::String(version) = value else {
-        return Err(ApiError::bad_request(
-            "the body must be a JSON string naming a version",
-        ));
+        return Err(ApiError::bad_request("the body must be a JSON string naming a version"));
     };
     state.registry.set_tag(name, tag, &version, who).await?;
     Ok((

@@ -1,5 +1,6 @@
 //! The one place where errors become HTTP statuses and npm-style JSON bodies (`{"error": ...}`).
 
+use crate::auth::AuthError;
 use crate::package::PackageError;
 use crate::registry::RegistryError;
 use crate::storage::StorageError;
@@ -12,6 +13,8 @@ use serde_json::json;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds for `Retry-After` (429 and 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -19,6 +22,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -88,12 +92,38 @@ impl From<StorageError> for ApiError {
     }
 }
 
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let message = e.to_string();
+        let (status, retry_after) = match e {
+            AuthError::Storage(s) => return RegistryError::Storage(s).into(),
+            AuthError::BadCredentials
+            | AuthError::InvalidToken
+            | AuthError::AddressNotAllowed(_)
+            | AuthError::Required => (StatusCode::UNAUTHORIZED, None),
+            AuthError::BadHeader
+            | AuthError::InvalidUsername(_)
+            | AuthError::WeakPassword
+            | AuthError::InvalidCidr(_) => (StatusCode::BAD_REQUEST, None),
+            AuthError::RegistrationClosed | AuthError::UserLimit(_) => (StatusCode::FORBIDDEN, None),
+            AuthError::TooManyAttempts(wait) => (StatusCode::TOO_MANY_REQUESTS, Some(wait.as_secs())),
+        };
+        ApiError {
+            status,
+            message,
+            retry_after,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = (self.status, Json(json!({ "error": self.message }))).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let retry = self
+            .retry_after
+            .or((self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(1));
+        if let Some(secs) = retry {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         res
     }

@@ -1,8 +1,68 @@
-//! Who sent a request. Until users and tokens exist every caller is anonymous.
+//! Who sent a request: `Authorization: Bearer <token>` or `Basic <user:password>`, else anonymous.
+//! A bad credential is a 401, never a silent downgrade to anonymous.
 
-use crate::auth::Identity;
-use axum::http::HeaderMap;
+use super::AppState;
+use super::error::ApiError;
+use crate::auth::{AuthError, Identity};
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use std::net::{IpAddr, SocketAddr};
 
-pub fn identify(_headers: &HeaderMap) -> Identity {
-    Identity::anonymous()
+/// The authenticated caller, as an extractor.
+pub struct Caller(pub Identity);
+
+/// The client's address: the last `X-Forwarded-For` hop (added by the load balancer in front of
+/// us), else the socket's peer.
+pub fn client_addr(headers: &HeaderMap, peer: Option<&ConnectInfo<SocketAddr>>) -> Option<IpAddr> {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|v| v.trim().parse().ok())
+        .or_else(|| peer.map(|c| c.0.ip()))
+}
+
+pub async fn identify(state: &AppState, headers: &HeaderMap, addr: Option<IpAddr>) -> Result<Identity, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(Identity::anonymous());
+    };
+    let value = value.to_str().map_err(|_| AuthError::BadHeader)?;
+    let (scheme, cred) = value.split_once(' ').ok_or(AuthError::BadHeader)?;
+    let cred = cred.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Ok(state.auth.authenticate_bearer(cred, addr).await?)
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = STANDARD.decode(cred).map_err(|_| AuthError::BadHeader)?;
+        let decoded = String::from_utf8(decoded).map_err(|_| AuthError::BadHeader)?;
+        let (user, password) = decoded.split_once(':').ok_or(AuthError::BadHeader)?;
+        Ok(state.auth.authenticate_basic(user, password, addr).await?)
+    } else {
+        Err(AuthError::BadHeader.into())
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let addr = client_addr(&parts.headers, parts.extensions.get::<ConnectInfo<SocketAddr>>());
+        identify(state, &parts.headers, addr).await.map(Caller)
+    }
+}
+
+/// The caller's address, as an extractor.
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(client_addr(
+            &parts.headers,
+            parts.extensions.get::<ConnectInfo<SocketAddr>>(),
+        )))
+    }
 }

@@ -12,24 +12,28 @@ pub mod path;
 mod publish;
 mod search;
 mod tarball;
+mod tokens;
+mod trace;
+mod user;
 
+use crate::auth::Auth;
 use crate::registry::Registry;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, delete, get, post, put};
 use error::{ApiError, ApiResult};
 use path::PackagePath;
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 
 /// What handlers need, shared by all requests.
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<Registry>,
+    pub auth: Arc<Auth>,
     pub settings: Arc<Settings>,
 }
 
@@ -47,10 +51,18 @@ pub fn router(state: AppState) -> Router {
         .route("/-/ready", get(health::ready))
         .route("/-/v1/search", get(search::search))
         .route("/-/package/{*rest}", any(dist_tags::dispatch))
+        .route("/-/user/{couch}", put(user::put_user).get(user::get_user))
+        .route("/-/user/{couch}/-rev/{rev}", put(user::put_user_rev))
+        .route("/-/user/token/{token}", delete(user::logout))
+        .route("/-/whoami", get(user::whoami))
+        .route("/-/npm/v1/user", get(user::profile).post(user::profile_update))
+        .route("/-/v1/login", post(user::web_login))
+        .route("/-/npm/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/-/npm/v1/tokens/token/{key}", delete(tokens::revoke))
         .route("/-/{*rest}", any(unknown_endpoint))
         .fallback(package_route)
         .layer(CatchPanicLayer::new())
-        .layer(TraceLayer::new_for_http())
+        .layer(trace::layer())
         .with_state(state)
 }
 
@@ -60,25 +72,27 @@ async fn unknown_endpoint(uri: Uri) -> ApiError {
 
 async fn package_route(
     State(state): State<AppState>,
+    caller: Result<identity::Caller, ApiError>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    route(state, method, uri, headers, body)
+    route(state, caller, method, uri, headers, body)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn route(
     state: AppState,
+    caller: Result<identity::Caller, ApiError>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
     let target = path::parse(uri.path())?;
-    let who = identity::identify(&headers);
+    let who = caller?.0;
     let head = method == Method::HEAD;
     match (method, target) {
         (Method::GET | Method::HEAD, PackagePath::Packument(name)) => {
@@ -90,9 +104,7 @@ async fn route(
         (Method::GET | Method::HEAD, PackagePath::Tarball(name, file)) => {
             tarball::get(&state, &name, &file, &who, head).await
         }
-        (Method::PUT, PackagePath::Packument(name)) => {
-            publish::put(&state, &name, None, &who, &headers, body).await
-        }
+        (Method::PUT, PackagePath::Packument(name)) => publish::put(&state, &name, None, &who, &headers, body).await,
         (Method::PUT, PackagePath::Revision(name, rev)) => {
             publish::put(&state, &name, Some(&rev), &who, &headers, body).await
         }
@@ -100,9 +112,7 @@ async fn route(
             // Verdaccio's legacy `PUT /:pkg/:tag` with a JSON string body.
             dist_tags::put_tag(&state, &name, &tag, &who, body).await
         }
-        (Method::DELETE, PackagePath::Revision(name, rev)) => {
-            publish::delete_package(&state, &name, &rev, &who).await
-        }
+        (Method::DELETE, PackagePath::Revision(name, rev)) => publish::delete_package(&state, &name, &rev, &who).await,
         (Method::DELETE, PackagePath::TarballRevision(name, file, rev)) => {
             publish::delete_tarball(&state, &name, &file, &rev, &who).await
         }

@@ -28,10 +28,7 @@ fn etag_of(bytes: &[u8]) -> String {
 
 /// Whether the client's cached copy is still current.
 fn not_modified(headers: &HeaderMap, etag: &str, modified: Option<DateTime<Utc>>) -> bool {
-    if let Some(inm) = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
         let strip = |t: &str| t.trim().trim_start_matches("W/").to_owned();
         let mine = strip(etag);
         return inm.split(',').any(|t| t.trim() == "*" || strip(t) == mine);
@@ -41,9 +38,7 @@ fn not_modified(headers: &HeaderMap, etag: &str, modified: Option<DateTime<Utc>>
         .and_then(|v| v.to_str().ok())
         .and_then(|v| httpdate::parse_http_date(v).ok());
     match (since, modified) {
-        (Some(since), Some(m)) => {
-            SystemTime::from(m) <= since + std::time::Duration::from_millis(999)
-        }
+        (Some(since), Some(m)) => SystemTime::from(m) <= since + std::time::Duration::from_millis(999),
         _ => false,
     }
 }
@@ -73,8 +68,7 @@ pub async fn get(
         StatusCode::NOT_MODIFIED.into_response()
     } else if head {
         let mut r = StatusCode::OK.into_response();
-        r.headers_mut()
-            .insert(header::CONTENT_LENGTH, bytes.len().into());
+        r.headers_mut().insert(header::CONTENT_LENGTH, bytes.len().into());
         r
     } else {
         Response::new(Body::from(bytes))
@@ -85,10 +79,7 @@ pub async fn get(
         header::ETAG,
         HeaderValue::from_str(&etag).expect("hex is a valid header"),
     );
-    h.insert(
-        header::VARY,
-        HeaderValue::from_static("Accept, Accept-Encoding"),
-    );
+    h.insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
     // Private registries change under clients' feet: always revalidate (cheap with the ETag).
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Some(m) = modified {
@@ -110,9 +101,8 @@ pub async fn version(
 ) -> ApiResult {
     let stored = state.registry.packument(name, who).await?;
     let full = packument::client_view(&stored, name, &base_url(&state.settings, headers));
-    let v = packument::version_view(&full, spec).ok_or_else(|| {
-        ApiError::not_found(format!("version or dist-tag {spec} of {name} not found"))
-    })?;
+    let v = packument::version_view(&full, spec)
+        .ok_or_else(|| ApiError::not_found(format!("version or dist-tag {spec} of {name} not found")))?;
     Ok(axum::Json(v).into_response())
 }
 

@@ -60,18 +60,13 @@ pub fn parse(raw_path: &str) -> Result<PackagePath, PackageError> {
         PackageName::check_filename(f)?;
         Ok(f.to_owned())
     };
-    let scope_matches = |s: &str| {
-        name.scope()
-            .is_some_and(|scope| s.strip_prefix('@') == Some(scope))
-    };
+    let scope_matches = |s: &str| name.scope().is_some_and(|scope| s.strip_prefix('@') == Some(scope));
     Ok(match rest.as_slice() {
         [] => PackagePath::Packument(name),
         ["-rev", rev] => PackagePath::Revision(name, (*rev).to_owned()),
         ["-", f] => PackagePath::Tarball(name.clone(), file(f)?),
         ["-", s, f] if scope_matches(s) => PackagePath::Tarball(name.clone(), file(f)?),
-        ["-", f, "-rev", rev] => {
-            PackagePath::TarballRevision(name.clone(), file(f)?, (*rev).to_owned())
-        }
+        ["-", f, "-rev", rev] => PackagePath::TarballRevision(name.clone(), file(f)?, (*rev).to_owned()),
         ["-", s, f, "-rev", rev] if scope_matches(s) => {
             PackagePath::TarballRevision(name.clone(), file(f)?, (*rev).to_owned())
         }
@@ -91,20 +86,10 @@ mod tests {
     #[test]
     fn packument_spellings() {
         for p in ["/@s/pkg", "/@s%2fpkg", "/@s%2Fpkg", "/@s/pkg/"] {
-            assert_eq!(
-                parse(p).unwrap(),
-                PackagePath::Packument(n("@s/pkg")),
-                "{p}"
-            );
+            assert_eq!(parse(p).unwrap(), PackagePath::Packument(n("@s/pkg")), "{p}");
         }
-        assert_eq!(
-            parse("/lodash").unwrap(),
-            PackagePath::Packument(n("lodash"))
-        );
-        assert_eq!(
-            parse("/JSONStream").unwrap(),
-            PackagePath::Packument(n("JSONStream"))
-        );
+        assert_eq!(parse("/lodash").unwrap(), PackagePath::Packument(n("lodash")));
+        assert_eq!(parse("/JSONStream").unwrap(), PackagePath::Packument(n("JSONStream")));
         assert_eq!(
             parse("/lodash/latest").unwrap(),
             PackagePath::Version(n("lodash"), "latest".into())

@@ -40,23 +40,12 @@ pub async fn put(
     }
 }
 
-pub async fn delete_package(
-    state: &AppState,
-    name: &PackageName,
-    rev: &str,
-    who: &Identity,
-) -> ApiResult {
+pub async fn delete_package(state: &AppState, name: &PackageName, rev: &str, who: &Identity) -> ApiResult {
     state.registry.unpublish_package(name, rev, who).await?;
     Ok(Json(json!({"ok": format!("package {name} removed")})).into_response())
 }
 
-pub async fn delete_tarball(
-    state: &AppState,
-    name: &PackageName,
-    file: &str,
-    rev: &str,
-    who: &Identity,
-) -> ApiResult {
+pub async fn delete_tarball(state: &AppState, name: &PackageName, file: &str, rev: &str, who: &Identity) -> ApiResult {
     state.registry.delete_tarball(name, file, rev, who).await?;
     Ok(Json(json!({"ok": format!("tarball {file} removed")})).into_response())
 }

@@ -2,10 +2,9 @@
 
 use super::AppState;
 use super::error::ApiResult;
-use super::identity::identify;
+use super::identity::Caller;
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -21,10 +20,9 @@ pub struct SearchParams {
 
 pub async fn search(
     State(state): State<AppState>,
+    Caller(who): Caller,
     Query(params): Query<SearchParams>,
-    headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    let who = identify(&headers);
     let size = params.size.unwrap_or(20).clamp(1, MAX_SIZE);
     let (objects, total) = state
         .registry

@@ -8,13 +8,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-pub async fn get(
-    state: &AppState,
-    name: &PackageName,
-    file: &str,
-    who: &Identity,
-    head: bool,
-) -> ApiResult {
+pub async fn get(state: &AppState, name: &PackageName, file: &str, who: &Identity, head: bool) -> ApiResult {
     let blob = state.registry.tarball(name, file, who).await?;
     let mut res = if head {
         StatusCode::OK.into_response()

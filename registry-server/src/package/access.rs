@@ -39,9 +39,7 @@ impl AccessRules {
 
     /// The uplinks a package may be fetched from, in failover order.
     pub fn proxies(&self, name: &str) -> &[String] {
-        self.rule_for(name)
-            .map(|r| r.proxy.as_slice())
-            .unwrap_or(&[])
+        self.rule_for(name).map(|r| r.proxy.as_slice()).unwrap_or(&[])
     }
 }
 
@@ -64,10 +62,7 @@ mod tests {
         let alice = Identity::user("alice", vec![]);
         let carol = Identity::user("carol", vec!["staff".into()]);
         assert!(!r.allows("@internal/lib", Action::Access, &anon));
-        assert!(
-            !r.allows("@internal/lib", Action::Access, &alice),
-            "alice is not staff"
-        );
+        assert!(!r.allows("@internal/lib", Action::Access, &alice), "alice is not staff");
         assert!(r.allows("@internal/lib", Action::Publish, &alice));
         assert!(r.allows("@internal/lib", Action::Access, &carol));
         assert!(!r.allows("@internal/lib", Action::Publish, &carol));

@@ -19,9 +19,7 @@ pub enum PackageError {
     },
     #[error("the publish of version {0} carries no tarball attachment")]
     MissingAttachment(String),
-    #[error(
-        "revision {given} is stale: the package is now at revision {current}; fetch it again and retry"
-    )]
+    #[error("revision {given} is stale: the package is now at revision {current}; fetch it again and retry")]
     StaleRevision { given: String, current: String },
     #[error("dist-tag {0:?} does not exist")]
     UnknownTag(String),

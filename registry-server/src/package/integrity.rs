@@ -15,12 +15,7 @@ pub fn digests(bytes: &[u8]) -> (String, String) {
 }
 
 /// Verifies every hash the publish declared; at least one must be present.
-pub fn verify(
-    file: &str,
-    bytes: &[u8],
-    integrity: Option<&str>,
-    shasum: Option<&str>,
-) -> Result<(), PackageError> {
+pub fn verify(file: &str, bytes: &[u8], integrity: Option<&str>, shasum: Option<&str>) -> Result<(), PackageError> {
     let mismatch = |field: &'static str, expected: &str, actual: String| PackageError::Integrity {
         file: file.to_owned(),
         field,

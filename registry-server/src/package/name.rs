@@ -42,10 +42,7 @@ impl PackageName {
     /// Parses a name for reading: safe as a path, possibly legacy.
     pub fn parse(name: &str) -> Result<Self, PackageError> {
         if name.len() > MAX_NAME_LENGTH {
-            return Err(err(
-                name,
-                "name can no longer contain more than 214 characters",
-            ));
+            return Err(err(name, "name can no longer contain more than 214 characters"));
         }
         let slash = if let Some(rest) = name.strip_prefix('@') {
             let (scope, pkg) = rest
@@ -74,10 +71,7 @@ impl PackageName {
             return Err(err(n, "name cannot start with an underscore"));
         }
         if n.chars().any(|c| "~'!()*".contains(c)) {
-            return Err(err(
-                n,
-                "name can no longer contain special characters (\"~'!()*\")",
-            ));
+            return Err(err(n, "name can no longer contain special characters (\"~'!()*\")"));
         }
         if ["node_modules", "favicon.ico"].contains(&self.unscoped()) && self.slash.is_none() {
             return Err(err(n, "name is not allowed"));
@@ -112,9 +106,7 @@ impl PackageName {
         let ok = file.ends_with(".tgz")
             && !file.starts_with('.')
             && file.len() <= 300
-            && file
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-._+".contains(c));
+            && file.chars().all(|c| c.is_ascii_alphanumeric() || "-._+".contains(c));
         if ok {
             Ok(())
         } else {
@@ -141,10 +133,7 @@ mod tests {
         assert_eq!(n.tarball_filename("1.0.0"), "pkg-1.0.0.tgz");
         let n = PackageName::parse("lodash").unwrap();
         assert_eq!(n.scope(), None);
-        assert_eq!(
-            n.tarball_filename("4.0.0-beta.1"),
-            "lodash-4.0.0-beta.1.tgz"
-        );
+        assert_eq!(n.tarball_filename("4.0.0-beta.1"), "lodash-4.0.0-beta.1.tgz");
     }
 
     #[test]
@@ -175,31 +164,11 @@ mod tests {
     fn legacy_names_read_but_not_created() {
         let n = PackageName::parse("JSONStream").unwrap();
         assert!(n.validate_new().is_err());
-        assert!(
-            PackageName::parse("_under")
-                .unwrap()
-                .validate_new()
-                .is_err()
-        );
+        assert!(PackageName::parse("_under").unwrap().validate_new().is_err());
         assert!(PackageName::parse("a!b").unwrap().validate_new().is_err());
-        assert!(
-            PackageName::parse("node_modules")
-                .unwrap()
-                .validate_new()
-                .is_err()
-        );
-        assert!(
-            PackageName::parse("@a/node_modules")
-                .unwrap()
-                .validate_new()
-                .is_ok()
-        );
-        assert!(
-            PackageName::parse("good-name.js")
-                .unwrap()
-                .validate_new()
-                .is_ok()
-        );
+        assert!(PackageName::parse("node_modules").unwrap().validate_new().is_err());
+        assert!(PackageName::parse("@a/node_modules").unwrap().validate_new().is_ok());
+        assert!(PackageName::parse("good-name.js").unwrap().validate_new().is_ok());
     }
 
     #[test]

@@ -74,18 +74,13 @@ pub fn client_view(stored: &Value, name: &PackageName, base: &str) -> Value {
         obj.remove(*f);
     }
     obj.insert("_attachments".into(), Value::Object(Map::new()));
-    obj.entry("_id")
-        .or_insert_with(|| Value::String(name.to_string()));
-    obj.entry("name")
-        .or_insert_with(|| Value::String(name.to_string()));
+    obj.entry("_id").or_insert_with(|| Value::String(name.to_string()));
+    obj.entry("name").or_insert_with(|| Value::String(name.to_string()));
     if let Some(versions) = obj.get_mut("versions").and_then(Value::as_object_mut) {
         for (version, manifest) in versions.iter_mut() {
             let file = tarball_file(name, version, manifest);
             if let Some(dist) = manifest.get_mut("dist").and_then(Value::as_object_mut) {
-                dist.insert(
-                    "tarball".into(),
-                    Value::String(tarball_url(base, name, &file)),
-                );
+                dist.insert("tarball".into(), Value::String(tarball_url(base, name, &file)));
             }
         }
     }
@@ -207,9 +202,7 @@ mod tests {
         let v = &a["versions"]["1.0.0"];
         assert_eq!(v["dependencies"]["a"], "^1");
         assert_eq!(v["hasInstallScript"], true);
-        assert!(
-            v.get("main").is_none() && v.get("scripts").is_none() && v.get("description").is_none()
-        );
+        assert!(v.get("main").is_none() && v.get("scripts").is_none() && v.get("description").is_none());
         let keys: Vec<_> = a.as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys, ["name", "dist-tags", "modified", "versions"]);
     }

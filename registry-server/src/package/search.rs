@@ -48,12 +48,7 @@ impl Query {
         let keywords: Vec<String> = latest
             .and_then(|l| l.get("keywords"))
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_lowercase)
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_lowercase).collect())
             .unwrap_or_default();
         if let Some(scope) = &self.scope
             && !name.starts_with(&format!("@{scope}/"))
@@ -91,10 +86,7 @@ pub fn result(doc: &Value, score: f64, max_score: f64) -> Value {
     let latest = latest(doc).cloned().unwrap_or(Value::Null);
     let name = doc.get("name").cloned().unwrap_or(Value::Null);
     let version = latest.get("version").cloned().unwrap_or(Value::Null);
-    let date = doc
-        .pointer("/time/modified")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let date = doc.pointer("/time/modified").cloned().unwrap_or(Value::Null);
     let publisher = latest
         .pointer("/_npmUser/name")
         .and_then(Value::as_str)
@@ -109,11 +101,7 @@ pub fn result(doc: &Value, score: f64, max_score: f64) -> Value {
                 .collect()
         })
         .unwrap_or_default();
-    let normalized = if max_score > 0.0 {
-        score / max_score
-    } else {
-        0.0
-    };
+    let normalized = if max_score > 0.0 { score / max_score } else { 0.0 };
     let mut package = json!({
         "name": name,
         "version": version,

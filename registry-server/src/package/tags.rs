@@ -9,9 +9,7 @@ pub fn check_tag(tag: &str) -> Result<(), PackageError> {
         .chars()
         .any(|c| c.is_whitespace() || c == '/' || c == '%' || c.is_control());
     if tag.is_empty() || bad_char || tag.len() > 128 {
-        return Err(PackageError::InvalidTag(format!(
-            "{tag:?} is not a valid dist-tag"
-        )));
+        return Err(PackageError::InvalidTag(format!("{tag:?} is not a valid dist-tag")));
     }
     if semver::VersionReq::parse(tag).is_ok() {
         return Err(PackageError::InvalidTag(format!(
@@ -41,10 +39,7 @@ fn tags_mut(doc: &mut Value) -> Result<&mut Map<String, Value>, PackageError> {
 pub fn set(doc: &mut Value, tag: &str, version: &str) -> Result<(), PackageError> {
     check_tag(tag)?;
     if doc
-        .pointer(&format!(
-            "/versions/{}",
-            version.replace('~', "~0").replace('/', "~1")
-        ))
+        .pointer(&format!("/versions/{}", version.replace('~', "~0").replace('/', "~1")))
         .is_none()
     {
         return Err(PackageError::UnknownVersion(version.to_owned()));
@@ -55,9 +50,7 @@ pub fn set(doc: &mut Value, tag: &str, version: &str) -> Result<(), PackageError
 
 pub fn remove(doc: &mut Value, tag: &str) -> Result<(), PackageError> {
     if tag == "latest" {
-        return Err(PackageError::InvalidTag(
-            "the latest dist-tag cannot be removed".into(),
-        ));
+        return Err(PackageError::InvalidTag("the latest dist-tag cannot be removed".into()));
     }
     tags_mut(doc)?
         .remove(tag)
@@ -86,8 +79,7 @@ mod tests {
 
     #[test]
     fn set_and_remove() {
-        let mut doc =
-            json!({"dist-tags": {"latest": "1.0.0"}, "versions": {"1.0.0": {}, "2.0.0-rc.1": {}}});
+        let mut doc = json!({"dist-tags": {"latest": "1.0.0"}, "versions": {"1.0.0": {}, "2.0.0-rc.1": {}}});
         set(&mut doc, "next", "2.0.0-rc.1").unwrap();
         assert_eq!(doc["dist-tags"]["next"], "2.0.0-rc.1");
         assert_eq!(
@@ -99,23 +91,14 @@ mod tests {
             Err(PackageError::InvalidTag(_))
         ));
         remove(&mut doc, "next").unwrap();
-        assert_eq!(
-            remove(&mut doc, "next"),
-            Err(PackageError::UnknownTag("next".into()))
-        );
+        assert_eq!(remove(&mut doc, "next"), Err(PackageError::UnknownTag("next".into())));
         assert!(remove(&mut doc, "latest").is_err());
     }
 
     #[test]
     fn highest_prefers_releases() {
-        assert_eq!(
-            highest(["1.0.0", "2.0.0-rc.1", "1.5.0"]).as_deref(),
-            Some("1.5.0")
-        );
-        assert_eq!(
-            highest(["2.0.0-rc.1", "2.0.0-rc.2"]).as_deref(),
-            Some("2.0.0-rc.2")
-        );
+        assert_eq!(highest(["1.0.0", "2.0.0-rc.1", "1.5.0"]).as_deref(), Some("1.5.0"));
+        assert_eq!(highest(["2.0.0-rc.1", "2.0.0-rc.2"]).as_deref(), Some("2.0.0-rc.2"));
         assert_eq!(highest(Vec::<String>::new()), None);
     }
 }

@@ -104,9 +104,9 @@ pub fn apply(stored: &Value, incoming: &Value, now: DateTime<Utc>) -> Result<Upd
     if let Some(inc_tags) = inc.get("dist-tags").and_then(Value::as_object) {
         let mut new_tags = Map::new();
         for (tag, v) in inc_tags {
-            let v = v.as_str().ok_or_else(|| {
-                PackageError::BadRequest(format!("dist-tag {tag} must name a version"))
-            })?;
+            let v = v
+                .as_str()
+                .ok_or_else(|| PackageError::BadRequest(format!("dist-tag {tag} must name a version")))?;
             tags::check_tag(tag)?;
             new_tags.insert(tag.clone(), Value::String(v.to_owned()));
         }
@@ -177,10 +177,7 @@ mod tests {
         inc["dist-tags"] = json!({"latest": "1.1.0", "old": "1.0.0"}); // a client that did not fix tags
         let u = apply(&stored(), &inc, Utc::now()).unwrap();
         assert_eq!(u.removed_versions, ["1.1.0"]);
-        assert_eq!(
-            u.doc["dist-tags"],
-            json!({"old": "1.0.0", "latest": "1.0.0"})
-        );
+        assert_eq!(u.doc["dist-tags"], json!({"old": "1.0.0", "latest": "1.0.0"}));
         assert!(u.doc["time"].get("1.1.0").is_none());
         assert!(u.doc["_attachments"].get("p-1.1.0.tgz").is_none());
     }

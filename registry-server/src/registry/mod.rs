@@ -32,8 +32,7 @@ pub struct Doc {
 }
 
 fn parse_doc(name: &PackageName, bytes: &[u8]) -> Result<Value> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| PackageError::Corrupt(format!("{name}/package.json: {e}")).into())
+    serde_json::from_slice(bytes).map_err(|e| PackageError::Corrupt(format!("{name}/package.json: {e}")).into())
 }
 
 fn not_found(name: &PackageName) -> RegistryError {
@@ -52,6 +51,11 @@ impl Registry {
     /// Refuses `action` on `name` for `who`. A package the caller may not read is reported as
     /// missing (its existence is not revealed), except that anonymous callers are told to log in.
     pub fn authorize(&self, name: &PackageName, action: Action, who: &Identity) -> Result<()> {
+        if who.readonly && action != Action::Access {
+            return Err(RegistryError::Forbidden(format!(
+                "this token is read-only: it cannot publish or change {name}"
+            )));
+        }
         if self.rules.allows(name.as_str(), action, who) {
             return Ok(());
         }
@@ -102,15 +106,9 @@ impl Registry {
             let current = self.read_doc(name).await?;
             let revision = current.as_ref().map(|d| d.revision.clone());
             let (mut doc, out) = change(current.map(|d| d.value))?;
-            doc["_rev"] = Value::String(crate::package::revision::next(
-                doc.get("_rev").and_then(Value::as_str),
-            ));
+            doc["_rev"] = Value::String(crate::package::revision::next(doc.get("_rev").and_then(Value::as_str)));
             let bytes = serde_json::to_vec_pretty(&doc).expect("a JSON value serializes");
-            match self
-                .storage
-                .write(&key, Bytes::from(bytes), revision.as_ref())
-                .await
-            {
+            match self.storage.write(&key, Bytes::from(bytes), revision.as_ref()).await {
                 Ok(_) => return Ok(out),
                 Err(StorageError::Conflict(_)) => {
                     // Jittered backoff, growing a little with each lost race.
@@ -124,13 +122,7 @@ impl Registry {
     }
 
     /// `PUT /:pkg` with attachments. `base` is this registry's URL for `dist.tarball`.
-    pub async fn publish(
-        &self,
-        name: &PackageName,
-        body: &Value,
-        who: &Identity,
-        base: &str,
-    ) -> Result<()> {
+    pub async fn publish(&self, name: &PackageName, body: &Value, who: &Identity, base: &str) -> Result<()> {
         self.authorize(name, Action::Publish, who)?;
         let parsed = publish::parse(name, body)?;
         let existing = self.read_doc(name).await?;
@@ -145,10 +137,7 @@ impl Registry {
         let publisher = who.name.clone();
         let now = Utc::now();
         self.modify(name, |doc| {
-            Ok((
-                publish::merge(name, doc, &parsed, base, now, publisher.as_deref())?,
-                (),
-            ))
+            Ok((publish::merge(name, doc, &parsed, base, now, publisher.as_deref())?, ()))
         })
         .await?;
         if existing.is_none() {
@@ -159,20 +148,12 @@ impl Registry {
 
     async fn store_tarball(&self, name: &PackageName, file: &str, bytes: &[u8]) -> Result<()> {
         let key = layout::tarball(name, file)?;
-        match self
-            .storage
-            .put_blob(&key, Bytes::copy_from_slice(bytes))
-            .await
-        {
+        match self.storage.put_blob(&key, Bytes::copy_from_slice(bytes)).await {
             Ok(()) => Ok(()),
             Err(StorageError::AlreadyExists(_)) => {
                 // A retried publish of identical bytes is fine; anything else would silently
                 // change a tarball whose integrity someone may already have recorded.
-                if read_blob_bytes(self.storage.as_ref(), &key)
-                    .await?
-                    .as_deref()
-                    == Some(bytes)
-                {
+                if read_blob_bytes(self.storage.as_ref(), &key).await?.as_deref() == Some(bytes) {
                     Ok(())
                 } else {
                     Err(RegistryError::Conflict(format!(
@@ -185,27 +166,19 @@ impl Registry {
     }
 
     /// `PUT /:pkg[/-rev/:rev]` without attachments: deprecate, unpublish versions, tags, star, owners.
-    pub async fn update(
-        &self,
-        name: &PackageName,
-        rev: Option<&str>,
-        body: &Value,
-        who: &Identity,
-    ) -> Result<()> {
+    pub async fn update(&self, name: &PackageName, rev: Option<&str>, body: &Value, who: &Identity) -> Result<()> {
         self.authorize(name, Action::Access, who)?;
         let rev = rev.or_else(|| body.get("_rev").and_then(Value::as_str));
         let now = Utc::now();
         let removed = self
             .modify(name, |doc| {
-                let doc =
-                    doc.ok_or_else(|| match body.get("versions").and_then(Value::as_object) {
-                        // A first publish that forgot its tarball, not an update.
-                        Some(vs) if !vs.is_empty() => PackageError::MissingAttachment(
-                            vs.keys().next().cloned().unwrap_or_default(),
-                        )
-                        .into(),
-                        _ => not_found(name),
-                    })?;
+                let doc = doc.ok_or_else(|| match body.get("versions").and_then(Value::as_object) {
+                    // A first publish that forgot its tarball, not an update.
+                    Some(vs) if !vs.is_empty() => {
+                        PackageError::MissingAttachment(vs.keys().next().cloned().unwrap_or_default()).into()
+                    }
+                    _ => not_found(name),
+                })?;
                 update::check_revision(&doc, rev)?;
                 let u = update::apply(&doc, body, now)?;
                 let action = if u.is_destructive() {
@@ -222,12 +195,7 @@ impl Registry {
     }
 
     /// `DELETE /:pkg/-rev/:rev`: the whole package with its tarballs.
-    pub async fn unpublish_package(
-        &self,
-        name: &PackageName,
-        rev: &str,
-        who: &Identity,
-    ) -> Result<()> {
+    pub async fn unpublish_package(&self, name: &PackageName, rev: &str, who: &Identity) -> Result<()> {
         self.authorize(name, Action::Unpublish, who)?;
         let doc = self.read_doc(name).await?.ok_or_else(|| not_found(name))?;
         update::check_revision(&doc.value, Some(rev))?;
@@ -235,16 +203,14 @@ impl Registry {
             .delete(&layout::packument(name)?, &doc.revision)
             .await
             .map_err(|e| match e {
-                StorageError::Conflict(_) => RegistryError::Conflict(format!(
-                    "{name} changed while it was being unpublished; retry"
-                )),
+                StorageError::Conflict(_) => {
+                    RegistryError::Conflict(format!("{name} changed while it was being unpublished; retry"))
+                }
                 e => e.into(),
             })?;
         for file in self.storage.list(&layout::package_dir(name)?).await? {
             if file.ends_with(".tgz") {
-                self.storage
-                    .delete_blob(&layout::tarball(name, &file)?)
-                    .await?;
+                self.storage.delete_blob(&layout::tarball(name, &file)?).await?;
             }
         }
         package_list::remove(self.storage.as_ref(), name).await?;
@@ -253,33 +219,21 @@ impl Registry {
     }
 
     /// `DELETE /:pkg/-/:file/-rev/:rev`: the tarball of a version already removed from metadata.
-    pub async fn delete_tarball(
-        &self,
-        name: &PackageName,
-        file: &str,
-        rev: &str,
-        who: &Identity,
-    ) -> Result<()> {
+    pub async fn delete_tarball(&self, name: &PackageName, file: &str, rev: &str, who: &Identity) -> Result<()> {
         PackageName::check_filename(file)?;
         self.authorize(name, Action::Unpublish, who)?;
         let doc = self.read_doc(name).await?.ok_or_else(|| not_found(name))?;
         update::check_revision(&doc.value, Some(rev))?;
-        let still_used = doc
-            .value
-            .get("versions")
-            .and_then(Value::as_object)
-            .is_some_and(|vs| {
-                vs.iter()
-                    .any(|(v, m)| crate::package::packument::tarball_file(name, v, m) == file)
-            });
+        let still_used = doc.value.get("versions").and_then(Value::as_object).is_some_and(|vs| {
+            vs.iter()
+                .any(|(v, m)| crate::package::packument::tarball_file(name, v, m) == file)
+        });
         if still_used {
             return Err(RegistryError::Conflict(format!(
                 "{file} belongs to a published version of {name}; unpublish the version first"
             )));
         }
-        self.storage
-            .delete_blob(&layout::tarball(name, file)?)
-            .await?;
+        self.storage.delete_blob(&layout::tarball(name, file)?).await?;
         Ok(())
     }
 
@@ -292,21 +246,11 @@ impl Registry {
             .ok_or_else(|| RegistryError::NotFound(format!("tarball {file} of {name} not found")))
     }
 
-    pub async fn dist_tags(
-        &self,
-        name: &PackageName,
-        who: &Identity,
-    ) -> Result<Map<String, Value>> {
+    pub async fn dist_tags(&self, name: &PackageName, who: &Identity) -> Result<Map<String, Value>> {
         Ok(tags::tags(&self.packument(name, who).await?))
     }
 
-    pub async fn set_tag(
-        &self,
-        name: &PackageName,
-        tag: &str,
-        version: &str,
-        who: &Identity,
-    ) -> Result<()> {
+    pub async fn set_tag(&self, name: &PackageName, tag: &str, version: &str, who: &Identity) -> Result<()> {
         self.authorize(name, Action::Publish, who)?;
         self.modify(name, |doc| {
             let mut doc = doc.ok_or_else(|| not_found(name))?;
@@ -327,13 +271,7 @@ impl Registry {
     }
 
     /// Local packages the caller may read that match `text`, best first: `(page, total)`.
-    pub async fn search(
-        &self,
-        text: &str,
-        from: usize,
-        size: usize,
-        who: &Identity,
-    ) -> Result<(Vec<Value>, usize)> {
+    pub async fn search(&self, text: &str, from: usize, size: usize, who: &Identity) -> Result<(Vec<Value>, usize)> {
         let query = search::Query::parse(text);
         let mut hits = Vec::new();
         for n in package_list::read(self.storage.as_ref()).await? {

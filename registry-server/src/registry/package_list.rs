@@ -15,12 +15,7 @@ pub async fn read(storage: &dyn Storage) -> Result<Vec<String>> {
     Ok(doc
         .get("list")
         .and_then(Value::as_array)
-        .map(|l| {
-            l.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
+        .map(|l| l.iter().filter_map(Value::as_str).map(str::to_owned).collect())
         .unwrap_or_default())
 }
 
@@ -44,10 +39,7 @@ async fn change(storage: &dyn Storage, name: &PackageName, add: bool) -> Result<
             (false, true) => list.retain(|v| v.as_str() != Some(name.as_str())),
         }
         let bytes = Bytes::from(serde_json::to_vec(&doc).expect("JSON serializes"));
-        match storage
-            .write(&key, bytes, current.as_ref().map(|c| &c.revision))
-            .await
-        {
+        match storage.write(&key, bytes, current.as_ref().map(|c| &c.revision)).await {
             Ok(_) => return Ok(()),
             Err(StorageError::Conflict(_)) => tokio::task::yield_now().await,
             Err(e) => return Err(e.into()),

@@ -17,9 +17,9 @@ impl Key {
         let path = path.into();
         let ok = !path.is_empty()
             && !path.starts_with('/')
-            && path.split('/').all(|s| {
-                !s.is_empty() && s != "." && s != ".." && !s.contains('\\') && !s.contains('\0')
-            });
+            && path
+                .split('/')
+                .all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains('\\') && !s.contains('\0'));
         if ok {
             Ok(Key(path))
         } else {
@@ -78,12 +78,7 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Writes a document if it is still at `expected` (`None`: only if absent). Atomic: readers see
     /// the old or the new content, never a mix. Returns the new revision.
-    async fn write(
-        &self,
-        key: &Key,
-        bytes: Bytes,
-        expected: Option<&Revision>,
-    ) -> Result<Revision, StorageError>;
+    async fn write(&self, key: &Key, bytes: Bytes, expected: Option<&Revision>) -> Result<Revision, StorageError>;
 
     /// Deletes a document if it is still at `expected`. Absent documents are not an error.
     async fn delete(&self, key: &Key, expected: &Revision) -> Result<(), StorageError>;
@@ -104,19 +99,12 @@ pub trait Storage: Send + Sync + 'static {
 }
 
 /// Reads a whole blob into memory; for small blobs and comparisons only.
-pub async fn read_blob_bytes(
-    storage: &dyn Storage,
-    key: &Key,
-) -> Result<Option<Bytes>, StorageError> {
+pub async fn read_blob_bytes(storage: &dyn Storage, key: &Key) -> Result<Option<Bytes>, StorageError> {
     use futures_util::TryStreamExt;
     let Some(blob) = storage.get_blob(key).await? else {
         return Ok(None);
     };
-    let chunks: Vec<Bytes> = blob
-        .stream
-        .try_collect()
-        .await
-        .map_err(|e| StorageError::io(key, e))?;
+    let chunks: Vec<Bytes> = blob.stream.try_collect().await.map_err(|e| StorageError::io(key, e))?;
     Ok(Some(chunks.concat().into()))
 }
 

@@ -13,10 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
 }
 
 fn peers_dir() -> PathBuf {
@@ -37,11 +34,7 @@ pub fn peer(rel: &str) -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub fn wait_for(url: &str, timeout: Duration) {
@@ -51,10 +44,7 @@ pub fn wait_for(url: &str, timeout: Duration) {
         if client.get(url).send().is_ok_and(|r| r.is_success()) {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{url} did not come up within {timeout:?}"
-        );
+        assert!(Instant::now() < deadline, "{url} did not come up within {timeout:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -73,6 +63,7 @@ pub mod reqwest {
         req: ::reqwest::RequestBuilder,
     }
 
+    #[derive(Debug)]
     pub struct Res {
         pub status: u16,
         pub headers: ::reqwest::header::HeaderMap,
@@ -81,8 +72,7 @@ pub mod reqwest {
 
     impl Res {
         pub fn json(&self) -> serde_json::Value {
-            serde_json::from_slice(&self.body)
-                .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+            serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
         }
         pub fn text(&self) -> String {
             String::from_utf8_lossy(&self.body).into_owned()
@@ -137,11 +127,7 @@ pub mod reqwest {
                 let status = r.status().as_u16();
                 let headers = r.headers().clone();
                 let body = r.bytes().await?.to_vec();
-                Ok(Res {
-                    status,
-                    headers,
-                    body,
-                })
+                Ok(Res { status, headers, body })
             })
         }
     }
@@ -159,6 +145,11 @@ pub struct Server {
 impl Server {
     /// Starts the server with `config` (YAML) on `storage`.
     pub fn start(config: &str, storage: &Path) -> Server {
+        Self::start_env(config, storage, &[("RUST_LOG", "info")])
+    }
+
+    /// Starts the server with extra environment variables (e.g. `RUST_LOG`).
+    pub fn start_env(config: &str, storage: &Path, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("config.yaml");
         std::fs::write(&config_path, config).unwrap();
@@ -171,7 +162,7 @@ impl Server {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--storage")
             .arg(storage)
-            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -187,7 +178,7 @@ impl Server {
         s
     }
 
-    /// The embedded-default rules (anyone may read and publish) on `storage`.
+    /// Verdaccio's default rules (anyone reads and registers, users publish) on `storage`.
     pub fn start_default(storage: &Path) -> Server {
         Self::start(OPEN_CONFIG, storage)
     }
@@ -214,8 +205,8 @@ impl Drop for Server {
 
 pub const OPEN_CONFIG: &str = "
 packages:
-  '@*/*': { access: $all, publish: $all, unpublish: $all }
-  '**': { access: $all, publish: $all, unpublish: $all }
+  '@*/*': { access: $all, publish: $authenticated, unpublish: $authenticated }
+  '**': { access: $all, publish: $authenticated, unpublish: $authenticated }
 log: { type: stdout, format: pretty, level: info }
 ";
 
@@ -223,35 +214,60 @@ log: { type: stdout, format: pretty, level: info }
 pub struct Client {
     pub home: tempfile::TempDir,
     pub registry: String,
+    pub token: std::cell::RefCell<String>,
+}
+
+/// Logs in (registering if needed) with the CouchDB request `npm login` sends; returns the token.
+pub fn login(registry: &str, user: &str, password: &str) -> Result<String, Box<reqwest::Res>> {
+    let r = http()
+        .request(reqwest::Method::PUT, &format!("{registry}-/user/org.couchdb.user:{user}"))
+        .json(&json!({"_id": format!("org.couchdb.user:{user}"), "name": user, "password": password, "type": "user", "roles": []}))
+        .send()
+        .unwrap();
+    if r.is_success() {
+        Ok(r.json()["token"].as_str().expect("a token").to_owned())
+    } else {
+        Err(Box::new(r))
+    }
 }
 
 impl Client {
+    /// A client logged in as a newly registered user.
     pub fn new(registry: &str) -> Client {
-        let home = tempfile::tempdir().unwrap();
-        let host = registry.trim_start_matches("http:").trim_end_matches('/');
-        // npm refuses to publish without credentials; a token the server does not check is enough
-        // until users exist, and later tests log in for real.
-        std::fs::write(
-            home.path().join(".npmrc"),
-            format!("registry={registry}\n{host}/:_authToken=test-token\n"),
-        )
-        .unwrap();
-        Client {
-            home,
+        let user = format!("tester{:x}", rand::random::<u32>());
+        let token = login(registry, &user, "test-password").unwrap_or_else(|r| panic!("login: {}", r.text()));
+        Self::with_token(registry, &token)
+    }
+
+    pub fn with_token(registry: &str, token: &str) -> Client {
+        let c = Client {
+            home: tempfile::tempdir().unwrap(),
             registry: registry.to_owned(),
-        }
+            token: std::cell::RefCell::new(String::new()),
+        };
+        c.set_token(token);
+        c
+    }
+
+    /// A client with no credentials at all.
+    pub fn anonymous(registry: &str) -> Client {
+        let c = Self::with_token(registry, "");
+        std::fs::write(c.npmrc(), format!("registry={registry}\n")).unwrap();
+        c
     }
 
     pub fn set_token(&self, token: &str) {
-        let host = self
-            .registry
-            .trim_start_matches("http:")
-            .trim_end_matches('/');
+        let host = self.registry.trim_start_matches("http:").trim_end_matches('/');
         std::fs::write(
-            self.home.path().join(".npmrc"),
+            self.npmrc(),
             format!("registry={}\n{host}/:_authToken={token}\n", self.registry),
         )
         .unwrap();
+        *self.token.borrow_mut() = token.to_owned();
+    }
+
+    pub fn npmrc(&self) -> PathBuf {
+        self.home.path().join(".npmrc")
     }
 
     fn env(&self, cmd: &mut Command) {
@@ -283,6 +299,40 @@ impl Client {
         self.command("npm", cwd).args(args).output().unwrap()
     }
 
+    /// `npm login` with the real CLI, answering its prompts through a pseudo-terminal.
+    pub fn npm_login(&self, user: &str, password: &str) -> Output {
+        let out = self.in_tty(user, password, &["npm", "login"]);
+        if out.status.success() {
+            let rc = std::fs::read_to_string(self.npmrc()).unwrap();
+            let token = rc
+                .lines()
+                .find_map(|l| l.split_once(":_authToken="))
+                .map(|(_, t)| t.to_owned());
+            *self.token.borrow_mut() = token.unwrap_or_default();
+        }
+        out
+    }
+
+    /// npm 10 (which still sends `readonly` for `npm token create --read-only`) in a pseudo-terminal
+    /// that answers its password prompt.
+    pub fn npm10_tty(&self, password: &str, args: &[&str]) -> Output {
+        let npm10 = peer("npm10/bin/npm-cli.js");
+        let mut cmd = vec!["node", npm10.to_str().unwrap()];
+        cmd.extend_from_slice(args);
+        self.in_tty("unused", password, &cmd)
+    }
+
+    /// Runs `cmd` in a pseudo-terminal that answers username and password prompts.
+    fn in_tty(&self, user: &str, password: &str, cmd: &[&str]) -> Output {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/pty_login.py");
+        self.command("python3", self.home.path())
+            .arg(script)
+            .args([user, password, "--"])
+            .args(cmd)
+            .output()
+            .unwrap()
+    }
+
     pub fn npm_ok(&self, cwd: &Path, args: &[&str]) -> String {
         ok(self.npm(cwd, args), &format!("npm {}", args.join(" ")))
     }
@@ -296,11 +346,7 @@ impl Client {
     }
 
     pub fn yarn1_ok(&self, cwd: &Path, args: &[&str]) -> String {
-        std::fs::write(
-            cwd.join(".yarnrc"),
-            format!("registry \"{}\"\n", self.registry),
-        )
-        .unwrap();
+        std::fs::write(cwd.join(".yarnrc"), format!("registry \"{}\"\n", self.registry)).unwrap();
         // Not `.bin/yarn`: yarn 4's package claims that name too.
         let mut cmd = self.command("node", cwd);
         cmd.arg(peer("yarn/bin/yarn.js"))
@@ -311,10 +357,11 @@ impl Client {
 
     pub fn yarn4_ok(&self, cwd: &Path, args: &[&str]) -> String {
         let rc = format!(
-            "npmRegistryServer: \"{}\"\nnpmAuthToken: test-token\nunsafeHttpWhitelist:\n  - \"127.0.0.1\"\n\
+            "npmRegistryServer: \"{}\"\nnpmAuthToken: \"{}\"\nunsafeHttpWhitelist:\n  - \"127.0.0.1\"\n\
              npmMinimalAgeGate: 0\nnodeLinker: node-modules\nenableGlobalCache: false\n\
              enableTelemetry: false\nenableImmutableInstalls: false\n",
-            self.registry.trim_end_matches('/')
+            self.registry.trim_end_matches('/'),
+            self.token.borrow()
         );
         std::fs::write(cwd.join(".yarnrc.yml"), rc).unwrap();
         let mut cmd = self.command("node", cwd);
@@ -336,22 +383,10 @@ pub fn ok(out: Output, what: &str) -> String {
 }
 
 /// Writes a package folder with `package.json` and an `index.js`.
-pub fn write_package(
-    dir: &Path,
-    name: &str,
-    version: &str,
-    deps: &[(&str, &str)],
-    code: &str,
-) -> PathBuf {
-    let folder = dir.join(format!(
-        "src-{}-{version}",
-        name.replace('/', "-").replace('@', "")
-    ));
+pub fn write_package(dir: &Path, name: &str, version: &str, deps: &[(&str, &str)], code: &str) -> PathBuf {
+    let folder = dir.join(format!("src-{}-{version}", name.replace('/', "-").replace('@', "")));
     std::fs::create_dir_all(&folder).unwrap();
-    let deps: serde_json::Map<String, Value> = deps
-        .iter()
-        .map(|(n, v)| ((*n).to_owned(), json!(v)))
-        .collect();
+    let deps: serde_json::Map<String, Value> = deps.iter().map(|(n, v)| ((*n).to_owned(), json!(v))).collect();
     let manifest = json!({
         "name": name, "version": version, "main": "index.js", "license": "MIT",
         "description": format!("{name} test package"), "dependencies": deps,
@@ -405,11 +440,7 @@ pub fn snapshot(dir: &Path) -> Vec<String> {
                 walk(root, &p, out);
             } else {
                 let meta = std::fs::metadata(&p).unwrap();
-                out.push(format!(
-                    "{} {}",
-                    p.strip_prefix(root).unwrap().display(),
-                    meta.len()
-                ));
+                out.push(format!("{} {}", p.strip_prefix(root).unwrap().display(), meta.len()));
             }
         }
     }
@@ -436,10 +467,7 @@ pub fn raw_request(port: u16, method: &str, path: &str, body: &[u8]) -> reqwest:
     let _ = s.write_all(body);
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("an HTTP response");
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP response");
     let head = String::from_utf8_lossy(&buf[..split]).into_owned();
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     let mut headers = ::reqwest::header::HeaderMap::new();
@@ -452,17 +480,10 @@ pub fn raw_request(port: u16, method: &str, path: &str, body: &[u8]) -> reqwest:
         }
     }
     let mut body = buf[split + 4..].to_vec();
-    if headers
-        .get("transfer-encoding")
-        .is_some_and(|v| v == "chunked")
-    {
+    if headers.get("transfer-encoding").is_some_and(|v| v == "chunked") {
         body = dechunk(&body);
     }
-    reqwest::Res {
-        status,
-        headers,
-        body,
-    }
+    reqwest::Res { status, headers, body }
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
@@ -471,8 +492,7 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
         let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else {
             return out;
         };
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&b[..nl]).unwrap().trim(), 16).unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&b[..nl]).unwrap().trim(), 16).unwrap();
         if size == 0 {
             return out;
         }

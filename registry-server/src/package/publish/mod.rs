@@ -44,9 +44,7 @@ pub fn parse(name: &PackageName, body: &Value) -> Result<Publish, PackageError> 
         if let Some(n) = obj.get(key).and_then(Value::as_str)
             && n != name.as_str()
         {
-            return Err(bad(format!(
-                "body {key} {n:?} does not match the URL's package {name}"
-            )));
+            return Err(bad(format!("body {key} {n:?} does not match the URL's package {name}")));
         }
     }
     let versions = obj
@@ -87,8 +85,7 @@ pub fn parse(name: &PackageName, body: &Value) -> Result<Publish, PackageError> 
 
     let mut out = Vec::new();
     for (version, manifest) in versions {
-        let parsed = semver::Version::parse(version)
-            .map_err(|_| PackageError::InvalidVersion(version.clone()))?;
+        let parsed = semver::Version::parse(version).map_err(|_| PackageError::InvalidVersion(version.clone()))?;
         if parsed.to_string() != *version {
             return Err(PackageError::InvalidVersion(version.clone()));
         }
@@ -114,9 +111,7 @@ pub fn parse(name: &PackageName, body: &Value) -> Result<Publish, PackageError> 
             .ok_or_else(|| PackageError::MissingAttachment(version.clone()))?;
         let (_, bytes) = tarballs.remove(pos);
         let dist = manifest.get("dist");
-        let sri = dist
-            .and_then(|d| d.get("integrity"))
-            .and_then(Value::as_str);
+        let sri = dist.and_then(|d| d.get("integrity")).and_then(Value::as_str);
         let sha = dist.and_then(|d| d.get("shasum")).and_then(Value::as_str);
         integrity::verify(&expected, &bytes, sri, sha)?;
         out.push(NewVersion {
@@ -150,11 +145,7 @@ pub fn parse(name: &PackageName, body: &Value) -> Result<Publish, PackageError> 
 pub fn check_new_versions(existing: Option<&Value>, publish: &Publish) -> Result<(), PackageError> {
     if let Some(doc) = existing {
         for v in &publish.versions {
-            if doc
-                .get("versions")
-                .and_then(|vs| vs.get(&v.version))
-                .is_some()
-            {
+            if doc.get("versions").and_then(|vs| vs.get(&v.version)).is_some() {
                 return Err(PackageError::VersionExists(v.version.clone()));
             }
         }
@@ -194,6 +185,14 @@ pub fn merge(
         }
     }
 
+    if let Some(user) = publisher
+        && obj
+            .get("maintainers")
+            .is_none_or(|m| m.as_array().is_none_or(|a| a.is_empty()))
+    {
+        obj.insert("maintainers".into(), json!([{ "name": user }]));
+    }
+    let maintainers = obj.get("maintainers").cloned();
     let mut newest_readme = publish.readme.clone();
     for nv in &publish.versions {
         let mut m = nv.manifest.clone();
@@ -201,14 +200,14 @@ pub fn merge(
             newest_readme.get_or_insert(r);
         }
         m.remove("readmeFilename");
-        m.insert(
-            "_id".into(),
-            Value::String(format!("{name}@{}", nv.version)),
-        );
+        m.insert("_id".into(), Value::String(format!("{name}@{}", nv.version)));
         m.insert("name".into(), Value::String(name.to_string()));
         m.insert("version".into(), Value::String(nv.version.clone()));
         if let Some(user) = publisher {
             m.insert("_npmUser".into(), json!({"name": user}));
+        }
+        if let Some(ms) = &maintainers {
+            m.insert("maintainers".into(), ms.clone());
         }
         let dist = m.entry("dist").or_insert_with(|| json!({}));
         if let Some(d) = dist.as_object_mut() {
@@ -222,10 +221,7 @@ pub fn merge(
             obj["_attachments"]
                 .as_object_mut()
                 .expect("checked above")
-                .insert(
-                    nv.filename.clone(),
-                    json!({"shasum": sha1, "version": nv.version}),
-                );
+                .insert(nv.filename.clone(), json!({"shasum": sha1, "version": nv.version}));
         }
         obj["versions"]
             .as_object_mut()
@@ -271,10 +267,7 @@ pub fn merge(
         if let Some(r) = newest_readme {
             doc["readme"] = Value::String(r);
         }
-        if let Some(d) = doc
-            .pointer(&format!("/versions/{latest}/description"))
-            .cloned()
-        {
+        if let Some(d) = doc.pointer(&format!("/versions/{latest}/description")).cloned() {
             doc["description"] = d;
         }
     }

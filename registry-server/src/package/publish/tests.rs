@@ -34,6 +34,8 @@ fn first_publish_creates_the_document() {
     );
     assert_eq!(doc["versions"]["1.0.0"]["_id"], "@s/pkg@1.0.0");
     assert_eq!(doc["versions"]["1.0.0"]["_npmUser"]["name"], "alice");
+    assert_eq!(doc["maintainers"], json!([{"name": "alice"}]));
+    assert_eq!(doc["versions"]["1.0.0"]["maintainers"], json!([{"name": "alice"}]));
     assert!(doc["versions"]["1.0.0"].get("readme").is_none());
     assert_eq!(doc["readme"], "# hello");
     assert_eq!(doc["time"]["1.0.0"], "2025-05-05T10:00:00.000Z");
@@ -64,10 +66,7 @@ fn second_version_merges_and_republish_is_refused() {
         None,
     )
     .unwrap();
-    assert_eq!(
-        two["dist-tags"],
-        json!({"latest": "1.0.0", "beta": "1.1.0-beta.1"})
-    );
+    assert_eq!(two["dist-tags"], json!({"latest": "1.0.0", "beta": "1.1.0-beta.1"}));
     assert_eq!(two["versions"].as_object().unwrap().len(), 2);
     let again = merge(
         &name,
@@ -86,10 +85,7 @@ fn bad_bodies_are_refused() {
     let mut tampered = body("pkg", "1.0.0", b"good");
     tampered["_attachments"]["pkg-1.0.0.tgz"]["data"] = json!(STANDARD.encode(b"evil"));
     tampered["_attachments"]["pkg-1.0.0.tgz"]["length"] = json!(4);
-    assert!(matches!(
-        parse(&name, &tampered),
-        Err(PackageError::Integrity { .. })
-    ));
+    assert!(matches!(parse(&name, &tampered), Err(PackageError::Integrity { .. })));
 
     let mut no_att = body("pkg", "1.0.0", b"x");
     no_att["_attachments"] = json!({});
@@ -116,16 +112,10 @@ fn bad_bodies_are_refused() {
     ));
     let mut bad_b64 = body("pkg", "1.0.0", b"x");
     bad_b64["_attachments"]["pkg-1.0.0.tgz"]["data"] = json!("***");
-    assert!(matches!(
-        parse(&name, &bad_b64),
-        Err(PackageError::BadRequest(_))
-    ));
+    assert!(matches!(parse(&name, &bad_b64), Err(PackageError::BadRequest(_))));
     let mut bad_tag = body("pkg", "1.0.0", b"x");
     bad_tag["dist-tags"] = json!({"1.x": "1.0.0"});
-    assert!(matches!(
-        parse(&name, &bad_tag),
-        Err(PackageError::InvalidTag(_))
-    ));
+    assert!(matches!(parse(&name, &bad_tag), Err(PackageError::InvalidTag(_))));
 }
 
 #[test]

@@ -112,12 +112,7 @@ impl Storage for FsStorage {
         }
     }
 
-    async fn write(
-        &self,
-        key: &Key,
-        bytes: Bytes,
-        expected: Option<&Revision>,
-    ) -> Result<Revision, StorageError> {
+    async fn write(&self, key: &Key, bytes: Bytes, expected: Option<&Revision>) -> Result<Revision, StorageError> {
         let expected = expected.cloned();
         let k = key.clone();
         self.locked(key, move |path| {
@@ -190,10 +185,7 @@ impl Storage for FsStorage {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StorageError::io(key, e)),
         };
-        let meta = file
-            .metadata()
-            .await
-            .map_err(|e| StorageError::io(key, e))?;
+        let meta = file.metadata().await.map_err(|e| StorageError::io(key, e))?;
         if !meta.is_file() {
             return Ok(None);
         }
@@ -208,8 +200,7 @@ impl Storage for FsStorage {
         match tokio::fs::remove_file(&path).await {
             Ok(()) => {
                 let root = self.root.clone();
-                let _ =
-                    tokio::task::spawn_blocking(move || remove_empty_parents(&root, &path)).await;
+                let _ = tokio::task::spawn_blocking(move || remove_empty_parents(&root, &path)).await;
                 Ok(())
             }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
@@ -224,11 +215,7 @@ impl Storage for FsStorage {
             Err(e) => return Err(StorageError::io(prefix, e)),
         };
         let mut names = Vec::new();
-        while let Some(entry) = dir
-            .next_entry()
-            .await
-            .map_err(|e| StorageError::io(prefix, e))?
-        {
+        while let Some(entry) = dir.next_entry().await.map_err(|e| StorageError::io(prefix, e))? {
             if let Some(n) = entry.file_name().to_str()
                 && !n.starts_with('.')
             {

@@ -21,10 +21,7 @@ async fn compare_and_swap() {
         s.write(&k, Bytes::from_static(b"x"), None).await,
         Err(StorageError::Conflict(_))
     ));
-    let r2 = s
-        .write(&k, Bytes::from_static(b"two"), Some(&r1))
-        .await
-        .unwrap();
+    let r2 = s.write(&k, Bytes::from_static(b"two"), Some(&r1)).await.unwrap();
     assert!(matches!(
         s.write(&k, Bytes::from_static(b"x"), Some(&r1)).await,
         Err(StorageError::Conflict(_))
@@ -33,15 +30,9 @@ async fn compare_and_swap() {
     assert_eq!(&got.bytes[..], b"two");
     assert_eq!(got.revision, r2);
     // Verdaccio's layout on disk, and no temp files left behind.
-    assert_eq!(
-        std::fs::read(dir.path().join("@s/pkg/package.json")).unwrap(),
-        b"two"
-    );
+    assert_eq!(std::fs::read(dir.path().join("@s/pkg/package.json")).unwrap(), b"two");
     assert_eq!(s.list(&key("@s/pkg")).await.unwrap(), ["package.json"]);
-    assert!(matches!(
-        s.delete(&k, &r1).await,
-        Err(StorageError::Conflict(_))
-    ));
+    assert!(matches!(s.delete(&k, &r1).await, Err(StorageError::Conflict(_))));
     s.delete(&k, &r2).await.unwrap();
     assert!(s.read(&k).await.unwrap().is_none());
     assert!(!dir.path().join("@s").exists(), "empty folders are removed");
@@ -95,8 +86,7 @@ async fn concurrent_read_modify_write_loses_nothing() {
     for t in tasks {
         t.await.unwrap();
     }
-    let mut items: Vec<u32> =
-        serde_json::from_slice(&s.read(&k).await.unwrap().unwrap().bytes).unwrap();
+    let mut items: Vec<u32> = serde_json::from_slice(&s.read(&k).await.unwrap().unwrap().bytes).unwrap();
     items.sort();
     assert_eq!(items, (0..32).collect::<Vec<_>>());
 }

@@ -1,0 +1,104 @@
+//! Users who registered and all tokens, kept in the storage backend (not in process memory) so
+//! every replica sees the same ones and registration works with a read-only htpasswd file.
+
+use crate::storage::{Key, Storage, StorageError};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+const USERS: &str = ".npm-registry/users";
+const TOKENS: &str = ".npm-registry/tokens";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UserRecord {
+    pub name: String,
+    /// bcrypt
+    pub password: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    pub created: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TokenRecord {
+    /// SHA-256 (hex) of the token: the only form in which a token is stored.
+    pub key: String,
+    pub user: String,
+    /// The first characters of the token, so a user can recognise it in `npm token list`.
+    pub prefix: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub readonly: bool,
+    #[serde(default)]
+    pub cidr_whitelist: Vec<String>,
+    pub created: String,
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
+pub fn user_key(name: &str) -> Result<Key, StorageError> {
+    Key::new(format!("{USERS}/{name}.json"))
+}
+
+pub fn token_key(hash: &str) -> Result<Key, StorageError> {
+    Key::new(format!("{TOKENS}/{hash}.json"))
+}
+
+async fn read<T: DeserializeOwned>(storage: &dyn Storage, key: &Key) -> Result<Option<T>, StorageError> {
+    let Some(v) = storage.read(key).await? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&v.bytes)
+        .map(Some)
+        .map_err(|e| StorageError::io(key, std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
+
+async fn create<T: Serialize>(storage: &dyn Storage, key: &Key, value: &T) -> Result<(), StorageError> {
+    let bytes = Bytes::from(serde_json::to_vec_pretty(value).expect("records serialize"));
+    storage.write(key, bytes, None).await.map(|_| ())
+}
+
+pub async fn get_user(storage: &dyn Storage, name: &str) -> Result<Option<UserRecord>, StorageError> {
+    read(storage, &user_key(name)?).await
+}
+
+/// Creates a user; `AlreadyExists`-style `Conflict` when the name is taken (by any replica).
+pub async fn create_user(storage: &dyn Storage, user: &UserRecord) -> Result<(), StorageError> {
+    create(storage, &user_key(&user.name)?, user).await
+}
+
+pub async fn count_users(storage: &dyn Storage) -> Result<usize, StorageError> {
+    Ok(storage.list(&Key::new(USERS)?).await?.len())
+}
+
+pub async fn get_token(storage: &dyn Storage, hash: &str) -> Result<Option<TokenRecord>, StorageError> {
+    read(storage, &token_key(hash)?).await
+}
+
+pub async fn create_token(storage: &dyn Storage, token: &TokenRecord) -> Result<(), StorageError> {
+    create(storage, &token_key(&token.key)?, token).await
+}
+
+pub async fn delete_token(storage: &dyn Storage, hash: &str) -> Result<(), StorageError> {
+    let key = token_key(hash)?;
+    if let Some(v) = storage.read(&key).await? {
+        storage.delete(&key, &v.revision).await?;
+    }
+    Ok(())
+}
+
+pub async fn tokens_of(storage: &dyn Storage, user: &str) -> Result<Vec<TokenRecord>, StorageError> {
+    let mut out = Vec::new();
+    for file in storage.list(&Key::new(TOKENS)?).await? {
+        let Some(hash) = file.strip_suffix(".json") else {
+            continue;
+        };
+        if let Some(t) = get_token(storage, hash).await?
+            && t.user == user
+        {
+            out.push(t);
+        }
+    }
+    out.sort_by(|a, b| a.created.cmp(&b.created));
+    Ok(out)
+}
