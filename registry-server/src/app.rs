@@ -3,18 +3,24 @@
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::http::{AppState, Settings, router};
+use crate::metrics::Metrics;
 use crate::package::access::AccessRules;
-use crate::registry::Registry;
+use crate::registry::{PackumentCache, Registry};
 use crate::storage::StorageError;
 use crate::storage::fs::FsStorage;
+use crate::storage::instrumented::Instrumented;
 use axum::Router;
 use std::sync::Arc;
 
 pub fn build(config: &Config) -> Result<Router, StorageError> {
-    let storage: Arc<dyn crate::storage::Storage> = Arc::new(FsStorage::new(&config.storage)?);
+    let metrics = Arc::new(Metrics::default());
+    let storage: Arc<dyn crate::storage::Storage> =
+        Arc::new(Instrumented::new(FsStorage::new(&config.storage)?, metrics.clone()));
     let auth = Arc::new(Auth::new(storage.clone(), config));
     auth.start();
-    let registry = Arc::new(Registry::new(storage, AccessRules::new(config.packages.clone())));
+    let cache = PackumentCache::new(config.packument_cache.max_size, config.packument_cache.revalidate_after);
+    let rules = AccessRules::new(config.packages.clone());
+    let registry = Arc::new(Registry::new(storage, rules, cache, metrics.clone()));
     let settings = Arc::new(Settings {
         public_url: config.public_url.clone(),
         url_prefix: config.url_prefix.clone(),
@@ -24,5 +30,6 @@ pub fn build(config: &Config) -> Result<Router, StorageError> {
         registry,
         auth,
         settings,
+        metrics,
     }))
 }

@@ -4,6 +4,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod package;
 pub mod registry;
 pub mod storage;

@@ -53,6 +53,15 @@ pub struct Config {
     pub groups: BTreeMap<String, Vec<String>>,
     pub web: Web,
     pub log: Log,
+    pub packument_cache: PackumentCacheConfig,
+}
+
+/// Our in-memory packument cache: its size, and how often a cached packument is checked against
+/// storage (the bound on how late another replica's publish is seen here).
+#[derive(Debug, Clone)]
+pub struct PackumentCacheConfig {
+    pub max_size: u64,
+    pub revalidate_after: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -241,6 +250,22 @@ fn resolve(raw: RawConfig, base: &Path, warnings: &mut Vec<String>) -> Result<Co
     };
 
     let log = resolve_log(raw.log.or(raw.logs))?;
+    let cache = raw.packument_cache.unwrap_or_default();
+    let packument_cache = PackumentCacheConfig {
+        max_size: match cache.max_size {
+            None => 128 * 1024 * 1024,
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .ok_or_else(|| invalid("packument_cache.max_size", "must be a size such as 256mb"))?,
+            Some(Value::String(s)) => parse_size(&s).map_err(|r| invalid("packument_cache.max_size", r))?,
+            Some(_) => return Err(invalid("packument_cache.max_size", "must be a size such as 256mb")),
+        },
+        revalidate_after: duration_value(
+            "packument_cache.revalidate_after",
+            cache.revalidate_after,
+            Duration::from_secs(1),
+        )?,
+    };
 
     if let Some(store) = raw.store
         && let Some(name) = store.keys().next()
@@ -263,6 +288,7 @@ fn resolve(raw: RawConfig, base: &Path, warnings: &mut Vec<String>) -> Result<Co
         groups,
         web,
         log,
+        packument_cache,
     })
 }
 

@@ -23,6 +23,8 @@ pub struct RawConfig {
     /// Verdaccio's name before 5.22.
     pub logs: Option<RawLog>,
     pub store: Option<BTreeMap<String, Value>>,
+    /// Ours: the in-memory packument cache.
+    pub packument_cache: Option<RawPackumentCache>,
 
     // Verdaccio settings this server accepts without using them; each gets a warning.
     pub plugins: Option<Value>,
@@ -173,4 +175,11 @@ pub struct RawLog {
     pub colors: Option<bool>,
     pub redact: Option<Value>,
     pub sync: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawPackumentCache {
+    pub max_size: Option<Value>,
+    pub revalidate_after: Option<Value>,
 }

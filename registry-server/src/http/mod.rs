@@ -17,6 +17,7 @@ mod trace;
 mod user;
 
 use crate::auth::Auth;
+use crate::metrics::{self, Metrics};
 use crate::registry::Registry;
 use axum::Router;
 use axum::body::Body;
@@ -28,6 +29,7 @@ use error::{ApiError, ApiResult};
 use path::PackagePath;
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 /// What handlers need, shared by all requests.
 #[derive(Clone)]
@@ -35,6 +37,13 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub auth: Arc<Auth>,
     pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl axum::extract::FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
 }
 
 /// Request-independent HTTP settings taken from the config once at start.
@@ -46,7 +55,9 @@ pub struct Settings {
 }
 
 pub fn router(state: AppState) -> Router {
+    let metrics = state.metrics.clone();
     Router::new()
+        .route("/metrics", get(metrics::endpoint))
         .route("/-/ping", get(health::ping))
         .route("/-/ready", get(health::ready))
         .route("/-/v1/search", get(search::search))
@@ -62,7 +73,10 @@ pub fn router(state: AppState) -> Router {
         .route("/-/{*rest}", any(unknown_endpoint))
         .fallback(package_route)
         .layer(CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
         .layer(trace::layer())
+        .layer(PropagateRequestIdLayer::new(trace::REQUEST_ID.clone()))
+        .layer(SetRequestIdLayer::new(trace::REQUEST_ID.clone(), trace::NextRequestId))
         .with_state(state)
 }
 

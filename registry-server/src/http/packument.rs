@@ -6,11 +6,11 @@ use super::base_url::base_url;
 use super::error::{ApiError, ApiResult};
 use crate::auth::Identity;
 use crate::package::{PackageName, packument};
+use crate::registry::Encoding;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use std::time::SystemTime;
 
 pub const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
@@ -20,10 +20,6 @@ fn wants_abbreviated(headers: &HeaderMap) -> bool {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains(ABBREVIATED))
-}
-
-fn etag_of(bytes: &[u8]) -> String {
-    format!("W/\"{}\"", hex::encode(&Sha256::digest(bytes)[..16]))
 }
 
 /// Whether the client's cached copy is still current.
@@ -51,38 +47,54 @@ pub async fn get(
     query: Option<&str>,
     head: bool,
 ) -> ApiResult {
-    let stored = state.registry.packument(name, who).await?;
-    let full = packument::client_view(&stored, name, &base_url(&state.settings, headers));
-    // `?write=true` precedes a modification: always the full document with its `_rev`.
-    let write = query.is_some_and(|q| q.split('&').any(|p| p == "write=true"));
-    let abbreviated = !write && wants_abbreviated(headers);
-    let modified = packument::modified(&full);
-    let (doc, content_type) = if abbreviated {
-        (packument::abbreviated_view(&full), ABBREVIATED)
+    let base = base_url(&state.settings, headers);
+    // `?write=true` precedes a modification: the full document with its `_rev`, straight from
+    // storage.
+    if query.is_some_and(|q| q.split('&').any(|p| p == "write=true")) {
+        let stored = state.registry.packument(name, who).await?;
+        let mut res = axum::Json(packument::client_view(&stored, name, &base)).into_response();
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        return Ok(res);
+    }
+    let prepared = state.registry.prepared(name, who, &base).await?;
+    let abbreviated = wants_abbreviated(headers);
+    let (variant, content_type) = if abbreviated {
+        (&prepared.abbreviated, ABBREVIATED)
     } else {
-        (full, "application/json")
+        (&prepared.full, "application/json")
     };
-    let bytes = serde_json::to_vec(&doc).expect("JSON serializes");
-    let etag = etag_of(&bytes);
-    let mut res = if not_modified(headers, &etag, modified) {
+    let mut res = if not_modified(headers, &variant.etag, prepared.modified) {
         StatusCode::NOT_MODIFIED.into_response()
-    } else if head {
-        let mut r = StatusCode::OK.into_response();
-        r.headers_mut().insert(header::CONTENT_LENGTH, bytes.len().into());
-        r
     } else {
-        Response::new(Body::from(bytes))
+        let accept = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok());
+        let (bytes, encoding) = variant.body(Encoding::negotiate(accept));
+        let len = bytes.len();
+        let mut r = if head {
+            StatusCode::OK.into_response()
+        } else {
+            Response::new(Body::from(bytes))
+        };
+        r.headers_mut().insert(header::CONTENT_LENGTH, len.into());
+        if let Some(e) = encoding.header() {
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static(e));
+        }
+        r
     };
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(
         header::ETAG,
-        HeaderValue::from_str(&etag).expect("hex is a valid header"),
+        HeaderValue::from_str(&variant.etag).expect("hex is a valid header"),
     );
-    h.insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding, Authorization"),
+    );
     // Private registries change under clients' feet: always revalidate (cheap with the ETag).
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Some(m) = modified {
+    if let Some(m) = prepared.modified {
         let value = httpdate::fmt_http_date(SystemTime::from(m));
         h.insert(
             header::LAST_MODIFIED,
@@ -112,7 +124,7 @@ mod tests {
 
     #[test]
     fn conditional_requests() {
-        let etag = etag_of(b"doc");
+        let etag = "W/\"abc\"".to_owned();
         let mut h = HeaderMap::new();
         assert!(!not_modified(&h, &etag, None));
         h.insert(header::IF_NONE_MATCH, etag.parse().unwrap());

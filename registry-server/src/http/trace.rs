@@ -1,15 +1,32 @@
-//! Request logs: one span per request with method, path (secrets redacted) and a request id, and
-//! one event per response with status and latency. Bodies and headers are never logged.
+//! Request logs: one span per request with method, path (secrets redacted) and a request id (the
+//! client's `x-request-id`, else ours, echoed in the response), and one event per response with
+//! status and latency. Bodies and headers are never logged.
 
 use axum::body::Body;
 use axum::http::{Request, Response};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
+use tower_http::request_id::{MakeRequestId, RequestId};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Span;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub static REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
+
+/// Request ids: a per-process random prefix and a counter, cheap and unique enough for logs.
+#[derive(Clone, Copy)]
+pub struct NextRequestId;
+
+static PREFIX: std::sync::LazyLock<u32> = std::sync::LazyLock::new(rand::random);
+
+impl MakeRequestId for NextRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let id = format!("{:08x}-{:x}", *PREFIX, NEXT_ID.fetch_add(1, Ordering::Relaxed));
+        Some(RequestId::new(id.parse().ok()?))
+    }
+}
 
 /// Paths that carry a secret: `npm logout` puts the token itself in the URL.
 pub fn redact(path: &str) -> String {
@@ -25,10 +42,9 @@ type OnResponse = fn(&Response<Body>, Duration, &Span);
 fn make_span(req: &Request<Body>) -> Span {
     let id = req
         .headers()
-        .get("x-request-id")
+        .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("{:x}", NEXT_ID.fetch_add(1, Ordering::Relaxed)));
+        .unwrap_or("-");
     tracing::info_span!("request", id = %id, method = %req.method(), path = %redact(req.uri().path()))
 }
 

@@ -2,12 +2,15 @@
 //! Every packument change is read → pure change (in `package`) → compare-and-swap write, retried
 //! on conflict, so concurrent writers (threads, processes, pods) never lose each other's work.
 
+pub mod cache;
 mod error;
 mod package_list;
 
+pub use cache::{Encoding, PackumentCache, Prepared};
 pub use error::{RegistryError, Result};
 
 use crate::auth::Identity;
+use crate::metrics::Metrics;
 use crate::package::access::{AccessRules, Action};
 use crate::package::{PackageError, PackageName, publish, search, tags, update};
 use crate::storage::{Blob, Revision, Storage, StorageError, layout, read_blob_bytes};
@@ -23,6 +26,8 @@ const MAX_ATTEMPTS: u32 = 100;
 pub struct Registry {
     storage: Arc<dyn Storage>,
     rules: AccessRules,
+    cache: PackumentCache,
+    metrics: Arc<Metrics>,
 }
 
 /// A stored packument and the storage revision it was read at.
@@ -40,8 +45,13 @@ fn not_found(name: &PackageName) -> RegistryError {
 }
 
 impl Registry {
-    pub fn new(storage: Arc<dyn Storage>, rules: AccessRules) -> Self {
-        Registry { storage, rules }
+    pub fn new(storage: Arc<dyn Storage>, rules: AccessRules, cache: PackumentCache, metrics: Arc<Metrics>) -> Self {
+        Registry {
+            storage,
+            rules,
+            cache,
+            metrics,
+        }
     }
 
     pub fn storage(&self) -> &dyn Storage {
@@ -94,6 +104,44 @@ impl Registry {
             .ok_or_else(|| not_found(name))
     }
 
+    /// The packument's ready-to-send representations for `base`, from memory when storage confirms
+    /// they are current. The hot path of every install.
+    pub async fn prepared(&self, name: &PackageName, who: &Identity, base: &str) -> Result<Arc<Prepared>> {
+        self.authorize(name, Action::Access, who)?;
+        let key = layout::packument(name)?;
+        if let Some(p) = self.cache.get(name, base) {
+            if !self.cache.is_due(&p) {
+                self.metrics.cache(true);
+                return Ok(p);
+            }
+            match self.storage.revision(&key).await? {
+                Some(r) if r == p.revision => {
+                    self.cache.confirmed(&p);
+                    self.metrics.cache(true);
+                    return Ok(p);
+                }
+                None => {
+                    self.cache.invalidate(name);
+                    return Err(not_found(name));
+                }
+                Some(_) => {}
+            }
+        }
+        self.metrics.cache(false);
+        let generation = self.cache.generation();
+        let stored = self.storage.read(&key).await?.ok_or_else(|| not_found(name))?;
+        let (n, b) = (name.clone(), base.to_owned());
+        let prepared = tokio::task::spawn_blocking(move || -> Result<Prepared> {
+            let doc = parse_doc(&n, &stored.bytes)?;
+            Ok(Prepared::build(&n, &doc, stored.revision, &b))
+        })
+        .await
+        .map_err(|e| StorageError::Unavailable(format!("packument preparation failed: {e}")))??;
+        let prepared = Arc::new(prepared);
+        self.cache.insert(name, prepared.clone(), generation);
+        Ok(prepared)
+    }
+
     /// Applies `change` to the current packument with compare-and-swap, retrying on conflicts.
     /// `change` gets `None` when the package does not exist yet.
     async fn modify<T>(
@@ -109,7 +157,10 @@ impl Registry {
             doc["_rev"] = Value::String(crate::package::revision::next(doc.get("_rev").and_then(Value::as_str)));
             let bytes = serde_json::to_vec_pretty(&doc).expect("a JSON value serializes");
             match self.storage.write(&key, Bytes::from(bytes), revision.as_ref()).await {
-                Ok(_) => return Ok(out),
+                Ok(_) => {
+                    self.cache.invalidate(name);
+                    return Ok(out);
+                }
                 Err(StorageError::Conflict(_)) => {
                     // Jittered backoff, growing a little with each lost race.
                     let ms = rand::random_range(1..=(5 + attempt as u64 * 2).min(50));
@@ -208,6 +259,7 @@ impl Registry {
                 }
                 e => e.into(),
             })?;
+        self.cache.invalidate(name);
         for file in self.storage.list(&layout::package_dir(name)?).await? {
             if file.ends_with(".tgz") {
                 self.storage.delete_blob(&layout::tarball(name, &file)?).await?;

@@ -2,6 +2,7 @@
 //! compare-and-swap writes, and write-once blobs (tarballs) that are streamed on read.
 
 pub mod fs;
+pub mod instrumented;
 pub mod layout;
 
 use async_trait::async_trait;
@@ -75,6 +76,12 @@ impl StorageError {
 pub trait Storage: Send + Sync + 'static {
     /// Reads a document with its revision; `None` when absent.
     async fn read(&self, key: &Key) -> Result<Option<Versioned>, StorageError>;
+
+    /// The current revision of a document without reading it: cheap (a stat, a HEAD), for
+    /// revalidating cached copies.
+    async fn revision(&self, key: &Key) -> Result<Option<Revision>, StorageError> {
+        Ok(self.read(key).await?.map(|v| v.revision))
+    }
 
     /// Writes a document if it is still at `expected` (`None`: only if absent). Atomic: readers see
     /// the old or the new content, never a mix. Returns the new revision.

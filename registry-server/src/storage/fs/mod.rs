@@ -6,9 +6,8 @@ use super::{Blob, Key, Revision, Storage, StorageError, Versioned};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
-use std::fs::{self, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use tokio_util::io::ReaderStream;
 
@@ -20,8 +19,17 @@ pub struct FsStorage {
     root: PathBuf,
 }
 
-fn revision_of(bytes: &[u8]) -> Revision {
-    Revision(hex::encode(&Sha256::digest(bytes)[..16]))
+/// A file's identity. Every write renames a new file into place, so the inode changes with each
+/// write; size and mtime guard against inode reuse. It costs a stat, not a read and a hash.
+fn revision_of(meta: &fs::Metadata) -> Revision {
+    use std::os::unix::fs::MetadataExt;
+    Revision(format!(
+        "{:x}-{:x}-{:x}.{:x}",
+        meta.ino(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    ))
 }
 
 fn temp_name(path: &Path) -> PathBuf {
@@ -82,8 +90,8 @@ impl FsStorage {
 }
 
 fn current_revision(path: &Path, key: &Key) -> Result<Option<Revision>, StorageError> {
-    match fs::read(path) {
-        Ok(b) => Ok(Some(revision_of(&b))),
+    match fs::metadata(path) {
+        Ok(m) => Ok(Some(revision_of(&m))),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(StorageError::io(key, e)),
     }
@@ -102,11 +110,31 @@ fn remove_empty_parents(root: &Path, path: &Path) {
 #[async_trait]
 impl Storage for FsStorage {
     async fn read(&self, key: &Key) -> Result<Option<Versioned>, StorageError> {
-        match tokio::fs::read(self.path(key)).await {
-            Ok(b) => Ok(Some(Versioned {
-                revision: revision_of(&b),
-                bytes: b.into(),
-            })),
+        let path = self.path(key);
+        let k = key.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(StorageError::io(&k, e)),
+            };
+            // The revision of the very file read (fstat on the open handle), even if it is
+            // replaced meanwhile.
+            let meta = file.metadata().map_err(|e| StorageError::io(&k, e))?;
+            let mut bytes = Vec::with_capacity(meta.len() as usize);
+            file.read_to_end(&mut bytes).map_err(|e| StorageError::io(&k, e))?;
+            Ok(Some(Versioned {
+                revision: revision_of(&meta),
+                bytes: bytes.into(),
+            }))
+        })
+        .await
+        .map_err(|e| StorageError::Unavailable(format!("storage task failed: {e}")))?
+    }
+
+    async fn revision(&self, key: &Key) -> Result<Option<Revision>, StorageError> {
+        match tokio::fs::metadata(self.path(key)).await {
+            Ok(m) => Ok(Some(revision_of(&m))),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StorageError::io(key, e)),
         }
@@ -128,7 +156,7 @@ impl Storage for FsStorage {
                 let _ = fs::remove_file(&tmp);
                 return Err(StorageError::io(&k, e));
             }
-            Ok(revision_of(&bytes))
+            current_revision(path, &k)?.ok_or_else(|| StorageError::Conflict(k.as_str().to_owned()))
         })
         .await
     }

@@ -29,6 +29,12 @@ async fn compare_and_swap() {
     let got = s.read(&k).await.unwrap().unwrap();
     assert_eq!(&got.bytes[..], b"two");
     assert_eq!(got.revision, r2);
+    assert_eq!(
+        s.revision(&k).await.unwrap(),
+        Some(r2.clone()),
+        "the cheap check agrees with a read"
+    );
+    assert_ne!(r1, r2);
     // Verdaccio's layout on disk, and no temp files left behind.
     assert_eq!(std::fs::read(dir.path().join("@s/pkg/package.json")).unwrap(), b"two");
     assert_eq!(s.list(&key("@s/pkg")).await.unwrap(), ["package.json"]);
