@@ -1,16 +1,20 @@
 //! Wires a [`Config`] into a ready-to-serve router.
 
-use crate::config::Config;
+use crate::config::{Config, Store};
 use crate::http::{AppState, Settings, router};
 use crate::package::access::AccessRules;
 use crate::registry::Registry;
-use crate::storage::StorageError;
 use crate::storage::fs::FsStorage;
+use crate::storage::s3::S3Storage;
+use crate::storage::{Storage, StorageError};
 use axum::Router;
 use std::sync::Arc;
 
-pub fn build(config: &Config) -> Result<Router, StorageError> {
-    let storage = Arc::new(FsStorage::new(&config.storage)?);
+pub async fn build(config: &Config) -> Result<Router, StorageError> {
+    let storage: Arc<dyn Storage> = match &config.store {
+        Store::Filesystem => Arc::new(FsStorage::new(&config.storage)?),
+        Store::S3(s3) => Arc::new(S3Storage::connect(s3).await),
+    };
     let registry = Arc::new(Registry::new(
         storage,
         AccessRules::new(config.packages.clone()),

@@ -1,7 +1,8 @@
-//! Tarball downloads, streamed from storage.
+//! Tarball downloads, streamed from storage, or redirected to a presigned storage URL when the
+//! backend is configured to hand them out.
 
 use super::AppState;
-use super::error::ApiResult;
+use super::error::{ApiError, ApiResult};
 use crate::auth::Identity;
 use crate::package::PackageName;
 use axum::body::Body;
@@ -15,6 +16,22 @@ pub async fn get(
     who: &Identity,
     head: bool,
 ) -> ApiResult {
+    if !head && let Some(url) = state.registry.tarball_redirect(name, file, who).await? {
+        let mut res = StatusCode::FOUND.into_response();
+        let h = res.headers_mut();
+        h.insert(
+            header::LOCATION,
+            HeaderValue::try_from(url).map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("storage gave an invalid download URL: {e}"),
+                )
+            })?,
+        );
+        // The URL expires: nobody may keep this answer.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Ok(res);
+    }
     let blob = state.registry.tarball(name, file, who).await?;
     let mut res = if head {
         StatusCode::OK.into_response()

@@ -1,6 +1,9 @@
 //! Test harness: the real `npm-registry-server` binary on a loopback port, and real npm clients
-//! (npm, pnpm, yarn 1, yarn 4, Verdaccio) installed in `e2e/peers` by `e2e/test.sh`.
+//! (npm, pnpm, yarn 1, yarn 4, Verdaccio) and moto (S3) installed in `e2e/peers` by `e2e/test.sh`.
 #![allow(dead_code, unused_imports)]
+
+pub mod moto;
+pub mod round_trip;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -159,12 +162,24 @@ pub struct Server {
 impl Server {
     /// Starts the server with `config` (YAML) on `storage`.
     pub fn start(config: &str, storage: &Path) -> Server {
+        Self::start_env(config, storage, &[])
+    }
+
+    /// Like [`Server::start`], with extra environment variables; the machine's AWS settings are
+    /// never passed on.
+    pub fn start_env(config: &str, storage: &Path, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("config.yaml");
         std::fs::write(&config_path, config).unwrap();
         let port = free_port();
         let log = dir.path().join("server.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_npm-registry-server"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_npm-registry-server"));
+        for (k, _) in std::env::vars_os() {
+            if k.to_str().is_some_and(|k| k.starts_with("AWS_")) {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd
             .arg("--config")
             .arg(&config_path)
             .arg("--listen")
@@ -172,6 +187,7 @@ impl Server {
             .arg("--storage")
             .arg(storage)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
