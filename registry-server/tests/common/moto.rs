@@ -1,5 +1,5 @@
-//! moto's S3 server (installed by `e2e/test.sh` into `e2e/peers/venv`) on a free loopback port:
-//! started per test, killed on drop. Its S3 API takes unsigned path-style requests, which the
+//! moto's S3 server (installed by `e2e/test.sh` into `e2e/peers/venv`, started through
+//! `e2e/peers/moto_s3.py`) on a free loopback port: started per test, killed on drop. Its S3 API takes unsigned path-style requests, which the
 //! helpers here use to lay out and inspect buckets.
 
 use super::reqwest::{Method, Res, blocking_client};
@@ -16,16 +16,15 @@ pub struct Moto {
     dir: tempfile::TempDir,
 }
 
-fn binary() -> PathBuf {
-    let p = std::env::var_os("NPM_REGISTRY_MOTO")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("e2e/peers/venv/bin/moto_server"));
+/// The venv's Python, after checking that moto is installed in it.
+fn python() -> PathBuf {
+    let venv = workspace_root().join("e2e/peers/venv/bin");
     assert!(
-        p.exists(),
-        "moto (the S3 test peer) is missing at {}: install it with\n  {INSTALL}",
-        p.display()
+        venv.join("moto_server").exists(),
+        "moto (the S3 test peer) is missing from {}: install it with\n  {INSTALL}",
+        venv.display()
     );
-    p
+    venv.join("python")
 }
 
 impl Moto {
@@ -45,8 +44,10 @@ impl Moto {
             .append(true)
             .open(self.dir.path().join("moto.log"))
             .unwrap();
-        let child = Command::new(binary())
-            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+        // moto's server behind a wrapper that makes its conditional writes atomic (see the script).
+        let child = Command::new(python())
+            .arg(workspace_root().join("e2e/peers/moto_s3.py"))
+            .args(["127.0.0.1", &self.port.to_string()])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

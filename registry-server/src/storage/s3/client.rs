@@ -5,7 +5,7 @@ use crate::config::S3Store;
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::Region;
+use aws_sdk_s3::config::{Credentials, Region};
 use aws_smithy_http_client::tls;
 use std::time::Duration;
 
@@ -13,7 +13,8 @@ use std::time::Duration;
 /// usually do not care; AWS redirects clients that guess wrong).
 const FALLBACK_REGION: &str = "us-east-1";
 
-pub async fn build(cfg: &S3Store) -> aws_sdk_s3::Client {
+/// `credentials`: `None` for the AWS default chain.
+pub async fn build(cfg: &S3Store, credentials: Option<Credentials>) -> aws_sdk_s3::Client {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
@@ -31,6 +32,9 @@ pub async fn build(cfg: &S3Store) -> aws_sdk_s3::Client {
         .http_client(http)
         .timeout_config(timeouts)
         .retry_config(retries);
+    if let Some(c) = credentials {
+        loader = loader.credentials_provider(c);
+    }
     if let Some(region) = &cfg.region {
         loader = loader.region(Region::new(region.clone()));
     }

@@ -10,6 +10,7 @@ mod error;
 use super::{Blob, Key, Revision, Storage, StorageError, Versioned, layout};
 use crate::config::S3Store;
 use async_trait::async_trait;
+use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
@@ -29,10 +30,16 @@ pub struct S3Storage {
 }
 
 impl S3Storage {
-    /// Builds the client; no request is made until the first use (see [`Storage::check`]).
+    /// Builds the client with credentials from the AWS default chain; no request is made until
+    /// the first use (see [`Storage::check`]).
     pub async fn connect(cfg: &S3Store) -> Self {
+        Self::connect_with(cfg, None).await
+    }
+
+    /// Like [`S3Storage::connect`], with fixed credentials instead of the default chain.
+    pub async fn connect_with(cfg: &S3Store, credentials: Option<Credentials>) -> Self {
         S3Storage {
-            client: client::build(cfg).await,
+            client: client::build(cfg, credentials).await,
             bucket: cfg.bucket.clone(),
             prefix: cfg.key_prefix.clone(),
             sse_kms_key_id: cfg.sse_kms_key_id.clone(),
