@@ -431,3 +431,71 @@ fn bucket_laid_out_by_verdaccio_s3_plugin_is_served() {
     assert!(p2.join("node_modules/@old/thing/index.js").exists());
     assert!(p2.join("node_modules/from-verdaccio/index.js").exists());
 }
+
+/// Reads a GET response to the end without keeping it: `(status, body bytes)`.
+fn download(port: u16, path: &str) -> (u16, u64) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = r.read(&mut buf).unwrap();
+        if n == 0 {
+            return (status, total);
+        }
+        total += n as u64;
+    }
+}
+
+#[test]
+fn memory_stays_flat_while_a_200_mb_tarball_is_downloaded() {
+    const SIZE: usize = 200 * 1024 * 1024;
+    let moto = Moto::start();
+    moto.create_bucket("large");
+    let data: Vec<u8> = (0..SIZE).map(|i| (i % 253) as u8).collect();
+    moto.put("large", "big-pkg/big-pkg-1.0.0.tgz", data);
+    let server = s3_server(&moto, "large", "", "");
+    // Warm up the client, then take the peak so far as the baseline.
+    assert_eq!(
+        http()
+            .get(&format!("{}-/ready", server.url()))
+            .send()
+            .unwrap()
+            .status,
+        200
+    );
+    let before = server.memory_kib("VmHWM");
+    let started = Instant::now();
+    let (status, len) = download(server.port, "/big-pkg/-/big-pkg-1.0.0.tgz");
+    let took = started.elapsed();
+    assert_eq!(status, 200);
+    assert_eq!(len, SIZE as u64);
+    let after = server.memory_kib("VmHWM");
+    println!(
+        "200 MB tarball from S3 through the server in {took:?}: server peak RSS {} MiB before, \
+         {} MiB after (+{} MiB)",
+        before / 1024,
+        after / 1024,
+        (after - before) / 1024
+    );
+    assert!(
+        after - before < 64 * 1024,
+        "the download must stream: peak RSS grew from {before} KiB to {after} KiB"
+    );
+}
