@@ -279,10 +279,14 @@ impl Storage for S3Storage {
     }
 
     async fn check(&self) -> Result<(), StorageError> {
-        let what = format!("HEAD s3://{}", self.bucket);
+        // A one-key listing of our prefix: needs only the `s3:ListBucket` on that prefix that
+        // `list` needs anyway (`HeadBucket` would fail under a prefix condition).
+        let what = format!("LIST s3://{}/{}", self.bucket, self.prefix);
         self.client
-            .head_bucket()
+            .list_objects_v2()
             .bucket(&self.bucket)
+            .prefix(&self.prefix)
+            .max_keys(1)
             .send()
             .await
             .map(|_| ())
