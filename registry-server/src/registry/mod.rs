@@ -378,3 +378,6 @@ impl Registry {
         Ok((page, total))
     }
 }
+
+#[cfg(test)]
+mod tests;
