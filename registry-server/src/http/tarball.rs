@@ -2,9 +2,10 @@
 //! backend is configured to hand them out.
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use crate::auth::Identity;
 use crate::package::PackageName;
+use crate::storage::StorageError;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -21,11 +22,9 @@ pub async fn get(
         let h = res.headers_mut();
         h.insert(
             header::LOCATION,
-            HeaderValue::try_from(url).map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("storage gave an invalid download URL: {e}"),
-                )
+            HeaderValue::try_from(url).map_err(|e| StorageError::Io {
+                key: file.to_owned(),
+                source: std::io::Error::other(format!("invalid download URL: {e}")),
             })?,
         );
         // The URL expires: nobody may keep this answer.
