@@ -1,21 +1,24 @@
 //! Wires a [`Config`] into a ready-to-serve router.
 
 use crate::auth::Auth;
-use crate::config::Config;
+use crate::config::{Config, Store};
 use crate::http::{AppState, Settings, router};
 use crate::metrics::Metrics;
 use crate::package::access::AccessRules;
 use crate::registry::{PackumentCache, Registry};
-use crate::storage::StorageError;
 use crate::storage::fs::FsStorage;
 use crate::storage::instrumented::Instrumented;
+use crate::storage::s3::S3Storage;
+use crate::storage::{Storage, StorageError};
 use axum::Router;
 use std::sync::Arc;
 
-pub fn build(config: &Config) -> Result<Router, StorageError> {
+pub async fn build(config: &Config) -> Result<Router, StorageError> {
     let metrics = Arc::new(Metrics::default());
-    let storage: Arc<dyn crate::storage::Storage> =
-        Arc::new(Instrumented::new(FsStorage::new(&config.storage)?, metrics.clone()));
+    let storage: Arc<dyn Storage> = match &config.store {
+        Store::Filesystem => Arc::new(Instrumented::new(FsStorage::new(&config.storage)?, metrics.clone())),
+        Store::S3(s3) => Arc::new(Instrumented::new(S3Storage::connect(s3).await, metrics.clone())),
+    };
     let auth = Arc::new(Auth::new(storage.clone(), config));
     auth.start();
     let cache = PackumentCache::new(config.packument_cache.max_size, config.packument_cache.revalidate_after);

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use registry_server::config::{Config, LogFormat};
+use registry_server::config::{Config, LogFormat, Store};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
@@ -16,7 +16,7 @@ struct Cli {
     /// Address to listen on, overriding the config's `listen`.
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// Storage folder, overriding the config's `storage`.
+    /// Storage folder, overriding the config's `storage` (unused with `store: aws-s3-storage`).
     #[arg(long)]
     storage: Option<PathBuf>,
 }
@@ -64,13 +64,19 @@ async fn main() -> anyhow::Result<()> {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let app = registry_server::app::build(&config).context("cannot open storage")?;
+    let app = registry_server::app::build(&config)
+        .await
+        .context("cannot open storage")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let storage = match &config.store {
+        Store::Filesystem => config.storage.display().to_string(),
+        Store::S3(s3) => format!("s3://{}/{}", s3.bucket, s3.key_prefix),
+    };
     tracing::info!(
         address = %listener.local_addr()?,
-        storage = %config.storage.display(),
+        storage = %storage,
         "npm registry listening on http://{}/",
         listener.local_addr()?
     );

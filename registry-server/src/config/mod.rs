@@ -6,6 +6,7 @@ mod duration;
 mod listen;
 mod raw;
 mod size;
+mod store;
 
 use globset::{GlobBuilder, GlobMatcher};
 use raw::{RawConfig, RawRule, RawUplink, StringList};
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 pub use duration::parse_duration;
 pub use size::parse_size;
+pub use store::{S3Store, Store};
 
 /// The configuration used when no file is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
@@ -40,7 +42,9 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The storage folder, used when `store` is [`Store::Filesystem`].
     pub storage: PathBuf,
+    pub store: Store,
     pub listen: SocketAddr,
     /// Absolute base URL clients reach us at, ending in `/`; when unset it comes from the request.
     pub public_url: Option<String>,
@@ -267,17 +271,11 @@ fn resolve(raw: RawConfig, base: &Path, warnings: &mut Vec<String>) -> Result<Co
         )?,
     };
 
-    if let Some(store) = raw.store
-        && let Some(name) = store.keys().next()
-    {
-        return Err(invalid(
-            format!("store.{name}"),
-            "this build stores packages on the filesystem only (S3 storage is not available yet)",
-        ));
-    }
+    let store = store::resolve(raw.store, warnings)?;
 
     Ok(Config {
         storage,
+        store,
         listen,
         public_url,
         url_prefix,

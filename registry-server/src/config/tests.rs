@@ -144,3 +144,130 @@ fn globs_follow_verdaccio_semantics() {
     assert!(m(2, "@a/b"));
     assert!(m(2, "lodash"));
 }
+
+#[test]
+fn filesystem_is_the_default_store() {
+    assert_eq!(parse("listen: 4873").unwrap().config.store, Store::Filesystem);
+}
+
+#[test]
+fn reads_verdaccio_s3_plugin_keys() {
+    let text = r#"
+storage: ./storage
+store:
+  aws-s3-storage:
+    bucket: npm-bucket
+    keyPrefix: registry
+    region: eu-west-1
+    endpoint: http://127.0.0.1:9000
+    s3ForcePathStyle: true
+    tarballACL: private
+    sseKmsKeyId: arn:aws:kms:eu-west-1:111122223333:key/abc
+    tarballRedirect: 2m
+    requestTimeout: 5s
+    maxAttempts: 2
+    colour: red
+"#;
+    let loaded = parse(text).unwrap();
+    let Store::S3(s3) = &loaded.config.store else {
+        panic!("{:?}", loaded.config.store)
+    };
+    assert_eq!(s3.bucket, "npm-bucket");
+    assert_eq!(s3.key_prefix, "registry/", "Verdaccio adds the slash");
+    assert_eq!(s3.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+    assert!(s3.force_path_style);
+    assert_eq!(
+        s3.sse_kms_key_id.as_deref(),
+        Some("arn:aws:kms:eu-west-1:111122223333:key/abc")
+    );
+    assert_eq!(s3.tarball_redirect, Some(Duration::from_secs(120)));
+    assert_eq!(s3.request_timeout, Duration::from_secs(5));
+    assert_eq!(s3.connect_timeout, Duration::from_secs(3));
+    assert_eq!(s3.max_attempts, 2);
+    let w = loaded.warnings.join("\n");
+    assert!(w.contains("`store.aws-s3-storage.tarballACL`"), "{w}");
+    assert!(w.contains("`store.aws-s3-storage.colour`"), "{w}");
+
+    let minimal = parse("store:\n  aws-s3-storage:\n    bucket: b\n    tarballRedirect: true\n")
+        .unwrap()
+        .config
+        .store;
+    let Store::S3(s3) = minimal else { panic!() };
+    assert_eq!(s3.key_prefix, "");
+    assert_eq!((s3.region, s3.endpoint), (None, None));
+    assert!(!s3.force_path_style);
+    assert_eq!(s3.tarball_redirect, Some(Duration::from_secs(300)));
+    assert_eq!(s3.max_attempts, 3);
+}
+
+#[test]
+fn s3_values_may_name_environment_variables() {
+    // Verdaccio's plugin reads `bucket: SOME_VAR` from the environment when the variable is set;
+    // PATH is set in every test environment (and setting a variable here would race other tests).
+    let path = std::env::var("PATH").unwrap();
+    let c = parse("store:\n  aws-s3-storage:\n    bucket: PATH\n    keyPrefix: UNSET_VARIABLE_7F3A\n")
+        .unwrap()
+        .config;
+    let Store::S3(s3) = c.store else { panic!() };
+    assert_eq!(s3.bucket, path);
+    assert_eq!(s3.key_prefix, "UNSET_VARIABLE_7F3A/");
+}
+
+#[test]
+fn s3_credentials_in_the_file_are_refused() {
+    for k in ["accessKeyId", "secretAccessKey", "sessionToken"] {
+        let text = format!("store:\n  aws-s3-storage:\n    bucket: b\n    {k}: AKIAEXAMPLE\n");
+        match parse(&text) {
+            Err(ConfigError::Invalid { key, reason }) => {
+                assert_eq!(key, format!("store.aws-s3-storage.{k}"));
+                assert!(reason.contains("AWS default chain"), "{reason}");
+                assert!(reason.contains("AWS_ACCESS_KEY_ID"), "{reason}");
+            }
+            other => panic!("{k}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn invalid_s3_values_name_the_key() {
+    let cases = [
+        (
+            "store:\n  aws-s3-storage:\n    region: x\n",
+            "store.aws-s3-storage.bucket",
+        ),
+        (
+            "store:\n  aws-s3-storage:\n    bucket: ''\n",
+            "store.aws-s3-storage.bucket",
+        ),
+        ("store:\n  google-cloud:\n    bucket: b\n", "store.google-cloud"),
+        (
+            "store:\n  aws-s3-storage:\n    bucket: b\n    endpoint: ftp://x\n",
+            "store.aws-s3-storage.endpoint",
+        ),
+        (
+            "store:\n  aws-s3-storage:\n    bucket: b\n    s3ForcePathStyle: maybe\n",
+            "store.aws-s3-storage.s3ForcePathStyle",
+        ),
+        (
+            "store:\n  aws-s3-storage:\n    bucket: b\n    tarballRedirect: 30d\n",
+            "store.aws-s3-storage.tarballRedirect",
+        ),
+        (
+            "store:\n  aws-s3-storage:\n    bucket: b\n    maxAttempts: 0\n",
+            "store.aws-s3-storage.maxAttempts",
+        ),
+        (
+            "store:\n  aws-s3-storage:\n    bucket: b\n    connectTimeout: 0\n",
+            "store.aws-s3-storage.connectTimeout",
+        ),
+    ];
+    for (text, key) in cases {
+        match parse(text) {
+            Err(ConfigError::Invalid { key: k, reason }) => {
+                assert_eq!(k, key, "for {text:?}: {reason}");
+            }
+            other => panic!("{text:?} gave {other:?}"),
+        }
+    }
+}

@@ -298,6 +298,13 @@ impl Registry {
             .ok_or_else(|| RegistryError::NotFound(format!("tarball {file} of {name} not found")))
     }
 
+    /// A short-lived direct download URL for a tarball, when storage hands them out.
+    pub async fn tarball_redirect(&self, name: &PackageName, file: &str, who: &Identity) -> Result<Option<String>> {
+        PackageName::check_filename(file)?;
+        self.authorize(name, Action::Access, who)?;
+        Ok(self.storage.blob_redirect(&layout::tarball(name, file)?).await?)
+    }
+
     pub async fn dist_tags(&self, name: &PackageName, who: &Identity) -> Result<Map<String, Value>> {
         Ok(tags::tags(&self.packument(name, who).await?))
     }
@@ -353,3 +360,6 @@ impl Registry {
         Ok((page, total))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,14 +1,15 @@
-//! Verdaccio's list of locally published packages (`.verdaccio-db.json`), kept so Verdaccio can
-//! serve our storage and we can serve its storage; the `secret` and other keys are preserved.
+//! Verdaccio's list of locally published packages (`.verdaccio-db.json`, or the S3 plugin's
+//! `verdaccio-s3-db.json`: the backend names it), kept so Verdaccio can serve our storage and we
+//! can serve its storage; the `secret` and other keys are preserved.
 
 use super::Result;
 use crate::package::PackageName;
-use crate::storage::{Storage, StorageError, layout};
+use crate::storage::{Storage, StorageError};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
 pub async fn read(storage: &dyn Storage) -> Result<Vec<String>> {
-    let Some(v) = storage.read(&layout::package_list()).await? else {
+    let Some(v) = storage.read(&storage.package_list_key()).await? else {
         return Ok(Vec::new());
     };
     let doc: Value = serde_json::from_slice(&v.bytes).unwrap_or_else(|_| json!({}));
@@ -20,7 +21,7 @@ pub async fn read(storage: &dyn Storage) -> Result<Vec<String>> {
 }
 
 async fn change(storage: &dyn Storage, name: &PackageName, add: bool) -> Result<()> {
-    let key = layout::package_list();
+    let key = storage.package_list_key();
     loop {
         let current = storage.read(&key).await?;
         let mut doc: Value = current

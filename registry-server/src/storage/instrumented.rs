@@ -76,4 +76,12 @@ impl<S: Storage> Storage for Instrumented<S> {
     async fn check(&self) -> Result<(), StorageError> {
         timed!(self, "check", self.inner.check())
     }
+
+    fn package_list_key(&self) -> Key {
+        self.inner.package_list_key()
+    }
+
+    async fn blob_redirect(&self, key: &Key) -> Result<Option<String>, StorageError> {
+        timed!(self, "blob_redirect", self.inner.blob_redirect(key))
+    }
 }

@@ -1,5 +1,6 @@
 //! Verdaccio's storage layout: `<name>/package.json`, tarballs beside it, and the list of locally
-//! published packages in `.verdaccio-db.json`.
+//! published packages in `.verdaccio-db.json` (on disk) or `verdaccio-s3-db.json` (its S3 plugin).
+//! Backends add their own root (a folder, a bucket and key prefix).
 
 use super::{Key, StorageError};
 use crate::package::PackageName;
@@ -19,4 +20,9 @@ pub fn tarball(name: &PackageName, file: &str) -> Result<Key, StorageError> {
 /// Verdaccio's `{"list": [...], "secret": "..."}` of locally published packages.
 pub fn package_list() -> Key {
     Key::new(".verdaccio-db.json").expect("constant key")
+}
+
+/// The S3 plugin's name for the same list.
+pub fn s3_package_list() -> Key {
+    Key::new("verdaccio-s3-db.json").expect("constant key")
 }

@@ -1,9 +1,10 @@
-//! The only code that touches disk (and, later, S3). Backends store small JSON documents with
+//! The only code that touches disk or S3. Backends store small JSON documents with
 //! compare-and-swap writes, and write-once blobs (tarballs) that are streamed on read.
 
 pub mod fs;
 pub mod instrumented;
 pub mod layout;
+pub mod s3;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -103,6 +104,17 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Whether the backend can be used right now (readiness).
     async fn check(&self) -> Result<(), StorageError>;
+
+    /// Where Verdaccio keeps its list of published packages in this backend's layout.
+    fn package_list_key(&self) -> Key {
+        layout::package_list()
+    }
+
+    /// A short-lived URL a client can download the blob from directly, when the backend is set
+    /// up to hand them out and the blob exists; `None`: serve it through [`Storage::get_blob`].
+    async fn blob_redirect(&self, _key: &Key) -> Result<Option<String>, StorageError> {
+        Ok(None)
+    }
 }
 
 /// Reads a whole blob into memory; for small blobs and comparisons only.

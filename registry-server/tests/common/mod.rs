@@ -1,6 +1,9 @@
 //! Test harness: the real `npm-registry-server` binary on a loopback port, and real npm clients
-//! (npm, pnpm, yarn 1, yarn 4, Verdaccio) installed in `e2e/peers` by `e2e/test.sh`.
+//! (npm, pnpm, yarn 1, yarn 4, Verdaccio) and moto (S3) installed in `e2e/peers` by `e2e/test.sh`.
 #![allow(dead_code, unused_imports)]
+
+pub mod moto;
+pub mod round_trip;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -145,23 +148,31 @@ pub struct Server {
 impl Server {
     /// Starts the server with `config` (YAML) on `storage`.
     pub fn start(config: &str, storage: &Path) -> Server {
-        Self::start_env(config, storage, &[("RUST_LOG", "info")])
+        Self::start_env(config, storage, &[])
     }
 
-    /// Starts the server with extra environment variables (e.g. `RUST_LOG`).
+    /// Like [`Server::start`], with extra environment variables; the machine's AWS settings are
+    /// never passed on.
     pub fn start_env(config: &str, storage: &Path, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("config.yaml");
         std::fs::write(&config_path, config).unwrap();
         let port = free_port();
         let log = dir.path().join("server.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_npm-registry-server"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_npm-registry-server"));
+        for (k, _) in std::env::vars_os() {
+            if k.to_str().is_some_and(|k| k.starts_with("AWS_")) {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd
             .arg("--config")
             .arg(&config_path)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--storage")
             .arg(storage)
+            .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -191,6 +202,20 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A `VmRSS`/`VmHWM`-style line of `/proc/<pid>/status`, in KiB.
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
@@ -202,6 +227,12 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Rules for storage-level tests that publish over plain HTTP without logging in.
+pub const ANYONE_PUBLISHES: &str = "
+packages:
+  '**': { access: $all, publish: $all, unpublish: $all }
+";
 
 pub const OPEN_CONFIG: &str = "
 packages:

@@ -1,0 +1,197 @@
+//! `store:` — where packages live. Without it, the `storage` folder; with
+//! `store: {aws-s3-storage: {...}}`, an S3 bucket laid out as Verdaccio's S3 plugin lays it out.
+//! The plugin's keys are accepted as they are (including its habit of reading a value from the
+//! environment variable it names); credentials never come from the file.
+
+use super::{ConfigError, duration_value, invalid};
+use serde_yaml::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The name Verdaccio's S3 plugin is configured under.
+pub const S3_PLUGIN: &str = "aws-s3-storage";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Store {
+    /// The `storage` folder (a local disk, a PVC, EFS).
+    Filesystem,
+    S3(S3Store),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct S3Store {
+    pub bucket: String,
+    /// Prepended to every key; empty, or ending in `/` (Verdaccio adds the slash too).
+    pub key_prefix: String,
+    /// `None`: the AWS default chain (`AWS_REGION`, profile, instance metadata).
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub force_path_style: bool,
+    /// Every object we write is encrypted with this KMS key (SSE-KMS).
+    pub sse_kms_key_id: Option<String>,
+    /// Answer tarball downloads with a redirect to a presigned URL valid this long.
+    pub tarball_redirect: Option<Duration>,
+    pub connect_timeout: Duration,
+    /// Limit of one attempt of one S3 call (a streamed download only until its headers arrive).
+    pub request_timeout: Duration,
+    pub max_attempts: u32,
+}
+
+const DEFAULT_REDIRECT_TTL: Duration = Duration::from_secs(300);
+
+/// Keys that would put a credential in the file.
+const CREDENTIAL_KEYS: [&str; 3] = ["accessKeyId", "secretAccessKey", "sessionToken"];
+
+/// Verdaccio plugin keys we accept without using.
+const IGNORED_KEYS: [&str; 3] = ["tarballACL", "acl", "proxy"];
+
+pub fn resolve(raw: Option<BTreeMap<String, Value>>, warnings: &mut Vec<String>) -> Result<Store, ConfigError> {
+    let Some(raw) = raw.filter(|m| !m.is_empty()) else {
+        return Ok(Store::Filesystem);
+    };
+    let mut s3 = None;
+    for (plugin, value) in raw {
+        if plugin != S3_PLUGIN {
+            return Err(invalid(
+                format!("store.{plugin}"),
+                format!("unknown storage plugin; supported: store.{S3_PLUGIN}"),
+            ));
+        }
+        s3 = Some(resolve_s3(value, warnings)?);
+    }
+    Ok(s3.map_or(Store::Filesystem, Store::S3))
+}
+
+fn resolve_s3(value: Value, warnings: &mut Vec<String>) -> Result<S3Store, ConfigError> {
+    let key = |k: &str| format!("store.{S3_PLUGIN}.{k}");
+    let Value::Mapping(map) = value else {
+        return Err(invalid(key("bucket"), "store.aws-s3-storage must be a mapping"));
+    };
+    let mut fields: BTreeMap<String, Value> = BTreeMap::new();
+    for (k, v) in map {
+        let Value::String(k) = k else {
+            return Err(invalid(key("?"), "keys must be strings"));
+        };
+        fields.insert(k, v);
+    }
+    for k in CREDENTIAL_KEYS {
+        if fields.contains_key(k) {
+            return Err(invalid(
+                key(k),
+                "credentials are not accepted in the config file; the server uses the AWS default \
+                 chain (IRSA web identity, EKS Pod Identity, instance profile, or the \
+                 AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN environment variables)",
+            ));
+        }
+    }
+    let mut take = |k: &str| fields.remove(k);
+    let bucket = string(&key("bucket"), take("bucket"))?.ok_or_else(|| invalid(key("bucket"), "is required"))?;
+    if bucket.is_empty() {
+        return Err(invalid(key("bucket"), "must not be empty"));
+    }
+    let key_prefix = match string(&key("keyPrefix"), take("keyPrefix"))? {
+        None => String::new(),
+        Some(p) => {
+            let p = p.trim_start_matches('/').to_owned();
+            if p.is_empty() || p.ends_with('/') {
+                p
+            } else {
+                format!("{p}/")
+            }
+        }
+    };
+    let region = string(&key("region"), take("region"))?.filter(|r| !r.is_empty());
+    let endpoint = match string(&key("endpoint"), take("endpoint"))?.filter(|e| !e.is_empty()) {
+        None => None,
+        Some(e) => {
+            let u =
+                url::Url::parse(&e).map_err(|err| invalid(key("endpoint"), format!("{e:?} is not a URL: {err}")))?;
+            if u.scheme() != "http" && u.scheme() != "https" {
+                return Err(invalid(key("endpoint"), format!("{e:?} must be an http or https URL")));
+            }
+            Some(e)
+        }
+    };
+    let force_path_style = boolean(&key("s3ForcePathStyle"), take("s3ForcePathStyle"))?;
+    let sse_kms_key_id = string(&key("sseKmsKeyId"), take("sseKmsKeyId"))?.filter(|k| !k.is_empty());
+    let tarball_redirect = match take("tarballRedirect") {
+        None | Some(Value::Bool(false)) => None,
+        Some(Value::Bool(true)) => Some(DEFAULT_REDIRECT_TTL),
+        v => {
+            let ttl = duration_value(&key("tarballRedirect"), v, DEFAULT_REDIRECT_TTL)?;
+            // SigV4 presigned URLs are valid for at most seven days.
+            if ttl.is_zero() || ttl > Duration::from_secs(7 * 24 * 3600) {
+                return Err(invalid(
+                    key("tarballRedirect"),
+                    "must be true, false, or a lifetime between 1s and 7d",
+                ));
+            }
+            Some(ttl)
+        }
+    };
+    let connect_timeout = duration_value(&key("connectTimeout"), take("connectTimeout"), Duration::from_secs(3))?;
+    let request_timeout = duration_value(&key("requestTimeout"), take("requestTimeout"), Duration::from_secs(30))?;
+    for (k, d) in [("connectTimeout", connect_timeout), ("requestTimeout", request_timeout)] {
+        if d.is_zero() {
+            return Err(invalid(key(k), "must be more than zero"));
+        }
+    }
+    let max_attempts = match take("maxAttempts") {
+        None => 3,
+        Some(Value::Number(n)) => {
+            n.as_u64()
+                .filter(|n| (1..=10).contains(n))
+                .ok_or_else(|| invalid(key("maxAttempts"), "must be a number from 1 to 10"))? as u32
+        }
+        Some(_) => return Err(invalid(key("maxAttempts"), "must be a number from 1 to 10")),
+    };
+    for k in IGNORED_KEYS {
+        if fields.remove(k).is_some() {
+            warnings.push(format!("`{}` is not supported; ignored", key(k)));
+        }
+    }
+    for k in fields.keys() {
+        warnings.push(format!("unknown config key `{}` ignored", key(k)));
+    }
+    Ok(S3Store {
+        bucket,
+        key_prefix,
+        region,
+        endpoint,
+        force_path_style,
+        sse_kms_key_id,
+        tarball_redirect,
+        connect_timeout,
+        request_timeout,
+        max_attempts,
+    })
+}
+
+/// A string value; as in Verdaccio's plugin, a value that names a set environment variable is
+/// replaced by that variable's value (`bucket: S3_BUCKET`).
+fn string(key: &str, v: Option<Value>) -> Result<Option<String>, ConfigError> {
+    let s = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => s,
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => return Err(invalid(key, "expected a string")),
+    };
+    let names_a_variable = s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if names_a_variable
+        && let Ok(v) = std::env::var(&s)
+        && !v.is_empty()
+    {
+        return Ok(Some(v));
+    }
+    Ok(Some(s))
+}
+
+fn boolean(key: &str, v: Option<Value>) -> Result<bool, ConfigError> {
+    match v {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(b),
+        Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
+        Some(_) => Err(invalid(key, "expected true or false")),
+    }
+}
