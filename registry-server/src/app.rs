@@ -10,10 +10,19 @@ use crate::storage::fs::FsStorage;
 use crate::storage::instrumented::Instrumented;
 use crate::storage::s3::S3Storage;
 use crate::storage::{Storage, StorageError};
+use crate::uplink::Uplinks;
 use axum::Router;
 use std::sync::Arc;
 
-pub async fn build(config: &Config) -> Result<Router, StorageError> {
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot open storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("cannot set up uplinks: {0}")]
+    Uplink(String),
+}
+
+pub async fn build(config: &Config) -> Result<Router, BuildError> {
     let metrics = Arc::new(Metrics::default());
     let storage: Arc<dyn Storage> = match &config.store {
         Store::Filesystem => Arc::new(Instrumented::new(FsStorage::new(&config.storage)?, metrics.clone())),
@@ -23,7 +32,12 @@ pub async fn build(config: &Config) -> Result<Router, StorageError> {
     auth.start();
     let cache = PackumentCache::new(config.packument_cache.max_size, config.packument_cache.revalidate_after);
     let rules = AccessRules::new(config.packages.clone());
-    let registry = Arc::new(Registry::new(storage, rules, cache, metrics.clone()));
+    let mut registry = Registry::new(storage.clone(), rules, cache, metrics.clone());
+    if !config.uplinks.is_empty() {
+        let uplinks = Uplinks::new(&config.uplinks, storage, metrics.clone()).map_err(BuildError::Uplink)?;
+        registry = registry.with_uplinks(Arc::new(uplinks));
+    }
+    let registry = Arc::new(registry);
     let settings = Arc::new(Settings {
         public_url: config.public_url.clone(),
         url_prefix: config.url_prefix.clone(),

@@ -76,6 +76,8 @@ pub struct PackageRule {
     pub publish: Vec<String>,
     pub unpublish: Vec<String>,
     pub proxy: Vec<String>,
+    /// Upstream versions this rule hides (release-age quarantine, block list).
+    pub filter: crate::package::merge::VersionFilter,
 }
 
 #[derive(Debug, Clone)]
@@ -357,6 +359,22 @@ fn resolve_rule(
             ));
         }
     }
+    let min_age = match rule.quarantine {
+        None => None,
+        Some(v) => Some(duration_value(&key("quarantine"), Some(v), Duration::ZERO)?),
+    };
+    let block = rule.block.unwrap_or_default();
+    for entry in &block {
+        if let Some(i) = entry.get(1..).and_then(|e| e.rfind('@')) {
+            let range = &entry[i + 2..];
+            semver::VersionReq::parse(range).map_err(|e| {
+                invalid(
+                    key("block"),
+                    format!("{entry:?}: {range:?} is not a version range ({e})"),
+                )
+            })?;
+        }
+    }
     Ok(PackageRule {
         pattern: pattern.to_owned(),
         matcher,
@@ -364,6 +382,7 @@ fn resolve_rule(
         publish,
         unpublish,
         proxy,
+        filter: crate::package::merge::VersionFilter { min_age, block },
     })
 }
 

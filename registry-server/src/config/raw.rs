@@ -105,6 +105,10 @@ pub struct RawRule {
     pub allow_publish: Option<StringList>,
     pub proxy_access: Option<StringList>,
     pub storage: Option<String>,
+    /// Ours: hide upstream versions younger than this (`7d`).
+    pub quarantine: Option<Value>,
+    /// Ours: upstream packages (`name`) or versions (`name@range`) never served.
+    pub block: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,6 +4,7 @@ use crate::auth::AuthError;
 use crate::package::PackageError;
 use crate::registry::RegistryError;
 use crate::storage::StorageError;
+use crate::uplink::{FetchError, UplinkError};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -72,6 +73,11 @@ impl From<RegistryError> for ApiError {
             RegistryError::Conflict(_) => StatusCode::CONFLICT,
             RegistryError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             RegistryError::Contended(_) => StatusCode::SERVICE_UNAVAILABLE,
+            RegistryError::Upstream(u) => match u.as_ref() {
+                UplinkError::Storage(s) => storage_status(s),
+                UplinkError::Fetch(FetchError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
+                _ => StatusCode::BAD_GATEWAY,
+            },
         };
         if status.is_server_error() {
             tracing::error!(error = %e, "request failed");

@@ -1,6 +1,7 @@
 //! The HTTP layer: a thin axum router over [`Registry`]. Fixed endpoints live under `/-/`; every
 //! other path is a package URL, parsed by [`path::parse`] and dispatched by method.
 
+mod audit;
 mod base_url;
 mod body;
 mod dist_tags;
@@ -70,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/-/v1/login", post(user::web_login))
         .route("/-/npm/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/-/npm/v1/tokens/token/{key}", delete(tokens::revoke))
+        .route("/-/npm/v1/security/{*rest}", post(audit::forward))
         .route("/-/{*rest}", any(unknown_endpoint))
         .fallback(package_route)
         .layer(CatchPanicLayer::new())

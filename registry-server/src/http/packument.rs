@@ -111,8 +111,8 @@ pub async fn version(
     who: &Identity,
     headers: &HeaderMap,
 ) -> ApiResult {
-    let stored = state.registry.packument(name, who).await?;
-    let full = packument::client_view(&stored, name, &base_url(&state.settings, headers));
+    let doc = state.registry.merged(name, who).await?;
+    let full = packument::client_view(&doc, name, &base_url(&state.settings, headers));
     let v = packument::version_view(&full, spec)
         .ok_or_else(|| ApiError::not_found(format!("version or dist-tag {spec} of {name} not found")))?;
     Ok(axum::Json(v).into_response())

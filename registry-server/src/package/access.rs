@@ -37,6 +37,11 @@ impl AccessRules {
         principals.iter().any(|p| who.matches(p))
     }
 
+    /// The upstream versions the package's rule hides.
+    pub fn filter(&self, name: &str) -> crate::package::merge::VersionFilter {
+        self.rule_for(name).map(|r| r.filter.clone()).unwrap_or_default()
+    }
+
     /// The uplinks a package may be fetched from, in failover order.
     pub fn proxies(&self, name: &str) -> &[String] {
         self.rule_for(name).map(|r| r.proxy.as_slice()).unwrap_or(&[])

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod error;
 pub mod integrity;
+pub mod merge;
 pub mod name;
 pub mod packument;
 pub mod publish;

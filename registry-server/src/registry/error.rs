@@ -1,5 +1,6 @@
 use crate::package::PackageError;
 use crate::storage::StorageError;
+use crate::uplink::UplinkError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -20,6 +21,15 @@ pub enum RegistryError {
     TooLarge { limit: u64 },
     #[error("{0} is changing too often right now; try again")]
     Contended(String),
+    /// Boxed: upstream errors are large and rare.
+    #[error(transparent)]
+    Upstream(Box<UplinkError>),
 }
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+impl From<UplinkError> for RegistryError {
+    fn from(e: UplinkError) -> Self {
+        RegistryError::Upstream(Box::new(e))
+    }
+}

@@ -12,8 +12,10 @@ pub use error::{RegistryError, Result};
 use crate::auth::Identity;
 use crate::metrics::Metrics;
 use crate::package::access::{AccessRules, Action};
+use crate::package::merge;
 use crate::package::{PackageError, PackageName, publish, search, tags, update};
 use crate::storage::{Blob, Revision, Storage, StorageError, layout, read_blob_bytes};
+use crate::uplink::{Fetched, Uplinks, UpstreamDoc};
 use bytes::Bytes;
 use chrono::Utc;
 use serde_json::{Map, Value};
@@ -28,6 +30,7 @@ pub struct Registry {
     rules: AccessRules,
     cache: PackumentCache,
     metrics: Arc<Metrics>,
+    uplinks: Option<Arc<Uplinks>>,
 }
 
 /// A stored packument and the storage revision it was read at.
@@ -51,7 +54,14 @@ impl Registry {
             rules,
             cache,
             metrics,
+            uplinks: None,
         }
+    }
+
+    /// Lets packages whose rule names uplinks come from them.
+    pub fn with_uplinks(mut self, uplinks: Arc<Uplinks>) -> Self {
+        self.uplinks = Some(uplinks);
+        self
     }
 
     pub fn storage(&self) -> &dyn Storage {
@@ -95,7 +105,7 @@ impl Registry {
         }))
     }
 
-    /// The stored packument of a package the caller may read.
+    /// The locally stored packument (for `?write=true`: what a modification starts from).
     pub async fn packument(&self, name: &PackageName, who: &Identity) -> Result<Value> {
         self.authorize(name, Action::Access, who)?;
         self.read_doc(name)
@@ -104,10 +114,50 @@ impl Registry {
             .ok_or_else(|| not_found(name))
     }
 
+    /// The package as clients see it: local data over the (filtered) upstream packument.
+    pub async fn merged(&self, name: &PackageName, who: &Identity) -> Result<Value> {
+        self.authorize(name, Action::Access, who)?;
+        let local = self.read_doc(name).await?;
+        let upstream = self.upstream(name, local.is_some()).await?;
+        self.merge_view(name, local.map(|d| d.value), upstream.as_deref())
+            .ok_or_else(|| not_found(name))
+    }
+
+    /// The upstream packument when the package's rule proxies; errors are tolerated when local
+    /// data can answer alone.
+    async fn upstream(&self, name: &PackageName, have_local: bool) -> Result<Option<Arc<UpstreamDoc>>> {
+        let proxies = self.rules.proxies(name.as_str());
+        let Some(uplinks) = self.uplinks.as_ref().filter(|_| !proxies.is_empty()) else {
+            return Ok(None);
+        };
+        match uplinks.packument(name, proxies).await {
+            Ok(u) => Ok(u),
+            Err(e) if have_local => {
+                tracing::warn!(package = %name, error = %e, "serving local versions only");
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn merge_view(&self, name: &PackageName, local: Option<Value>, upstream: Option<&UpstreamDoc>) -> Option<Value> {
+        let filtered = upstream.map(|u| {
+            let mut doc = u.doc.clone();
+            self.rules
+                .filter(name.as_str())
+                .apply(name.as_str(), &mut doc, Utc::now());
+            doc
+        });
+        merge::merge(local.as_ref(), filtered)
+    }
+
     /// The packument's ready-to-send representations for `base`, from memory when storage confirms
     /// they are current. The hot path of every install.
     pub async fn prepared(&self, name: &PackageName, who: &Identity, base: &str) -> Result<Arc<Prepared>> {
         self.authorize(name, Action::Access, who)?;
+        if self.uplinks.is_some() && !self.rules.proxies(name.as_str()).is_empty() {
+            return self.prepared_proxied(name, base).await;
+        }
         let key = layout::packument(name)?;
         if let Some(p) = self.cache.get(name, base) {
             if !self.cache.is_due(&p) {
@@ -137,6 +187,42 @@ impl Registry {
         })
         .await
         .map_err(|e| StorageError::Unavailable(format!("packument preparation failed: {e}")))??;
+        let prepared = Arc::new(prepared);
+        self.cache.insert(name, prepared.clone(), generation);
+        Ok(prepared)
+    }
+
+    /// `prepared` for a package whose rule proxies: the cached bytes are current while the local
+    /// revision and the upstream copy (fresh within the uplink's `maxage`) are unchanged.
+    async fn prepared_proxied(&self, name: &PackageName, base: &str) -> Result<Arc<Prepared>> {
+        let local_revision = self.storage.revision(&layout::packument(name)?).await?;
+        let upstream = self.upstream(name, local_revision.is_some()).await?;
+        let filter = self.rules.filter(name.as_str());
+        // Quarantine depends on the clock: let the view change at least once a minute.
+        let minute = if filter.is_empty() {
+            0
+        } else {
+            Utc::now().timestamp() / 60
+        };
+        let stamp = upstream.as_ref().map(|u| u.stamp()).unwrap_or_default();
+        let revision = Revision(format!(
+            "{}|{stamp}|{minute}",
+            local_revision.as_ref().map(|r| r.0.as_str()).unwrap_or("-")
+        ));
+        if let Some(p) = self.cache.get(name, base).filter(|p| p.revision == revision) {
+            self.metrics.cache(true);
+            return Ok(p);
+        }
+        self.metrics.cache(false);
+        let generation = self.cache.generation();
+        let local = self.read_doc(name).await?.map(|d| d.value);
+        let merged = self
+            .merge_view(name, local, upstream.as_deref())
+            .ok_or_else(|| not_found(name))?;
+        let (n, b) = (name.clone(), base.to_owned());
+        let prepared = tokio::task::spawn_blocking(move || Prepared::build(&n, &merged, revision, &b))
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("packument preparation failed: {e}")))?;
         let prepared = Arc::new(prepared);
         self.cache.insert(name, prepared.clone(), generation);
         Ok(prepared)
@@ -292,10 +378,64 @@ impl Registry {
     pub async fn tarball(&self, name: &PackageName, file: &str, who: &Identity) -> Result<Blob> {
         PackageName::check_filename(file)?;
         self.authorize(name, Action::Access, who)?;
-        self.storage
-            .get_blob(&layout::tarball(name, file)?)
-            .await?
-            .ok_or_else(|| RegistryError::NotFound(format!("tarball {file} of {name} not found")))
+        let missing = || RegistryError::NotFound(format!("tarball {file} of {name} not found"));
+        if let Some(blob) = self.storage.get_blob(&layout::tarball(name, file)?).await? {
+            return Ok(blob);
+        }
+        let Some(upstream) = self.upstream(name, false).await? else {
+            return Err(missing());
+        };
+        // Only a version the rule lets through; its tarball URL and integrity come from the
+        // upstream packument, never from the client.
+        let filter = self.rules.filter(name.as_str());
+        let now = Utc::now();
+        let version = upstream.doc.get("versions").and_then(Value::as_object).and_then(|vs| {
+            vs.iter().find(|(v, m)| {
+                crate::package::packument::tarball_file(name, v, m) == file
+                    && !filter.hides(
+                        name.as_str(),
+                        v,
+                        upstream.doc.pointer(&format!("/time/{v}")).and_then(Value::as_str),
+                        now,
+                    )
+            })
+        });
+        let Some((_, manifest)) = version else {
+            return Err(missing());
+        };
+        let cached = crate::uplink::tarball_key(name, file)?;
+        if let Some(blob) = self.storage.get_blob(&cached).await? {
+            return Ok(blob);
+        }
+        let url = manifest
+            .pointer("/dist/tarball")
+            .and_then(Value::as_str)
+            .ok_or_else(missing)?;
+        let sri = manifest.pointer("/dist/integrity").and_then(Value::as_str);
+        let sha = manifest.pointer("/dist/shasum").and_then(Value::as_str);
+        let uplinks = self.uplinks.as_ref().expect("upstream data implies uplinks");
+        match uplinks.tarball(name, file, &upstream.uplink, url, sri, sha).await? {
+            Some(Fetched::Stored) => self.storage.get_blob(&cached).await?.ok_or_else(missing),
+            Some(Fetched::Bytes(bytes)) => Ok(Blob {
+                len: bytes.len() as u64,
+                stream: Box::pin(futures_util::stream::once(async move { Ok(bytes) })),
+            }),
+            None => Err(missing()),
+        }
+    }
+
+    /// Passes an audit request to the uplinks; `None` when none is configured or answers.
+    pub async fn audit(
+        &self,
+        path: &str,
+        headers: &reqwest::header::HeaderMap,
+        body: Bytes,
+    ) -> Result<Option<(u16, reqwest::header::HeaderMap, Bytes)>> {
+        let Some(uplinks) = &self.uplinks else { return Ok(None) };
+        uplinks
+            .audit(path, headers, body)
+            .await
+            .map_err(|e| RegistryError::from(crate::uplink::UplinkError::from(e)))
     }
 
     /// A short-lived direct download URL for a tarball, when storage hands them out.
@@ -306,7 +446,7 @@ impl Registry {
     }
 
     pub async fn dist_tags(&self, name: &PackageName, who: &Identity) -> Result<Map<String, Value>> {
-        Ok(tags::tags(&self.packument(name, who).await?))
+        Ok(tags::tags(&self.merged(name, who).await?))
     }
 
     pub async fn set_tag(&self, name: &PackageName, tag: &str, version: &str, who: &Identity) -> Result<()> {

@@ -4,6 +4,7 @@
 
 pub mod moto;
 pub mod round_trip;
+pub mod upstream;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

@@ -1,0 +1,193 @@
+//! One upstream registry: HTTP requests with its timeout, headers and credentials, and its health.
+
+use super::health::Health;
+use crate::config::{Uplink, UplinkAuthKind};
+use crate::metrics::{Metrics, UplinkLabels};
+use bytes::Bytes;
+use reqwest::header::{ACCEPT, AUTHORIZATION, ETAG, HeaderMap, HeaderName, HeaderValue, IF_NONE_MATCH};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("uplink {uplink} did not answer within {secs} s")]
+    Timeout { uplink: String, secs: u64 },
+    #[error("uplink {uplink} failed: {reason}")]
+    Failed { uplink: String, reason: String },
+    #[error("uplink {0} is marked down after repeated failures")]
+    Down(String),
+}
+
+pub enum Packument {
+    Fresh { body: Bytes, etag: Option<String> },
+    NotModified,
+    NotFound,
+}
+
+pub struct UplinkClient {
+    pub name: String,
+    pub config: Uplink,
+    http: reqwest::Client,
+    pub health: Health,
+    metrics: Arc<Metrics>,
+}
+
+impl UplinkClient {
+    pub fn new(name: &str, config: Uplink, metrics: Arc<Metrics>) -> Result<Self, String> {
+        let mut headers = HeaderMap::new();
+        for (k, v) in &config.headers {
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("uplinks.{name}.headers: {e}"))?;
+            let value = HeaderValue::from_str(v).map_err(|e| format!("uplinks.{name}.headers: {e}"))?;
+            headers.insert(name, value);
+        }
+        if let Some(auth) = &config.auth {
+            // The token lives in the environment (a Kubernetes Secret), never in the config file.
+            let token = std::env::var(&auth.token_env).map_err(|_| {
+                format!(
+                    "uplinks.{name}.auth: environment variable {} is not set",
+                    auth.token_env
+                )
+            })?;
+            let scheme = match auth.kind {
+                UplinkAuthKind::Bearer => "Bearer",
+                UplinkAuthKind::Basic => "Basic",
+            };
+            let mut value =
+                HeaderValue::from_str(&format!("{scheme} {token}")).map_err(|e| format!("uplinks.{name}.auth: {e}"))?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("npm-registry-server/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(std::time::Duration::from_secs(10)))
+            .danger_accept_invalid_certs(!config.strict_ssl)
+            .build()
+            .map_err(|e| format!("uplinks.{name}: {e}"))?;
+        Ok(UplinkClient {
+            name: name.to_owned(),
+            health: Health::new(config.max_fails, config.fail_timeout),
+            config,
+            http,
+            metrics,
+        })
+    }
+
+    fn count(&self, outcome: &'static str) {
+        self.metrics
+            .uplink_requests
+            .get_or_create(&UplinkLabels {
+                uplink: self.name.clone(),
+                outcome,
+            })
+            .inc();
+    }
+
+    fn failure(&self, e: reqwest::Error) -> FetchError {
+        self.health.failed();
+        if e.is_timeout() {
+            self.count("timeout");
+            FetchError::Timeout {
+                uplink: self.name.clone(),
+                secs: self.config.timeout.as_secs(),
+            }
+        } else {
+            self.count("error");
+            FetchError::Failed {
+                uplink: self.name.clone(),
+                reason: e.to_string(),
+            }
+        }
+    }
+
+    fn bad_status(&self, status: reqwest::StatusCode) -> FetchError {
+        self.health.failed();
+        self.count("error");
+        FetchError::Failed {
+            uplink: self.name.clone(),
+            reason: format!("answered {status}"),
+        }
+    }
+
+    /// The full packument (the abbreviated form lacks `time`, which quarantine needs).
+    pub async fn packument(&self, escaped_name: &str, etag: Option<&str>) -> Result<Packument, FetchError> {
+        if self.health.is_down() {
+            return Err(FetchError::Down(self.name.clone()));
+        }
+        let mut req = self
+            .http
+            .get(format!("{}{escaped_name}", self.config.url))
+            .header(ACCEPT, "application/json");
+        if let Some(e) = etag {
+            req = req.header(IF_NONE_MATCH, e);
+        }
+        let res = req.send().await.map_err(|e| self.failure(e))?;
+        match res.status() {
+            reqwest::StatusCode::NOT_MODIFIED => {
+                self.health.succeeded();
+                self.count("not_modified");
+                Ok(Packument::NotModified)
+            }
+            reqwest::StatusCode::NOT_FOUND => {
+                self.health.succeeded();
+                self.count("not_found");
+                Ok(Packument::NotFound)
+            }
+            s if s.is_success() => {
+                let etag = res.headers().get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let body = res.bytes().await.map_err(|e| self.failure(e))?;
+                self.health.succeeded();
+                self.count("ok");
+                Ok(Packument::Fresh { body, etag })
+            }
+            s => Err(self.bad_status(s)),
+        }
+    }
+
+    /// A whole tarball.
+    pub async fn tarball(&self, url: &str) -> Result<Option<Bytes>, FetchError> {
+        if self.health.is_down() {
+            return Err(FetchError::Down(self.name.clone()));
+        }
+        let res = self.http.get(url).send().await.map_err(|e| self.failure(e))?;
+        match res.status() {
+            reqwest::StatusCode::NOT_FOUND => {
+                self.count("not_found");
+                Ok(None)
+            }
+            s if s.is_success() => {
+                let body = res.bytes().await.map_err(|e| self.failure(e))?;
+                self.health.succeeded();
+                self.count("ok");
+                Ok(Some(body))
+            }
+            s => Err(self.bad_status(s)),
+        }
+    }
+
+    /// Passes an audit request on as it is (its body may be gzip-encoded).
+    pub async fn audit(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<(u16, HeaderMap, Bytes), FetchError> {
+        let mut req = self
+            .http
+            .post(format!("{}{}", self.config.url, path.trim_start_matches('/')));
+        for h in [reqwest::header::CONTENT_TYPE, reqwest::header::CONTENT_ENCODING] {
+            if let Some(v) = headers.get(&h) {
+                req = req.header(h, v.clone());
+            }
+        }
+        let res = req.body(body).send().await.map_err(|e| self.failure(e))?;
+        let status = res.status().as_u16();
+        let mut out = HeaderMap::new();
+        if let Some(ct) = res.headers().get(reqwest::header::CONTENT_TYPE) {
+            out.insert(reqwest::header::CONTENT_TYPE, ct.clone());
+        }
+        let body = res.bytes().await.map_err(|e| self.failure(e))?;
+        self.count("audit");
+        Ok((status, out, body))
+    }
+}

@@ -1,0 +1,138 @@
+//! A scripted upstream registry for uplink tests: serves given packuments and tarballs, honours
+//! `If-None-Match`, counts every request, and can answer slowly or lie about a tarball.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Default)]
+struct State {
+    packuments: HashMap<String, Value>,
+    tarballs: HashMap<String, Vec<u8>>,
+    hits: HashMap<String, usize>,
+    delay: Duration,
+}
+
+pub struct FakeUpstream {
+    pub port: u16,
+    state: Arc<Mutex<State>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeUpstream {
+    pub fn start() -> FakeUpstream {
+        let state = Arc::new(Mutex::new(State::default()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let s = state.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap| handle(s.clone(), uri, headers));
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        FakeUpstream {
+            port,
+            state,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    /// Serves `doc` for its name; tarball URLs in it should point at [`tarball_url`](Self::tarball_url).
+    pub fn add_packument(&self, doc: Value) {
+        let name = doc["name"].as_str().unwrap().to_owned();
+        self.state.lock().unwrap().packuments.insert(name, doc);
+    }
+
+    pub fn add_tarball(&self, path: &str, bytes: Vec<u8>) {
+        self.state.lock().unwrap().tarballs.insert(path.to_owned(), bytes);
+    }
+
+    pub fn tarball_url(&self, path: &str) -> String {
+        format!("{}{}", self.url(), path.trim_start_matches('/'))
+    }
+
+    pub fn set_delay(&self, d: Duration) {
+        self.state.lock().unwrap().delay = d;
+    }
+
+    /// Requests received for a packument name or a tarball path.
+    pub fn hits(&self, what: &str) -> usize {
+        self.state.lock().unwrap().hits.get(what).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for FakeUpstream {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap) -> Response {
+    let path = percent_encoding::percent_decode_str(uri.path())
+        .decode_utf8_lossy()
+        .into_owned();
+    let delay = {
+        let mut s = state.lock().unwrap();
+        let key = if path.ends_with(".tgz") {
+            path.clone()
+        } else {
+            path.trim_start_matches('/').to_owned()
+        };
+        *s.hits.entry(key).or_default() += 1;
+        s.delay
+    };
+    tokio::time::sleep(delay).await;
+    let s = state.lock().unwrap();
+    if path.ends_with(".tgz") {
+        return match s.tarballs.get(&path) {
+            Some(b) => Response::new(Body::from(Bytes::from(b.clone()))),
+            None => StatusCode::NOT_FOUND.into_response(),
+        };
+    }
+    let Some(doc) = s.packuments.get(path.trim_start_matches('/')) else {
+        return (StatusCode::NOT_FOUND, "{\"error\":\"not found\"}").into_response();
+    };
+    let body = serde_json::to_vec(doc).unwrap();
+    let etag = format!("\"{}\"", body.len());
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::ETAG, etag.as_str()),
+        ],
+        body,
+    )
+        .into_response()
+}
