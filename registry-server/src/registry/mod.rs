@@ -31,6 +31,9 @@ pub struct Registry {
     cache: PackumentCache,
     metrics: Arc<Metrics>,
     uplinks: Option<Arc<Uplinks>>,
+    /// One async lock per package for writers in this process: they queue instead of losing
+    /// compare-and-swap races to each other and backing off. CAS still guards across processes.
+    writers: moka::sync::Cache<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// A stored packument and the storage revision it was read at.
@@ -55,6 +58,9 @@ impl Registry {
             cache,
             metrics,
             uplinks: None,
+            writers: moka::sync::Cache::builder()
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
         }
     }
 
@@ -236,6 +242,10 @@ impl Registry {
         mut change: impl FnMut(Option<Value>) -> Result<(Value, T)>,
     ) -> Result<T> {
         let key = layout::packument(name)?;
+        let writer = self
+            .writers
+            .get_with(name.to_string(), || Arc::new(tokio::sync::Mutex::new(())));
+        let _queue = writer.lock().await;
         for attempt in 0..MAX_ATTEMPTS {
             let current = self.read_doc(name).await?;
             let revision = current.as_ref().map(|d| d.revision.clone());

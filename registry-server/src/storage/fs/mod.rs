@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use tokio_util::io::ReaderStream;
 
 const LOCK_DIR: &str = ".locks";
-const READ_CHUNK: usize = 64 * 1024;
+/// Blobs up to this size are read in one go (one trip to the blocking pool); larger ones stream.
+const READ_WHOLE: u64 = 1024 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct FsStorage {
@@ -208,18 +210,36 @@ impl Storage for FsStorage {
     }
 
     async fn get_blob(&self, key: &Key) -> Result<Option<Blob>, StorageError> {
-        let file = match tokio::fs::File::open(self.path(key)).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StorageError::io(key, e)),
-        };
-        let meta = file.metadata().await.map_err(|e| StorageError::io(key, e))?;
-        if !meta.is_file() {
-            return Ok(None);
-        }
-        Ok(Some(Blob {
-            len: meta.len(),
-            stream: ReaderStream::with_capacity(file, READ_CHUNK).boxed(),
+        let path = self.path(key);
+        let k = key.clone();
+        // Open, stat and (for most tarballs) read in one blocking call: each trip to the blocking
+        // pool costs more than the read itself.
+        let opened =
+            tokio::task::spawn_blocking(move || -> Result<Option<(u64, Result<Bytes, File>)>, StorageError> {
+                let mut file = match File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(StorageError::io(&k, e)),
+                };
+                let meta = file.metadata().map_err(|e| StorageError::io(&k, e))?;
+                if !meta.is_file() {
+                    return Ok(None);
+                }
+                if meta.len() > READ_WHOLE {
+                    return Ok(Some((meta.len(), Err(file))));
+                }
+                let mut bytes = Vec::with_capacity(meta.len() as usize);
+                file.read_to_end(&mut bytes).map_err(|e| StorageError::io(&k, e))?;
+                Ok(Some((bytes.len() as u64, Ok(Bytes::from(bytes)))))
+            })
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("storage task failed: {e}")))??;
+        Ok(opened.map(|(len, content)| Blob {
+            len,
+            stream: match content {
+                Ok(bytes) => futures_util::stream::once(async move { Ok(bytes) }).boxed(),
+                Err(file) => ReaderStream::with_capacity(tokio::fs::File::from_std(file), READ_CHUNK).boxed(),
+            },
         }))
     }
 
