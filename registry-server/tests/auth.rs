@@ -142,18 +142,46 @@ fn tokens_read_only_revocation_and_restart() {
 
     // npm 11 asks for a read-only token with its granular flag, npm 10 with --read-only. (A machine
     // whose npm is still 10 creates both through npm 10.)
-    let npm_version = ok(tina.command("npm", w).arg("--version").output().unwrap(), "npm --version");
-    let ro11 = if npm_version.trim().split('.').next().and_then(|m| m.parse::<u32>().ok()).unwrap_or(0) >= 11 {
+    let npm_version = ok(
+        tina.command("npm", w).arg("--version").output().unwrap(),
+        "npm --version",
+    );
+    let ro11 = if npm_version
+        .trim()
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok())
+        .unwrap_or(0)
+        >= 11
+    {
         let created = tina.npm_ok(
             w,
-            &["token", "create", "--packages-and-scopes-permission=read-only", "--password=tina-password", "--json"],
+            &[
+                "token",
+                "create",
+                "--packages-and-scopes-permission=read-only",
+                "--password=tina-password",
+                "--json",
+            ],
         );
-        serde_json::from_str::<serde_json::Value>(&created).unwrap()["token"].as_str().unwrap().to_owned()
+        serde_json::from_str::<serde_json::Value>(&created).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     } else {
-        println!("npm {} has no granular token flags: both read-only tokens come from npm 10", npm_version.trim());
-        let created = ok(tina.npm10_tty("tina-password", &["token", "create", "--read-only", "--json"]), "npm10 token");
+        println!(
+            "npm {} has no granular token flags: both read-only tokens come from npm 10",
+            npm_version.trim()
+        );
+        let created = ok(
+            tina.npm10_tty("tina-password", &["token", "create", "--read-only", "--json"]),
+            "npm10 token",
+        );
         let json = &created[created.find('{').unwrap()..=created.rfind('}').unwrap()];
-        serde_json::from_str::<serde_json::Value>(json).unwrap()["token"].as_str().unwrap().to_owned()
+        serde_json::from_str::<serde_json::Value>(json).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     };
     // npm 10 only reads the password from a terminal.
     let out = tina.npm10_tty("tina-password", &["token", "create", "--read-only", "--json"]);
