@@ -1,5 +1,6 @@
 //! The packument hot path: cached bytes stay correct across replicas, compressed variants decode
-//! to the same document, and the server reports metrics and request ids.
+//! to the same document, the server reports metrics and request ids, and
+//! it shuts down without cutting off downloads in flight.
 
 mod common;
 
@@ -147,4 +148,34 @@ fn raw_get(server: &Server, path: &str, accept_encoding: &str) -> reqwest::Res {
         headers,
         body: buf[split + 4..].to_vec(),
     }
+}
+
+#[test]
+fn shutdown_stops_accepting_and_finishes_downloads_in_flight() {
+    let work = tempfile::tempdir().unwrap();
+    let mut server = Server::start(
+        &format!("max_body_size: 64mb\n{ANYONE_PUBLISHES}"),
+        &work.path().join("storage"),
+    );
+    // Larger than the loopback socket buffers, so that the server is still writing it.
+    let tarball = noise(24 << 20);
+    let r = http()
+        .request(reqwest::Method::PUT, &format!("{}big", server.url()))
+        .json(&publish_body("big", "1.0.0", &tarball))
+        .send()
+        .unwrap();
+    assert!(r.is_success(), "{}", r.text());
+
+    let download = Download::start(server.port, "/big/-/big-1.0.0.tgz");
+    server.terminate();
+    // New connections are refused once the signal is handled, while the download is paused.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", server.port)).is_ok() {
+        assert!(Instant::now() < deadline, "still accepting connections after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(download.finish() == tarball, "the download in flight was cut short");
+    let status = server.wait_exit(Duration::from_secs(20)).expect("the server exits");
+    assert!(status.success(), "{status}\n{}", server.log());
+    assert!(server.log().contains("finishing in-flight requests"));
 }

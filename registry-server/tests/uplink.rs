@@ -235,6 +235,52 @@ fn quarantine_block_list_and_integrity() {
 }
 
 #[test]
+fn large_tarballs_stream_while_they_download_and_are_stored_only_when_verified() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let fake = FakeUpstream::start();
+    let big = noise(3 << 20);
+    serve(&fake, "big", &[("1.0.0", big.clone(), 30)], "1.0.0");
+    serve(&fake, "forged", &[("1.0.0", big.clone(), 30)], "1.0.0");
+    let mut evil = big.clone();
+    evil[2 << 20] ^= 1;
+    fake.add_tarball("/forged/-/forged-1.0.0.tgz", evil);
+    // Upstream sends the first MiB, then waits for the test.
+    fake.pause_tarballs_after(1 << 20);
+    let cache = Server::start(&proxy_config(&fake.url(), "2m", ""), &w.join("cache"));
+    let stored = w.join("cache/.npm-registry/uplinks/big/big-1.0.0.tgz");
+
+    // Bytes reach the client while upstream is still sending; nothing is committed yet.
+    let first = Download::start(cache.port, "/big/-/big-1.0.0.tgz");
+    assert_eq!((first.status, first.content_length), (200, big.len()));
+    assert!(!first.body.is_empty());
+    assert!(!stored.exists(), "stored before it was whole and verified");
+    // A second request, during the download or after it, makes no second upstream request.
+    let url = cache.url();
+    let second = std::thread::spawn(move || http().get(&format!("{url}big/-/big-1.0.0.tgz")).send().unwrap());
+    fake.release();
+    assert!(first.finish() == big, "the streamed body is the upstream file");
+    let second = second.join().unwrap();
+    assert!(second.status == 200 && second.body == big);
+    assert_eq!(fake.hits("/big/-/big-1.0.0.tgz"), 1, "one upstream download");
+    assert!(std::fs::read(&stored).unwrap() == big, "stored once verified");
+
+    // A large file that does not match its integrity is broken off before its end, and not kept.
+    let forged = Download::start(cache.port, "/forged/-/forged-1.0.0.tgz");
+    fake.release();
+    let received = forged.finish();
+    assert!(received.len() < big.len(), "a forged file was delivered whole");
+    assert!(
+        cache.log().contains("does not match") && cache.log().contains("uplink up"),
+        "{}",
+        cache.log()
+    );
+    assert!(!w.join("cache/.npm-registry/uplinks/forged/forged-1.0.0.tgz").exists());
+    // The server goes on serving.
+    assert_eq!(http().get(&format!("{}big", cache.url())).send().unwrap().status, 200);
+}
+
+#[test]
 fn audit_requests_go_to_the_uplink() {
     let work = tempfile::tempdir().unwrap();
     let upstream = Server::start_default(&work.path().join("up"));

@@ -430,6 +430,7 @@ impl Registry {
                 len: bytes.len() as u64,
                 stream: Box::pin(futures_util::stream::once(async move { Ok(bytes) })),
             }),
+            Some(Fetched::Streaming(blob)) => Ok(blob),
             None => Err(missing()),
         }
     }

@@ -144,8 +144,10 @@ impl UplinkClient {
         }
     }
 
-    /// A whole tarball.
-    pub async fn tarball(&self, url: &str) -> Result<Option<Bytes>, FetchError> {
+    /// Starts a tarball download: the response, once its status says the file follows. The body
+    /// is read by the caller, which reports the end with [`body_done`](Self::body_done) or
+    /// [`body_failed`](Self::body_failed).
+    pub async fn tarball(&self, url: &str) -> Result<Option<reqwest::Response>, FetchError> {
         if self.health.is_down() {
             return Err(FetchError::Down(self.name.clone()));
         }
@@ -155,14 +157,20 @@ impl UplinkClient {
                 self.count("not_found");
                 Ok(None)
             }
-            s if s.is_success() => {
-                let body = res.bytes().await.map_err(|e| self.failure(e))?;
-                self.health.succeeded();
-                self.count("ok");
-                Ok(Some(body))
-            }
+            s if s.is_success() => Ok(Some(res)),
             s => Err(self.bad_status(s)),
         }
+    }
+
+    /// A download's body arrived whole.
+    pub fn body_done(&self) {
+        self.health.succeeded();
+        self.count("ok");
+    }
+
+    /// A download broke off (timeout, reset, short body).
+    pub fn body_failed(&self, e: reqwest::Error) -> FetchError {
+        self.failure(e)
     }
 
     /// Passes an audit request on as it is (its body may be gzip-encoded).

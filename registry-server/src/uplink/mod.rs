@@ -6,13 +6,14 @@
 
 mod client;
 mod health;
+mod relay;
 
 pub use client::{FetchError, UplinkClient};
 
 use crate::config::Uplink;
 use crate::metrics::Metrics;
 use crate::package::{PackageError, PackageName, integrity};
-use crate::storage::{Key, Revision, Storage, StorageError};
+use crate::storage::{Blob, Key, Revision, Storage, StorageError};
 use bytes::Bytes;
 use client::Packument;
 use moka::sync::Cache;
@@ -81,7 +82,22 @@ impl UpstreamDoc {
 pub enum Fetched {
     /// Another request stored it meanwhile: read it from storage.
     Stored,
+    /// A small file, downloaded and verified whole.
     Bytes(Bytes),
+    /// A large file, passed on while it downloads (see `relay`).
+    Streaming(Blob),
+}
+
+/// Tarballs larger than this are passed on while they download; smaller ones arrive in about a
+/// round trip anyway, and are checked whole first so that a mismatch still answers a clear 502.
+const STREAM_ABOVE: u64 = 1024 * 1024;
+
+/// Stores a verified upstream tarball; a failure only costs a later download.
+async fn keep(storage: &dyn Storage, key: &Key, bytes: Bytes, package: &str, file: &str) {
+    match storage.put_blob(key, bytes).await {
+        Ok(()) | Err(StorageError::AlreadyExists(_)) => {}
+        Err(e) => tracing::warn!(package, file, error = %e, "tarball not cached"),
+    }
 }
 
 fn now_ms() -> i64 {
@@ -267,7 +283,8 @@ impl Uplinks {
     }
 
     /// Fetches a tarball from `uplink`, checks it against the integrity its packument declares,
-    /// and stores it (when the uplink caches). One fetch per file however many ask at once.
+    /// and stores it (when the uplink caches). One fetch per file however many ask at once: the
+    /// others wait, then read it from storage.
     pub async fn tarball(
         &self,
         name: &PackageName,
@@ -278,27 +295,37 @@ impl Uplinks {
         shasum: Option<&str>,
     ) -> Result<Option<Fetched>, UplinkError> {
         let key = tarball_key(name, file)?;
-        let flight = self.flight(key.as_str());
-        let _single = flight.lock().await;
+        let single = self.flight(key.as_str()).lock_owned().await;
         if self.storage.revision(&key).await?.is_some() {
             return Ok(Some(Fetched::Stored));
         }
-        let Some(client) = self.clients.get(uplink) else {
+        let Some(client) = self.clients.get(uplink).cloned() else {
             return Ok(None);
         };
-        let Some(bytes) = client.tarball(url).await? else {
+        let Some(res) = client.tarball(url).await? else {
             return Ok(None);
         };
+        let cache = client.config.cache.then(|| (self.storage.clone(), key));
+        if let Some(len) = res.content_length().filter(|&n| n > STREAM_ABOVE) {
+            let download = relay::Download {
+                client,
+                package: name.to_string(),
+                file: file.to_owned(),
+                sri: sri.map(str::to_owned),
+                shasum: shasum.map(str::to_owned),
+                cache,
+            };
+            return Ok(Some(Fetched::Streaming(relay::start(download, res, len, single))));
+        }
+        let bytes = res.bytes().await.map_err(|e| client.body_failed(e))?;
+        client.body_done();
         integrity::verify(file, &bytes, sri, shasum).map_err(|source| UplinkError::Integrity {
             uplink: uplink.to_owned(),
             file: file.to_owned(),
             source,
         })?;
-        if client.config.cache {
-            match self.storage.put_blob(&key, bytes.clone()).await {
-                Ok(()) | Err(StorageError::AlreadyExists(_)) => {}
-                Err(e) => tracing::warn!(package = %name, file, error = %e, "tarball not cached"),
-            }
+        if let Some((storage, key)) = &cache {
+            keep(storage.as_ref(), key, bytes.clone(), name.as_str(), file).await;
         }
         Ok(Some(Fetched::Bytes(bytes)))
     }

@@ -220,6 +220,27 @@ impl Server {
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
+
+    /// Sends SIGTERM, as Kubernetes does when it stops a pod.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// The exit status, once the process has ended within `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
 }
 
 impl Drop for Server {
@@ -483,6 +504,84 @@ pub fn snapshot(dir: &Path) -> Vec<String> {
 }
 
 pub use reqwest::blocking_client as http;
+
+/// `len` bytes that do not compress: a stand-in for a large tarball.
+pub fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            // xorshift64
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A GET over a raw socket, returned as soon as the response head and the first body bytes have
+/// arrived, so that a test can act while the rest is still in flight.
+pub struct Download {
+    socket: std::net::TcpStream,
+    pub status: u16,
+    pub content_length: usize,
+    /// The body bytes read so far.
+    pub body: Vec<u8>,
+}
+
+impl Download {
+    pub fn start(port: u16, path: &str) -> Download {
+        use std::io::{Read, Write};
+        let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        // A bound, not a timing assertion: a server that never sends fails instead of hanging.
+        socket.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        write!(
+            socket,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let n = socket.read(&mut chunk).expect("the response starts");
+            assert!(
+                n > 0,
+                "connection closed before the body: {}",
+                String::from_utf8_lossy(&buf)
+            );
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n")
+                && buf.len() > end + 4
+            {
+                let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+                let content_length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map(|v| v.trim().parse().unwrap())
+                    .expect("a content-length");
+                return Download {
+                    socket,
+                    status,
+                    content_length,
+                    body: buf[end + 4..].to_vec(),
+                };
+            }
+        }
+    }
+
+    /// Reads until the server closes the connection or breaks it off; the body received.
+    pub fn finish(mut self) -> Vec<u8> {
+        use std::io::Read;
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            match self.socket.read(&mut chunk) {
+                Ok(0) | Err(_) => return self.body,
+                Ok(n) => self.body.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
 
 /// One HTTP/1.1 request over a raw socket, with the path sent exactly as given (HTTP clients
 /// normalize `..` and `%2e%2e` away, attackers do not).

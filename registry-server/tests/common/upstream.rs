@@ -5,6 +5,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,11 +17,14 @@ struct State {
     tarballs: HashMap<String, Vec<u8>>,
     hits: HashMap<String, usize>,
     delay: Duration,
+    /// Send only this many bytes of a tarball until the gate opens.
+    pause_after: Option<usize>,
 }
 
 pub struct FakeUpstream {
     pub port: u16,
     state: Arc<Mutex<State>>,
+    gate: Arc<tokio::sync::Semaphore>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -33,6 +37,8 @@ impl FakeUpstream {
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let s = state.clone();
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let g = gate.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -40,7 +46,8 @@ impl FakeUpstream {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap| handle(s.clone(), uri, headers));
+                let app = Router::new()
+                    .fallback(move |uri: Uri, headers: HeaderMap| handle(s.clone(), g.clone(), uri, headers));
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {
@@ -53,6 +60,7 @@ impl FakeUpstream {
         FakeUpstream {
             port,
             state,
+            gate,
             shutdown: Some(tx),
             thread: Some(thread),
         }
@@ -80,6 +88,17 @@ impl FakeUpstream {
         self.state.lock().unwrap().delay = d;
     }
 
+    /// From now on, tarballs longer than `bytes` stop after their first `bytes` until
+    /// [`release`](Self::release).
+    pub fn pause_tarballs_after(&self, bytes: usize) {
+        self.state.lock().unwrap().pause_after = Some(bytes);
+    }
+
+    /// Lets paused tarballs finish.
+    pub fn release(&self) {
+        self.gate.add_permits(1);
+    }
+
     /// Requests received for a packument name or a tarball path.
     pub fn hits(&self, what: &str) -> usize {
         self.state.lock().unwrap().hits.get(what).copied().unwrap_or(0)
@@ -97,7 +116,7 @@ impl Drop for FakeUpstream {
     }
 }
 
-async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap) -> Response {
+async fn handle(state: Arc<Mutex<State>>, gate: Arc<tokio::sync::Semaphore>, uri: Uri, headers: HeaderMap) -> Response {
     let path = percent_encoding::percent_decode_str(uri.path())
         .decode_utf8_lossy()
         .into_owned();
@@ -114,9 +133,19 @@ async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap) -> Respo
     tokio::time::sleep(delay).await;
     let s = state.lock().unwrap();
     if path.ends_with(".tgz") {
-        return match s.tarballs.get(&path) {
-            Some(b) => Response::new(Body::from(Bytes::from(b.clone()))),
-            None => StatusCode::NOT_FOUND.into_response(),
+        return match (s.tarballs.get(&path), s.pause_after) {
+            (Some(b), Some(n)) if b.len() > n => {
+                let (head, tail) = (Bytes::from(b[..n].to_vec()), Bytes::from(b[n..].to_vec()));
+                let tail = async move {
+                    // Dropping the permit hands it to the next paused download.
+                    let _open = gate.acquire().await.unwrap();
+                    Ok::<_, std::io::Error>(tail)
+                };
+                let body = futures_util::stream::once(async { Ok(head) }).chain(futures_util::stream::once(tail));
+                ([(header::CONTENT_LENGTH, b.len().to_string())], Body::from_stream(body)).into_response()
+            }
+            (Some(b), _) => Response::new(Body::from(Bytes::from(b.clone()))),
+            (None, _) => StatusCode::NOT_FOUND.into_response(),
         };
     }
     let Some(doc) = s.packuments.get(path.trim_start_matches('/')) else {
