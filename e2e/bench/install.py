@@ -1,9 +1,11 @@
 """Times `npm install` of one real project through our server and through Verdaccio 6, each
 acting as a pull-through cache of the upstream registry that `npm config get registry` names:
 once with an empty registry cache (cold) and once with everything cached (warm), a fresh npm cache
-each time. Prints both, and the ratio. A benchmark, not a test.
+each time. The registries take turns going first (the upstream may cache too, which favours
+whoever comes second), and each figure is the median over the rounds. Prints both, and the ratio.
+A benchmark, not a test.
 
-Usage: install.py --server-bin PATH --verdaccio DIR [--packages "express react ..."]
+Usage: install.py --server-bin PATH --verdaccio DIR [--packages "express react ..."] [--rounds N]
 """
 import argparse
 import json
@@ -11,13 +13,15 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
-PROJECT = "express react webpack typescript eslint"
+# The project of the uplink acceptance test (registry-server/tests/uplink.rs): 300+ packages.
+PROJECT = "express react webpack typescript eslint jest"
 
 
 def free_port():
@@ -40,6 +44,7 @@ def wait_up(url, seconds=60):
 def start(kind, args, work, upstream):
     port = free_port()
     storage = os.path.join(work, f"{kind}-storage")
+    shutil.rmtree(storage, ignore_errors=True)
     os.makedirs(storage, exist_ok=True)
     config = os.path.join(work, f"{kind}.yaml")
     rules = "packages:\n  '**':\n    access: $all\n    publish: $authenticated\n    proxy: upstream\n"
@@ -88,24 +93,33 @@ def main():
     p.add_argument("--server-bin", required=True)
     p.add_argument("--verdaccio", required=True)
     p.add_argument("--packages", default=PROJECT)
+    p.add_argument("--rounds", type=int, default=2)
     args = p.parse_args()
     upstream = subprocess.run(["npm", "config", "get", "registry"], capture_output=True, text=True).stdout.strip()
     work = tempfile.mkdtemp(prefix="install-bench-")
-    results = {}
+    runs = {"ours": [], "verdaccio": []}
     try:
-        for kind in ["ours", "verdaccio"]:
-            proc, url = start(kind, args, work, upstream)
-            try:
-                cold, count = install(url, work, f"{kind}-cold", args.packages)
-                warm, _ = install(url, work, f"{kind}-warm", args.packages)
-                results[kind] = {"cold_s": round(cold, 2), "warm_s": round(warm, 2), "packages": count}
-            finally:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
+        for r in range(args.rounds):
+            order = ["ours", "verdaccio"] if r % 2 == 0 else ["verdaccio", "ours"]
+            for kind in order:
+                proc, url = start(kind, args, work, upstream)
+                try:
+                    cold, count = install(url, work, f"{kind}-cold", args.packages)
+                    warm, _ = install(url, work, f"{kind}-warm", args.packages)
+                finally:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(timeout=30)
+                runs[kind].append({"cold_s": round(cold, 2), "warm_s": round(warm, 2), "packages": count})
+                print(f"round {r + 1} {kind}: cold {cold:.1f}s, warm {warm:.1f}s, {count} packages", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    results = {kind: {"cold_s": statistics.median(x["cold_s"] for x in rs),
+                      "warm_s": statistics.median(x["warm_s"] for x in rs),
+                      "packages": rs[0]["packages"], "runs": rs}
+               for kind, rs in runs.items()}
     o, v = results["ours"], results["verdaccio"]
-    print(f"npm install of: {args.packages} ({o['packages']} packages), fresh npm cache each run")
+    print(f"npm install of: {args.packages} ({o['packages']} packages), fresh npm cache each run, "
+          f"median of {args.rounds} rounds")
     print(f"{'':12}{'cold cache':>12}{'warm cache':>12}")
     print(f"{'ours':12}{o['cold_s']:>11.1f}s{o['warm_s']:>11.1f}s")
     print(f"{'verdaccio':12}{v['cold_s']:>11.1f}s{v['warm_s']:>11.1f}s")

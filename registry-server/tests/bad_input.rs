@@ -69,6 +69,22 @@ fn bad_input_is_refused_cleanly() {
 
     let cases = vec![
         Case {
+            what: "publish over a published version, other bytes",
+            method: Method::PUT,
+            path: "/good".into(),
+            body: json_bytes(&publish_body("good", "1.0.0", b"another tarball")),
+            status: 403,
+            message: "cannot publish over the previously published version 1.0.0",
+        },
+        Case {
+            what: "publish over a published version, same bytes",
+            method: Method::PUT,
+            path: "/good".into(),
+            body: json_bytes(&publish_body("good", "1.0.0", b"good tarball")),
+            status: 403,
+            message: "cannot publish over the previously published version 1.0.0",
+        },
+        Case {
             what: "dot-dot name",
             method: Method::PUT,
             path: "/%2e%2e".into(),

@@ -272,14 +272,23 @@ impl Registry {
     pub async fn publish(&self, name: &PackageName, body: &Value, who: &Identity, base: &str) -> Result<()> {
         self.authorize(name, Action::Publish, who)?;
         let parsed = publish::parse(name, body)?;
-        let existing = self.read_doc(name).await?;
-        match &existing {
-            None => name.validate_new()?,
-            Some(doc) => publish::check_new_versions(Some(&doc.value), &parsed)?,
+        // A stat, not a read: the merge below sees the document and refuses existing versions.
+        let exists = self.storage.revision(&layout::packument(name)?).await?.is_some();
+        if !exists {
+            name.validate_new()?;
         }
         // Tarballs first: a version never appears in metadata before its tarball is stored.
         for v in &parsed.versions {
-            self.store_tarball(name, &v.filename, &v.tarball).await?;
+            if let Err(e) = self.store_tarball(name, &v.filename, &v.tarball).await {
+                // Another tarball under that name is most often a publish over an existing
+                // version: say so as npm does.
+                if matches!(e, RegistryError::Conflict(_))
+                    && let Some(doc) = self.read_doc(name).await?
+                {
+                    publish::check_new_versions(Some(&doc.value), &parsed)?;
+                }
+                return Err(e);
+            }
         }
         let publisher = who.name.clone();
         let now = Utc::now();
@@ -287,7 +296,7 @@ impl Registry {
             Ok((publish::merge(name, doc, &parsed, base, now, publisher.as_deref())?, ()))
         })
         .await?;
-        if existing.is_none() {
+        if !exists {
             package_list::add(self.storage.as_ref(), name).await?;
         }
         Ok(())
