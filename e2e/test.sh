@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test in the workspace. First installs the real npm clients the tests drive (pnpm,
-# yarn 1, yarn 4) and Verdaccio into e2e/peers/node_modules, from e2e/peers/package-lock.json, and
+# Runs every test in the workspace. First installs the real npm clients the tests drive (npm 10,
+# pnpm, yarn 1, yarn 4, bun) and Verdaccio into e2e/peers/node_modules, from e2e/peers/package-lock.json, and
 # moto (the S3 server the S3 tests start) into the Python venv e2e/peers/venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,5 @@
-//! pnpm, yarn 1 and yarn 4 install from the real server what npm published there.
+//! pnpm, yarn 1, yarn 4 and bun install from the real server what npm published there, and bun
+//! publishes too.
 
 mod common;
 
@@ -34,7 +35,7 @@ fn check_runs(client: &Client, dir: &Path) {
 }
 
 #[test]
-fn pnpm_yarn1_yarn4_install() {
+fn pnpm_yarn1_yarn4_bun_install() {
     let work = tempfile::tempdir().unwrap();
     let server = Server::start_default(&work.path().join("storage"));
     let client = Client::new(&server.url());
@@ -63,4 +64,21 @@ fn pnpm_yarn1_yarn4_install() {
     // yarn 4 asks for full documents with conditional headers; a second install revalidates.
     client.yarn4_ok(&y4, &["install"]);
     check_runs(&client, &y4);
+
+    // bun publishes with its own client, then installs that and npm's packages.
+    let made = write_package(w, "bun-made", "1.0.0", &[], "module.exports = 'by bun';\n");
+    client.bun_ok(&made, &["publish"]);
+    let b = project(w, "with-bun");
+    client.bun_ok(&b, &["add", "both-app", "bun-made"]);
+    assert!(b.join("bun.lock").exists());
+    check_runs(&client, &b);
+    let out = ok(
+        client
+            .command("node", &b)
+            .args(["-e", "console.log(require('bun-made'))"])
+            .output()
+            .unwrap(),
+        "node",
+    );
+    assert_eq!(out.trim(), "by bun");
 }

@@ -1,5 +1,5 @@
 //! Test harness: the real `npm-registry-server` binary on a loopback port, and real npm clients
-//! (npm, pnpm, yarn 1, yarn 4, Verdaccio) and moto (S3) installed in `e2e/peers` by `e2e/test.sh`.
+//! (npm, pnpm, yarn 1, yarn 4, bun, Verdaccio) and moto (S3) installed in `e2e/peers` by `e2e/test.sh`.
 #![allow(dead_code, unused_imports)]
 
 pub mod moto;
@@ -406,6 +406,21 @@ impl Client {
             .args(args)
             .args(["--non-interactive", "--no-progress"]);
         ok(cmd.output().unwrap(), &format!("yarn1 {}", args.join(" ")))
+    }
+
+    /// bun, with its registry and token in the project's `bunfig.toml`.
+    pub fn bun_ok(&self, cwd: &Path, args: &[&str]) -> String {
+        let rc = format!(
+            "[install]\nregistry = {{ url = \"{}\", token = \"{}\" }}\n",
+            self.registry,
+            self.token.borrow()
+        );
+        std::fs::write(cwd.join("bunfig.toml"), rc).unwrap();
+        let mut cmd = self.command(peer(".bin/bun"), cwd);
+        cmd.args(args)
+            .env("BUN_INSTALL_CACHE_DIR", self.home.path().join("bun-cache"))
+            .env("DO_NOT_TRACK", "1");
+        ok(cmd.output().unwrap(), &format!("bun {}", args.join(" ")))
     }
 
     pub fn yarn4_ok(&self, cwd: &Path, args: &[&str]) -> String {
