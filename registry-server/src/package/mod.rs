@@ -10,6 +10,7 @@ pub mod packument;
 pub mod publish;
 pub mod revision;
 pub mod search;
+pub mod shallow;
 pub mod tags;
 pub mod update;
 

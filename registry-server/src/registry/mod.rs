@@ -13,7 +13,7 @@ use crate::auth::Identity;
 use crate::metrics::Metrics;
 use crate::package::access::{AccessRules, Action};
 use crate::package::merge;
-use crate::package::{PackageError, PackageName, publish, search, tags, update};
+use crate::package::{PackageError, PackageName, publish, search, shallow, tags, update};
 use crate::storage::{Blob, Revision, Storage, StorageError, layout, read_blob_bytes};
 use crate::uplink::{Fetched, Uplinks, UpstreamDoc};
 use bytes::Bytes;
@@ -44,6 +44,14 @@ pub struct Doc {
 
 fn parse_doc(name: &PackageName, bytes: &[u8]) -> Result<Value> {
     serde_json::from_slice(bytes).map_err(|e| PackageError::Corrupt(format!("{name}/package.json: {e}")).into())
+}
+
+/// How [`Registry::modify`] reads the stored document: whole, or for a change that only adds
+/// versions, with the stored manifests kept as raw text (`package::shallow`).
+#[derive(Debug, Clone, Copy)]
+enum Reading {
+    Whole,
+    AddingVersions,
 }
 
 fn not_found(name: &PackageName) -> RegistryError {
@@ -239,6 +247,7 @@ impl Registry {
     async fn modify<T>(
         &self,
         name: &PackageName,
+        reading: Reading,
         mut change: impl FnMut(Option<Value>) -> Result<(Value, T)>,
     ) -> Result<T> {
         let key = layout::packument(name)?;
@@ -247,11 +256,20 @@ impl Registry {
             .get_with(name.to_string(), || Arc::new(tokio::sync::Mutex::new(())));
         let _queue = writer.lock().await;
         for attempt in 0..MAX_ATTEMPTS {
-            let current = self.read_doc(name).await?;
-            let revision = current.as_ref().map(|d| d.revision.clone());
-            let (mut doc, out) = change(current.map(|d| d.value))?;
+            let current = self.storage.read(&key).await?;
+            let revision = current.as_ref().map(|v| v.revision.clone());
+            let (doc, stored) = match (&current, reading) {
+                (None, _) => (None, shallow::Stored::default()),
+                (Some(v), Reading::Whole) => (Some(parse_doc(name, &v.bytes)?), shallow::Stored::default()),
+                (Some(v), Reading::AddingVersions) => {
+                    let (doc, stored) = shallow::parse(&v.bytes)
+                        .map_err(|e| PackageError::Corrupt(format!("{name}/package.json: {e}")))?;
+                    (Some(doc), stored)
+                }
+            };
+            let (mut doc, out) = change(doc)?;
             doc["_rev"] = Value::String(crate::package::revision::next(doc.get("_rev").and_then(Value::as_str)));
-            let bytes = serde_json::to_vec_pretty(&doc).expect("a JSON value serializes");
+            let bytes = stored.to_vec_pretty(&doc);
             match self.storage.write(&key, Bytes::from(bytes), revision.as_ref()).await {
                 Ok(_) => {
                     self.cache.invalidate(name);
@@ -292,7 +310,7 @@ impl Registry {
         }
         let publisher = who.name.clone();
         let now = Utc::now();
-        self.modify(name, |doc| {
+        self.modify(name, Reading::AddingVersions, |doc| {
             Ok((publish::merge(name, doc, &parsed, base, now, publisher.as_deref())?, ()))
         })
         .await?;
@@ -327,7 +345,7 @@ impl Registry {
         let rev = rev.or_else(|| body.get("_rev").and_then(Value::as_str));
         let now = Utc::now();
         let removed = self
-            .modify(name, |doc| {
+            .modify(name, Reading::Whole, |doc| {
                 let doc = doc.ok_or_else(|| match body.get("versions").and_then(Value::as_object) {
                     // A first publish that forgot its tarball, not an update.
                     Some(vs) if !vs.is_empty() => {
@@ -471,7 +489,7 @@ impl Registry {
 
     pub async fn set_tag(&self, name: &PackageName, tag: &str, version: &str, who: &Identity) -> Result<()> {
         self.authorize(name, Action::Publish, who)?;
-        self.modify(name, |doc| {
+        self.modify(name, Reading::Whole, |doc| {
             let mut doc = doc.ok_or_else(|| not_found(name))?;
             tags::set(&mut doc, tag, version)?;
             Ok((doc, ()))
@@ -481,7 +499,7 @@ impl Registry {
 
     pub async fn remove_tag(&self, name: &PackageName, tag: &str, who: &Identity) -> Result<()> {
         self.authorize(name, Action::Publish, who)?;
-        self.modify(name, |doc| {
+        self.modify(name, Reading::Whole, |doc| {
             let mut doc = doc.ok_or_else(|| not_found(name))?;
             tags::remove(&mut doc, tag)?;
             Ok((doc, ()))
