@@ -23,15 +23,7 @@ fn seed(npm: &Client, w: &Path) {
 }
 
 fn check_runs(client: &Client, dir: &Path) {
-    let out = ok(
-        client
-            .command("node", dir)
-            .args(["-e", "console.log(require('both-app'))"])
-            .output()
-            .unwrap(),
-        "node",
-    );
-    assert_eq!(out.trim(), "left+right");
+    assert_eq!(client.require(dir, "both-app"), "left+right");
 }
 
 #[test]
@@ -72,13 +64,5 @@ fn pnpm_yarn1_yarn4_bun_install() {
     client.bun_ok(&b, &["add", "both-app", "bun-made"]);
     assert!(b.join("bun.lock").exists());
     check_runs(&client, &b);
-    let out = ok(
-        client
-            .command("node", &b)
-            .args(["-e", "console.log(require('bun-made'))"])
-            .output()
-            .unwrap(),
-        "node",
-    );
-    assert_eq!(out.trim(), "by bun");
+    assert_eq!(client.require(&b, "bun-made"), "by bun");
 }

@@ -290,14 +290,7 @@ fn bucket_laid_out_by_verdaccio_s3_plugin_is_served() {
     let npm = Client::new(&server.url());
     let p = project(w, "consumer");
     npm.npm_ok(&p, &["install", "@old/thing", "from-verdaccio@1.0.0"]);
-    let out = ok(
-        npm.command("node", &p)
-            .args(["-e", "console.log(require('@old/thing'))"])
-            .output()
-            .unwrap(),
-        "node",
-    );
-    assert_eq!(out.trim(), "v!");
+    assert_eq!(npm.require(&p, "@old/thing"), "v!");
     let lock = std::fs::read_to_string(p.join("package-lock.json")).unwrap();
     assert!(
         lock.contains(&format!("{}@old/thing/-/thing-3.0.0.tgz", server.url())),

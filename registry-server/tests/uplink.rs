@@ -95,15 +95,7 @@ fn cached_packages_install_after_the_upstream_is_gone() {
     let second = Client::new(&cache.url());
     let p = project(w, "second");
     second.npm_ok(&p, &["install", "cached-lib"]);
-    let out = ok(
-        second
-            .command("node", &p)
-            .args(["-e", "console.log(require('cached-lib'))"])
-            .output()
-            .unwrap(),
-        "node",
-    );
-    assert_eq!(out.trim(), "dep!");
+    assert_eq!(second.require(&p, "cached-lib"), "dep!");
     // A package never seen before answers 502 naming the uplink, at once.
     let started = Instant::now();
     let r = http().get(&format!("{}never-seen", cache.url())).send().unwrap();

@@ -83,15 +83,8 @@ fn verdaccio_storage_is_served() {
     let ours = Client::with_token(&server.url(), &token);
     let p = project(w, "consumer");
     ours.npm_ok(&p, &["install", "@old/thing", "from-verdaccio@1.0.0"]);
-    let out = ok(
-        ours.command("node", &p)
-            .args(["-e", "console.log(require('@old/thing'))"])
-            .output()
-            .unwrap(),
-        "node",
-    );
     // The explicitly installed 1.0.0 also satisfies @old/thing's ^1.0.0, so npm dedupes to it.
-    assert_eq!(out.trim(), "v!");
+    assert_eq!(ours.require(&p, "@old/thing"), "v!");
     let view = ours.npm_ok(w, &["view", "from-verdaccio", "versions", "--json"]);
     assert!(view.contains("1.0.0") && view.contains("1.1.0"), "{view}");
     let found = ours.npm_ok(w, &["search", "from-verdaccio"]);

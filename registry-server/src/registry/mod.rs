@@ -42,8 +42,12 @@ pub struct Doc {
     pub revision: Revision,
 }
 
+fn corrupt(name: &PackageName, e: serde_json::Error) -> RegistryError {
+    PackageError::Corrupt(format!("{name}/package.json: {e}")).into()
+}
+
 fn parse_doc(name: &PackageName, bytes: &[u8]) -> Result<Value> {
-    serde_json::from_slice(bytes).map_err(|e| PackageError::Corrupt(format!("{name}/package.json: {e}")).into())
+    serde_json::from_slice(bytes).map_err(|e| corrupt(name, e))
 }
 
 /// How [`Registry::modify`] reads the stored document: whole, or for a change that only adds
@@ -262,8 +266,7 @@ impl Registry {
                 (None, _) => (None, shallow::Stored::default()),
                 (Some(v), Reading::Whole) => (Some(parse_doc(name, &v.bytes)?), shallow::Stored::default()),
                 (Some(v), Reading::AddingVersions) => {
-                    let (doc, stored) = shallow::parse(&v.bytes)
-                        .map_err(|e| PackageError::Corrupt(format!("{name}/package.json: {e}")))?;
+                    let (doc, stored) = shallow::parse(&v.bytes).map_err(|e| corrupt(name, e))?;
                     (Some(doc), stored)
                 }
             };

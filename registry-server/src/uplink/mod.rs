@@ -40,7 +40,7 @@ pub enum UplinkError {
     Integrity {
         uplink: String,
         file: String,
-        source: PackageError,
+        source: Box<PackageError>,
     },
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -91,6 +91,15 @@ pub enum Fetched {
 /// Tarballs larger than this are passed on while they download; smaller ones arrive in about a
 /// round trip anyway, and are checked whole first so that a mismatch still answers a clear 502.
 const STREAM_ABOVE: u64 = 1024 * 1024;
+
+/// Checks an upstream tarball against the integrity its packument declares.
+fn verify(uplink: &str, file: &str, bytes: &[u8], sri: Option<&str>, shasum: Option<&str>) -> Result<(), UplinkError> {
+    integrity::verify(file, bytes, sri, shasum).map_err(|e| UplinkError::Integrity {
+        uplink: uplink.to_owned(),
+        file: file.to_owned(),
+        source: Box::new(e),
+    })
+}
 
 /// Stores a verified upstream tarball; a failure only costs a later download.
 async fn keep(storage: &dyn Storage, key: &Key, bytes: Bytes, package: &str, file: &str) {
@@ -319,11 +328,7 @@ impl Uplinks {
         }
         let bytes = res.bytes().await.map_err(|e| client.body_failed(e))?;
         client.body_done();
-        integrity::verify(file, &bytes, sri, shasum).map_err(|source| UplinkError::Integrity {
-            uplink: uplink.to_owned(),
-            file: file.to_owned(),
-            source,
-        })?;
+        verify(uplink, file, &bytes, sri, shasum)?;
         if let Some((storage, key)) = &cache {
             keep(storage.as_ref(), key, bytes.clone(), name.as_str(), file).await;
         }

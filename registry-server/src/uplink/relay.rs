@@ -3,8 +3,7 @@
 //! never receives the whole of a file that does not match: on a mismatch the transfer breaks off
 //! and nothing is stored.
 
-use super::{UplinkClient, UplinkError, keep};
-use crate::package::integrity;
+use super::{UplinkClient, UplinkError, keep, verify};
 use crate::storage::{Blob, Key, Storage};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
@@ -66,16 +65,26 @@ async fn run(d: Download, mut res: reqwest::Response, len: u64, tx: mpsc::Sender
     }
     d.client.body_done();
     let whole = whole.freeze();
-    if let Err(source) = integrity::verify(&d.file, &whole, d.sri.as_deref(), d.shasum.as_deref()) {
-        let e = UplinkError::Integrity {
-            uplink: d.client.name.clone(),
-            file: d.file.clone(),
-            source,
-        };
-        tracing::error!(package = %d.package, error = %e, "tarball refused; its transfer was broken off");
-        let _ = tx.send(broken(&e)).await;
-        return;
-    }
+    // Hashing many megabytes is CPU work: off the async workers.
+    let bytes = whole.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        let checked = verify(&d.client.name, &d.file, &bytes, d.sri.as_deref(), d.shasum.as_deref());
+        (d, checked)
+    })
+    .await;
+    let d = match checked {
+        Ok((d, Ok(()))) => d,
+        Ok((d, Err(e))) => {
+            tracing::error!(package = %d.package, error = %e, "tarball refused; its transfer was broken off");
+            let _ = tx.send(broken(&e)).await;
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "tarball integrity check did not run; its transfer was broken off");
+            let _ = tx.send(Err(std::io::Error::other("integrity check failed"))).await;
+            return;
+        }
+    };
     if let Some(last) = held
         && listening
     {

@@ -386,6 +386,14 @@ impl Client {
             .unwrap()
     }
 
+    /// What `console.log(require(module))` prints in `dir`, trimmed: proof that an installed
+    /// package really loads.
+    pub fn require(&self, dir: &Path, module: &str) -> String {
+        let script = format!("console.log(require('{module}'))");
+        let out = self.command("node", dir).args(["-e", &script]).output().unwrap();
+        ok(out, &format!("node -e {script}")).trim().to_owned()
+    }
+
     pub fn npm_ok(&self, cwd: &Path, args: &[&str]) -> String {
         ok(self.npm(cwd, args), &format!("npm {}", args.join(" ")))
     }
