@@ -4,8 +4,9 @@
 --   BENCH_ENCODING Accept-Encoding header (optional)
 --   BENCH_INM      If-None-Match header (revalidate)
 --   BENCH_TOKEN    bearer token (publish)
---   BENCH_PUB_*    publish: PREFIX (package name prefix), PACKAGES (how many), RUN (distinct per
---                  wrk run, so versions never repeat), PORT, B64, SHA1, SRI, LENGTH (the tarball)
+--   BENCH_PUB_*    publish: PREFIX (package name prefix), PACKAGES (how many), DIGITS (of the
+--                  package number), THREADS (wrk's -t), RUN (distinct per wrk run, so versions
+--                  never repeat), PORT, B64, SHA1, SRI, LENGTH (the tarball)
 -- done() prints one line "BENCHJSON {...}" with counts, percentiles (microseconds) and, for
 -- revalidate and publish, the response status counts.
 
@@ -38,6 +39,8 @@ end
 if mode == "publish" then
    local prefix = os.getenv("BENCH_PUB_PREFIX")
    local npkgs = tonumber(os.getenv("BENCH_PUB_PACKAGES"))
+   local pkgfmt = "%s%0" .. (os.getenv("BENCH_PUB_DIGITS") or "2") .. "d"
+   local nthreads = tonumber(os.getenv("BENCH_PUB_THREADS") or "1")
    local run = tonumber(os.getenv("BENCH_PUB_RUN"))
    local port = os.getenv("BENCH_PUB_PORT")
    local b64 = os.getenv("BENCH_PUB_B64")
@@ -60,7 +63,8 @@ if mode == "publish" then
 
    function request()
       counter = counter + 1
-      local pkg = string.format("%s%02d", prefix, counter % npkgs)
+      -- Packages round-robin, interleaved between threads.
+      local pkg = string.format(pkgfmt, prefix, (counter * nthreads + id) % npkgs)
       -- major = run, minor = thread, patch = counter: distinct across threads and runs.
       local ver = string.format("%d.%d.%d", run, id, counter)
       local body = string.format(template, pkg, pkg, ver, ver, pkg, ver, pkg, ver, sri, sha1,

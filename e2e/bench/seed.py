@@ -12,7 +12,8 @@ Packages the benchmark scenarios use by name:
     bench-large      300 versions, a full packument of about 360 KB
     bench-small      2 versions, a full packument of about 4 KB
     bench-tarball    one version whose tarball is about 600 KB
-    bench-pub-NN     one small version each; the publish scenario adds versions to them
+    bench-pub-NN     one small version each; the "hot" publish scenario adds versions to them
+    bench-spread-NNN 30 versions each (tarballs not written); the publish scenario adds to them
 
 Usage: seed.py OUT [--packages 200] [--large 10] [--seed 8]
 """
@@ -133,8 +134,9 @@ def version_manifest(rng, name, version, tar_bytes, description, keywords):
     }
 
 
-def write_package(out, rng, name, sizes, readme_len=1200):
-    """Writes <out>/<name>/ with one version per entry of `sizes` (tarball bytes)."""
+def write_package(out, rng, name, sizes, readme_len=1200, tarballs=True):
+    """Writes <out>/<name>/ with one version per entry of `sizes` (tarball bytes); without
+    `tarballs`, only the packument (for packages that are only ever published to)."""
     pdir = os.path.join(out, name)
     os.makedirs(pdir, exist_ok=True)
     versions = versions_sequence(len(sizes))
@@ -145,8 +147,9 @@ def write_package(out, rng, name, sizes, readme_len=1200):
     for i, (version, size) in enumerate(zip(versions, sizes)):
         tar_bytes = make_tarball(rng, name, version, size)
         fname = f"{name}-{version}.tgz"
-        with open(os.path.join(pdir, fname), "wb") as f:
-            f.write(tar_bytes)
+        if tarballs:
+            with open(os.path.join(pdir, fname), "wb") as f:
+                f.write(tar_bytes)
         doc_versions[version] = version_manifest(rng, name, version, tar_bytes, description, keywords)
         times[version] = iso(t0 + i * 86400 * 3)
         attachments[fname] = {"shasum": doc_versions[version]["dist"]["shasum"], "version": version}
@@ -184,7 +187,12 @@ def small_tarball_size(rng):
     return rng.randint(10 * KB, 60 * KB)
 
 
+SPREAD_PACKAGES = 512
+SPREAD_VERSIONS = 30
+
+
 def generate(out, packages=200, large=10, seed=8, log=print):
+    """Returns the names of the packages with every tarball stored (what nginx serves)."""
     rng = random.Random(seed)
     os.makedirs(out, exist_ok=True)
     names = []
@@ -219,8 +227,15 @@ def generate(out, packages=200, large=10, seed=8, log=print):
         add(f"pkg-{i:03d}-{rng.choice(WORDS)}", sizes)
         i += 1
 
+    # Publish targets: packages of a typical size (about 30 KB of packument), many enough that
+    # the run adds only a few versions to each, so that a faster server does not end up
+    # rewriting bigger documents than a slower one.
+    spread = [f"bench-spread-{i:03d}" for i in range(SPREAD_PACKAGES)]
+    for name in spread:
+        write_package(out, rng, name, [1200] * SPREAD_VERSIONS, readme_len=200, tarballs=False)
+
     with open(os.path.join(out, ".verdaccio-db.json"), "w") as f:
-        json.dump({"list": sorted(names), "secret": rng.randbytes(16).hex()}, f)
+        json.dump({"list": sorted(names + spread), "secret": rng.randbytes(16).hex()}, f)
     log(f"seeded {len(names)} packages, {total / MB:.0f} MB of tarballs, into {out}")
     return names
 

@@ -6,6 +6,7 @@ use crate::http::{AppState, Settings, router};
 use crate::metrics::Metrics;
 use crate::package::access::AccessRules;
 use crate::registry::{PackumentCache, Registry};
+use crate::storage::blob_cache::BlobCache;
 use crate::storage::fs::FsStorage;
 use crate::storage::instrumented::Instrumented;
 use crate::storage::s3::S3Storage;
@@ -22,11 +23,29 @@ pub enum BuildError {
     Uplink(String),
 }
 
+/// The backend behind the in-memory tarball cache, unless that is switched off.
+fn cached(storage: impl Storage, config: &Config, metrics: &Arc<Metrics>) -> Arc<dyn Storage> {
+    let c = &config.tarball_cache;
+    if c.max_size == 0 {
+        Arc::new(storage)
+    } else {
+        Arc::new(BlobCache::new(storage, c.max_size, c.revalidate_after, metrics.clone()))
+    }
+}
+
 pub async fn build(config: &Config) -> Result<Router, BuildError> {
     let metrics = Arc::new(Metrics::default());
     let storage: Arc<dyn Storage> = match &config.store {
-        Store::Filesystem => Arc::new(Instrumented::new(FsStorage::new(&config.storage)?, metrics.clone())),
-        Store::S3(s3) => Arc::new(Instrumented::new(S3Storage::connect(s3).await, metrics.clone())),
+        Store::Filesystem => cached(
+            Instrumented::new(FsStorage::new(&config.storage)?, metrics.clone()),
+            config,
+            &metrics,
+        ),
+        Store::S3(s3) => cached(
+            Instrumented::new(S3Storage::connect(s3).await, metrics.clone()),
+            config,
+            &metrics,
+        ),
     };
     let auth = Arc::new(Auth::new(storage.clone(), config));
     auth.start();

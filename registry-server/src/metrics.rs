@@ -30,6 +30,14 @@ pub struct ResultLabel {
     pub result: &'static str,
 }
 
+impl ResultLabel {
+    fn hit(hit: bool) -> Self {
+        ResultLabel {
+            result: if hit { "hit" } else { "miss" },
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabel {
     pub op: &'static str,
@@ -53,6 +61,7 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub request_duration: HistogramFamily<RouteLabel>,
     pub packument_cache: Family<ResultLabel, Counter>,
+    pub tarball_cache: Family<ResultLabel, Counter>,
     pub storage_duration: HistogramFamily<OpLabel>,
     pub storage_errors: Family<OpLabel, Counter>,
     pub uplink_requests: Family<UplinkLabels, Counter>,
@@ -65,6 +74,7 @@ impl Default for Metrics {
         let request_duration =
             HistogramFamily::<RouteLabel>::new_with_constructor(latency_histogram as fn() -> Histogram);
         let packument_cache = Family::<ResultLabel, Counter>::default();
+        let tarball_cache = Family::<ResultLabel, Counter>::default();
         let storage_duration = HistogramFamily::<OpLabel>::new_with_constructor(latency_histogram as fn() -> Histogram);
         let storage_errors = Family::<OpLabel, Counter>::default();
         let uplink_requests = Family::<UplinkLabels, Counter>::default();
@@ -82,6 +92,11 @@ impl Default for Metrics {
             "packument_cache",
             "Packument cache lookups by result (hit, miss)",
             packument_cache.clone(),
+        );
+        registry.register(
+            "tarball_cache",
+            "In-memory tarball cache lookups by result (hit, miss)",
+            tarball_cache.clone(),
         );
         registry.register(
             "storage_operation_duration_seconds",
@@ -103,6 +118,7 @@ impl Default for Metrics {
             requests,
             request_duration,
             packument_cache,
+            tarball_cache,
             storage_duration,
             storage_errors,
             uplink_requests,
@@ -112,8 +128,11 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn cache(&self, hit: bool) {
-        let result = if hit { "hit" } else { "miss" };
-        self.packument_cache.get_or_create(&ResultLabel { result }).inc();
+        self.packument_cache.get_or_create(&ResultLabel::hit(hit)).inc();
+    }
+
+    pub fn tarball_cache(&self, hit: bool) {
+        self.tarball_cache.get_or_create(&ResultLabel::hit(hit)).inc();
     }
 
     pub fn render(&self) -> String {

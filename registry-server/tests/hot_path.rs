@@ -1,5 +1,5 @@
-//! The packument hot path: cached bytes stay correct across replicas, compressed variants decode
-//! to the same document, the server reports metrics and request ids, and
+//! The hot path: cached packuments and tarballs stay correct across replicas, compressed
+//! variants decode to the same document, the server reports metrics and request ids, and
 //! it shuts down without cutting off downloads in flight.
 
 mod common;
@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 const CONFIG: &str = "
 packument_cache:
+  revalidate_after: 500ms
+tarball_cache:
   revalidate_after: 500ms
 packages:
   '**': { access: $all, publish: $all, unpublish: $all }
@@ -63,6 +65,58 @@ fn replicas_converge_within_the_revalidation_interval() {
     assert_eq!(r.status, 201, "{}", r.text());
     let doc = http().get(&format!("{}shared", b.url())).send().unwrap().json();
     assert_eq!(doc["dist-tags"]["old"], "1.0.0");
+}
+
+fn tarball_status(server: &Server, name: &str, version: &str) -> u16 {
+    http()
+        .get(&format!("{}{name}/-/{name}-{version}.tgz", server.url()))
+        .send()
+        .unwrap()
+        .status
+}
+
+#[test]
+fn an_unpublish_on_one_replica_ends_tarball_downloads_on_the_others_within_the_bound() {
+    let work = tempfile::tempdir().unwrap();
+    let storage = work.path().join("storage");
+    let a = Server::start(CONFIG, &storage);
+    let b = Server::start(CONFIG, &storage);
+    publish(&a, "gone", "1.0.0");
+    for _ in 0..3 {
+        assert_eq!(tarball_status(&b, "gone", "1.0.0"), 200);
+    }
+    let metrics = http().get(&format!("{}metrics", b.url())).send().unwrap().text();
+    assert!(
+        metrics.contains("npm_registry_tarball_cache_total{result=\"hit\"} 2"),
+        "the second and third download come from memory:\n{metrics}"
+    );
+
+    let rev = http().get(&format!("{}gone", a.url())).send().unwrap().json()["_rev"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = http()
+        .request(reqwest::Method::DELETE, &format!("{}gone/-rev/{rev}", a.url()))
+        .send()
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        tarball_status(&a, "gone", "1.0.0"),
+        404,
+        "the replica that unpublished, at once"
+    );
+    let start = Instant::now();
+    while tarball_status(&b, "gone", "1.0.0") != 404 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the other replica kept serving the unpublished tarball"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "replica b stopped serving the tarball after {:?} (bound: tarball_cache.revalidate_after = 500ms)",
+        start.elapsed()
+    );
 }
 
 #[test]

@@ -57,13 +57,14 @@ pub struct Config {
     pub groups: BTreeMap<String, Vec<String>>,
     pub web: Web,
     pub log: Log,
-    pub packument_cache: PackumentCacheConfig,
+    pub packument_cache: CacheConfig,
+    pub tarball_cache: CacheConfig,
 }
 
-/// Our in-memory packument cache: its size, and how often a cached packument is checked against
-/// storage (the bound on how late another replica's publish is seen here).
+/// One of our in-memory caches: its size (0: off), and how often a cached entry is checked
+/// against storage (the bound on how late another replica's publish or unpublish is seen here).
 #[derive(Debug, Clone)]
-pub struct PackumentCacheConfig {
+pub struct CacheConfig {
     pub max_size: u64,
     pub revalidate_after: Duration,
 }
@@ -256,22 +257,8 @@ fn resolve(raw: RawConfig, base: &Path, warnings: &mut Vec<String>) -> Result<Co
     };
 
     let log = resolve_log(raw.log.or(raw.logs))?;
-    let cache = raw.packument_cache.unwrap_or_default();
-    let packument_cache = PackumentCacheConfig {
-        max_size: match cache.max_size {
-            None => 128 * 1024 * 1024,
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .ok_or_else(|| invalid("packument_cache.max_size", "must be a size such as 256mb"))?,
-            Some(Value::String(s)) => parse_size(&s).map_err(|r| invalid("packument_cache.max_size", r))?,
-            Some(_) => return Err(invalid("packument_cache.max_size", "must be a size such as 256mb")),
-        },
-        revalidate_after: duration_value(
-            "packument_cache.revalidate_after",
-            cache.revalidate_after,
-            Duration::from_secs(1),
-        )?,
-    };
+    let packument_cache = cache_config("packument_cache", raw.packument_cache, 128 * 1024 * 1024)?;
+    let tarball_cache = cache_config("tarball_cache", raw.tarball_cache, 64 * 1024 * 1024)?;
 
     let store = store::resolve(raw.store, warnings)?;
 
@@ -289,6 +276,26 @@ fn resolve(raw: RawConfig, base: &Path, warnings: &mut Vec<String>) -> Result<Co
         web,
         log,
         packument_cache,
+        tarball_cache,
+    })
+}
+
+fn cache_config(key: &str, raw: Option<raw::RawCache>, default_size: u64) -> Result<CacheConfig, ConfigError> {
+    let raw = raw.unwrap_or_default();
+    let size_key = format!("{key}.max_size");
+    let bad_size = || invalid(&size_key, "must be a size such as 256mb");
+    Ok(CacheConfig {
+        max_size: match raw.max_size {
+            None => default_size,
+            Some(Value::Number(n)) => n.as_u64().ok_or_else(bad_size)?,
+            Some(Value::String(s)) => parse_size(&s).map_err(|r| invalid(&size_key, r))?,
+            Some(_) => return Err(bad_size()),
+        },
+        revalidate_after: duration_value(
+            &format!("{key}.revalidate_after"),
+            raw.revalidate_after,
+            Duration::from_secs(1),
+        )?,
     })
 }
 

@@ -23,8 +23,9 @@ pub struct RawConfig {
     /// Verdaccio's name before 5.22.
     pub logs: Option<RawLog>,
     pub store: Option<BTreeMap<String, Value>>,
-    /// Ours: the in-memory packument cache.
-    pub packument_cache: Option<RawPackumentCache>,
+    /// Ours: the in-memory packument and tarball caches.
+    pub packument_cache: Option<RawCache>,
+    pub tarball_cache: Option<RawCache>,
 
     // Verdaccio settings this server accepts without using them; each gets a warning.
     pub plugins: Option<Value>,
@@ -183,7 +184,7 @@ pub struct RawLog {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct RawPackumentCache {
+pub struct RawCache {
     pub max_size: Option<Value>,
     pub revalidate_after: Option<Value>,
 }

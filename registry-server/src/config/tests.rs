@@ -107,6 +107,12 @@ fn invalid_values_name_the_key() {
             "uplinks.a.auth.token",
         ),
         ("auth:\n  htpasswd:\n    max_users: 3\n", "auth.htpasswd.file"),
+        ("packument_cache: {max_size: [1]}", "packument_cache.max_size"),
+        ("tarball_cache: {max_size: huge}", "tarball_cache.max_size"),
+        (
+            "tarball_cache: {revalidate_after: soon}",
+            "tarball_cache.revalidate_after",
+        ),
     ];
     for (text, key) in cases {
         match parse(text) {
@@ -118,6 +124,20 @@ fn invalid_values_name_the_key() {
         }
     }
     assert!(matches!(parse("listen: [unclosed"), Err(ConfigError::Yaml(_))));
+}
+
+#[test]
+fn caches_have_defaults_and_can_be_sized_or_switched_off() {
+    let c = parse("").unwrap().config;
+    assert_eq!(c.packument_cache.max_size, 128 * 1024 * 1024);
+    assert_eq!(c.tarball_cache.max_size, 64 * 1024 * 1024);
+    assert_eq!(c.tarball_cache.revalidate_after, Duration::from_secs(1));
+    let c = parse("tarball_cache: {max_size: 0, revalidate_after: 5s}\npackument_cache: {max_size: 1gb}")
+        .unwrap()
+        .config;
+    assert_eq!(c.tarball_cache.max_size, 0);
+    assert_eq!(c.tarball_cache.revalidate_after, Duration::from_secs(5));
+    assert_eq!(c.packument_cache.max_size, 1024 * 1024 * 1024);
 }
 
 #[test]

@@ -18,6 +18,7 @@ use crate::storage::{Blob, Revision, Storage, StorageError, layout, read_blob_by
 use crate::uplink::{Fetched, Uplinks, UpstreamDoc};
 use bytes::Bytes;
 use chrono::Utc;
+use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -247,12 +248,15 @@ impl Registry {
     }
 
     /// Applies `change` to the current packument with compare-and-swap, retrying on conflicts.
-    /// `change` gets `None` when the package does not exist yet.
+    /// `change` gets `None` when the package does not exist yet. `before_write` runs once, after
+    /// the first successful `change` and before anything is written (a publish stores its
+    /// tarballs there: only once the merge has accepted them, and before metadata names them).
     async fn modify<T>(
         &self,
         name: &PackageName,
         reading: Reading,
         mut change: impl FnMut(Option<Value>) -> Result<(Value, T)>,
+        mut before_write: Option<BoxFuture<'_, Result<()>>>,
     ) -> Result<T> {
         let key = layout::packument(name)?;
         let writer = self
@@ -273,6 +277,10 @@ impl Registry {
             let (mut doc, out) = change(doc)?;
             doc["_rev"] = Value::String(crate::package::revision::next(doc.get("_rev").and_then(Value::as_str)));
             let bytes = stored.to_vec_pretty(&doc);
+            drop(current);
+            if let Some(prepare) = before_write.take() {
+                prepare.await?;
+            }
             match self.storage.write(&key, Bytes::from(bytes), revision.as_ref()).await {
                 Ok(_) => {
                     self.cache.invalidate(name);
@@ -293,31 +301,34 @@ impl Registry {
     pub async fn publish(&self, name: &PackageName, body: &Value, who: &Identity, base: &str) -> Result<()> {
         self.authorize(name, Action::Publish, who)?;
         let parsed = publish::parse(name, body)?;
-        // A stat, not a read: the merge below sees the document and refuses existing versions.
-        let exists = self.storage.revision(&layout::packument(name)?).await?.is_some();
-        if !exists {
-            name.validate_new()?;
-        }
-        // Tarballs first: a version never appears in metadata before its tarball is stored.
-        for v in &parsed.versions {
-            if let Err(e) = self.store_tarball(name, &v.filename, &v.tarball).await {
-                // Another tarball under that name is most often a publish over an existing
-                // version: say so as npm does.
-                if matches!(e, RegistryError::Conflict(_))
-                    && let Some(doc) = self.read_doc(name).await?
-                {
-                    publish::check_new_versions(Some(&doc.value), &parsed)?;
-                }
-                return Err(e);
-            }
-        }
         let publisher = who.name.clone();
         let now = Utc::now();
-        self.modify(name, Reading::AddingVersions, |doc| {
-            Ok((publish::merge(name, doc, &parsed, base, now, publisher.as_deref())?, ()))
-        })
-        .await?;
-        if !exists {
+        // Tarballs are stored once the merge has accepted the versions (an existing version is
+        // refused before anything is written) and before the metadata that names them.
+        let store_tarballs = Box::pin(async {
+            for v in &parsed.versions {
+                self.store_tarball(name, &v.filename, &v.tarball).await?;
+            }
+            Ok(())
+        });
+        let created = self
+            .modify(
+                name,
+                Reading::AddingVersions,
+                |doc| {
+                    let created = doc.is_none();
+                    if created {
+                        name.validate_new()?;
+                    }
+                    Ok((
+                        publish::merge(name, doc, &parsed, base, now, publisher.as_deref())?,
+                        created,
+                    ))
+                },
+                Some(store_tarballs),
+            )
+            .await?;
+        if created {
             package_list::add(self.storage.as_ref(), name).await?;
         }
         Ok(())
@@ -348,24 +359,29 @@ impl Registry {
         let rev = rev.or_else(|| body.get("_rev").and_then(Value::as_str));
         let now = Utc::now();
         let removed = self
-            .modify(name, Reading::Whole, |doc| {
-                let doc = doc.ok_or_else(|| match body.get("versions").and_then(Value::as_object) {
-                    // A first publish that forgot its tarball, not an update.
-                    Some(vs) if !vs.is_empty() => {
-                        PackageError::MissingAttachment(vs.keys().next().cloned().unwrap_or_default()).into()
-                    }
-                    _ => not_found(name),
-                })?;
-                update::check_revision(&doc, rev)?;
-                let u = update::apply(&doc, body, now)?;
-                let action = if u.is_destructive() {
-                    Action::Unpublish
-                } else {
-                    Action::Publish
-                };
-                self.authorize(name, action, who)?;
-                Ok((u.doc, u.removed_versions))
-            })
+            .modify(
+                name,
+                Reading::Whole,
+                |doc| {
+                    let doc = doc.ok_or_else(|| match body.get("versions").and_then(Value::as_object) {
+                        // A first publish that forgot its tarball, not an update.
+                        Some(vs) if !vs.is_empty() => {
+                            PackageError::MissingAttachment(vs.keys().next().cloned().unwrap_or_default()).into()
+                        }
+                        _ => not_found(name),
+                    })?;
+                    update::check_revision(&doc, rev)?;
+                    let u = update::apply(&doc, body, now)?;
+                    let action = if u.is_destructive() {
+                        Action::Unpublish
+                    } else {
+                        Action::Publish
+                    };
+                    self.authorize(name, action, who)?;
+                    Ok((u.doc, u.removed_versions))
+                },
+                None,
+            )
             .await?;
         tracing::info!(package = %name, removed = ?removed, "packument updated");
         Ok(())
@@ -456,10 +472,7 @@ impl Registry {
         let uplinks = self.uplinks.as_ref().expect("upstream data implies uplinks");
         match uplinks.tarball(name, file, &upstream.uplink, url, sri, sha).await? {
             Some(Fetched::Stored) => self.storage.get_blob(&cached).await?.ok_or_else(missing),
-            Some(Fetched::Bytes(bytes)) => Ok(Blob {
-                len: bytes.len() as u64,
-                stream: Box::pin(futures_util::stream::once(async move { Ok(bytes) })),
-            }),
+            Some(Fetched::Bytes(bytes)) => Ok(Blob::whole(bytes)),
             Some(Fetched::Streaming(blob)) => Ok(blob),
             None => Err(missing()),
         }
@@ -492,22 +505,22 @@ impl Registry {
 
     pub async fn set_tag(&self, name: &PackageName, tag: &str, version: &str, who: &Identity) -> Result<()> {
         self.authorize(name, Action::Publish, who)?;
-        self.modify(name, Reading::Whole, |doc| {
+        let change = |doc: Option<Value>| {
             let mut doc = doc.ok_or_else(|| not_found(name))?;
             tags::set(&mut doc, tag, version)?;
             Ok((doc, ()))
-        })
-        .await
+        };
+        self.modify(name, Reading::Whole, change, None).await
     }
 
     pub async fn remove_tag(&self, name: &PackageName, tag: &str, who: &Identity) -> Result<()> {
         self.authorize(name, Action::Publish, who)?;
-        self.modify(name, Reading::Whole, |doc| {
+        let change = |doc: Option<Value>| {
             let mut doc = doc.ok_or_else(|| not_found(name))?;
             tags::remove(&mut doc, tag)?;
             Ok((doc, ()))
-        })
-        .await
+        };
+        self.modify(name, Reading::Whole, change, None).await
     }
 
     /// Local packages the caller may read that match `text`, best first: `(page, total)`.

@@ -1,6 +1,7 @@
 //! The only code that touches disk or S3. Backends store small JSON documents with
 //! compare-and-swap writes, and write-once blobs (tarballs) that are streamed on read.
 
+pub mod blob_cache;
 pub mod fs;
 pub mod instrumented;
 pub mod layout;
@@ -8,6 +9,7 @@ pub mod s3;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
 /// A storage key: a relative `/`-separated path whose segments are never empty, `.` or `..`.
@@ -48,6 +50,16 @@ pub struct Versioned {
 pub struct Blob {
     pub len: u64,
     pub stream: BoxStream<'static, std::io::Result<Bytes>>,
+}
+
+impl Blob {
+    /// A blob already in memory.
+    pub fn whole(bytes: Bytes) -> Self {
+        Blob {
+            len: bytes.len() as u64,
+            stream: futures_util::stream::once(async move { Ok(bytes) }).boxed(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -234,11 +234,11 @@ impl Storage for FsStorage {
             })
             .await
             .map_err(|e| StorageError::Unavailable(format!("storage task failed: {e}")))??;
-        Ok(opened.map(|(len, content)| Blob {
-            len,
-            stream: match content {
-                Ok(bytes) => futures_util::stream::once(async move { Ok(bytes) }).boxed(),
-                Err(file) => ReaderStream::with_capacity(tokio::fs::File::from_std(file), READ_CHUNK).boxed(),
+        Ok(opened.map(|(len, content)| match content {
+            Ok(bytes) => Blob::whole(bytes),
+            Err(file) => Blob {
+                len,
+                stream: ReaderStream::with_capacity(tokio::fs::File::from_std(file), READ_CHUNK).boxed(),
             },
         }))
     }
