@@ -1,16 +1,23 @@
 //! A packument read for a publish. A publish only adds versions, so the manifests already stored
 //! (the bulk of a large packument) stay raw JSON text: they are copied into the new document, not
 //! parsed into values and serialized again. Everything else is parsed as usual.
+//!
+//! The result can be kept for the next publish to the same package ([`Stored::into_owned`],
+//! [`Stored::absorb`]), which then needs no reading at all.
 
 use indexmap::IndexMap;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::fmt;
 
-/// Manifests by version, borrowed from the stored bytes.
-type RawMap<'a> = IndexMap<String, &'a RawValue>;
+/// Manifests by version, borrowed from the stored bytes or owned.
+type RawMap<'a> = IndexMap<String, Cow<'a, RawValue>>;
+
+/// Pretty JSON indents one level by this; a manifest sits two levels deep in a packument.
+const MANIFEST_INDENT: &str = "\n    ";
 
 /// The stored manifests that [`parse`] left out of the document.
 #[derive(Default)]
@@ -91,7 +98,7 @@ impl<'de: 'a, 'a> Visitor<'de> for VersionsVisitor<'a> {
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Versions<'a>, M::Error> {
         let mut raw = RawMap::new();
         while let Some((k, v)) = map.next_entry::<String, &'a RawValue>()? {
-            raw.insert(k, v);
+            raw.insert(k, Cow::Borrowed(v));
         }
         Ok(Versions::Raw(raw))
     }
@@ -135,6 +142,35 @@ impl Stored<'_> {
     pub fn to_vec_pretty(&self, doc: &Value) -> Vec<u8> {
         serde_json::to_vec_pretty(&WithStored { doc, stored: &self.0 }).expect("a JSON value serializes")
     }
+
+    /// The same manifests, no longer borrowed from the bytes they were read from.
+    pub fn into_owned(self) -> Stored<'static> {
+        Stored(
+            self.0
+                .into_iter()
+                .map(|(k, v)| (k, Cow::Owned(v.into_owned())))
+                .collect(),
+        )
+    }
+
+    /// Sets the manifests that `doc` holds as values (the versions a change added) aside as raw
+    /// text too, leaving `null` in their place: `(doc, self)` is then what [`parse`] gives for
+    /// the bytes [`to_vec_pretty`](Self::to_vec_pretty) wrote, without reading them.
+    pub fn absorb(&mut self, doc: &mut Value) {
+        let Some(versions) = doc.get_mut("versions").and_then(Value::as_object_mut) else {
+            return;
+        };
+        for (version, manifest) in versions.iter_mut().filter(|(_, m)| !m.is_null()) {
+            // Indented as it sits in the pretty document, so the next write is byte for byte
+            // what a write of the whole document would be (JSON strings hold no raw newline).
+            let text = serde_json::to_string_pretty(manifest)
+                .expect("a JSON value serializes")
+                .replace('\n', MANIFEST_INDENT);
+            let raw = RawValue::from_string(text).expect("serde_json writes valid JSON");
+            self.0.insert(version.clone(), Cow::Owned(raw));
+            *manifest = Value::Null;
+        }
+    }
 }
 
 struct WithStored<'a> {
@@ -174,7 +210,7 @@ impl Serialize for VersionsOut<'_> {
         let mut map = s.serialize_map(Some(self.versions.len()))?;
         for (version, manifest) in self.versions {
             match self.stored.get(version) {
-                Some(raw) if manifest.is_null() => map.serialize_entry(version, raw)?,
+                Some(raw) if manifest.is_null() => map.serialize_entry(version, raw.as_ref())?,
                 _ => map.serialize_entry(version, manifest)?,
             }
         }
@@ -248,6 +284,29 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_kept_document_writes_what_reading_the_written_bytes_would() {
+        let name = PackageName::parse("p").unwrap();
+        let now = chrono::Utc::now();
+        let bytes = serde_json::to_vec_pretty(&stored_doc()).unwrap();
+        let (doc, stored) = parse(&bytes).unwrap();
+        let mut stored = stored.into_owned();
+        let mut doc = publish::merge(&name, Some(doc), &publish_of("1.2.0", "latest"), "http://h/", now, None).unwrap();
+        let first = stored.to_vec_pretty(&doc);
+        stored.absorb(&mut doc);
+        assert!(doc["versions"]["1.2.0"].is_null());
+        // The next publish, from the kept document and from the bytes written.
+        let p = publish_of("1.3.0", "latest");
+        let kept = publish::merge(&name, Some(doc), &p, "http://h/", now, None).unwrap();
+        let (reread, reread_stored) = parse(&first).unwrap();
+        let reread = publish::merge(&name, Some(reread), &p, "http://h/", now, None).unwrap();
+        let from_kept = stored.to_vec_pretty(&kept);
+        assert_eq!(from_kept, reread_stored.to_vec_pretty(&reread));
+        // And a whole-document write of the same content, byte for byte.
+        let whole: Value = serde_json::from_slice(&from_kept).unwrap();
+        assert_eq!(from_kept, serde_json::to_vec_pretty(&whole).unwrap());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 use crate::package::access::{AccessRules, Action};
 use crate::package::merge;
 use crate::package::{PackageError, PackageName, publish, search, shallow, tags, update};
-use crate::storage::{Blob, Revision, Storage, StorageError, layout, read_blob_bytes};
+use crate::storage::{self, Blob, Revision, Storage, StorageError, layout, read_blob_bytes};
 use crate::uplink::{Fetched, Uplinks, UpstreamDoc};
 use bytes::Bytes;
 use chrono::Utc;
@@ -35,6 +35,25 @@ pub struct Registry {
     /// One async lock per package for writers in this process: they queue instead of losing
     /// compare-and-swap races to each other and backing off. CAS still guards across processes.
     writers: moka::sync::Cache<String, Arc<tokio::sync::Mutex<()>>>,
+    /// The packument each package was last published to by this process, kept parsed: the next
+    /// publish to a busy package then checks the revision (a stat, a HEAD) instead of reading
+    /// and parsing the whole document again.
+    published: moka::sync::Cache<String, Arc<Published>>,
+}
+
+/// Room for kept packuments, in bytes of their JSON (they take about twice that in memory).
+const PUBLISHED_CACHE: u64 = 16 * 1024 * 1024;
+
+/// A packument as this process wrote it, in the form a publish reads it ([`shallow`]).
+struct Published {
+    weight: u32,
+    kept: std::sync::Mutex<Option<Kept>>,
+}
+
+struct Kept {
+    revision: Revision,
+    doc: Value,
+    stored: shallow::Stored<'static>,
 }
 
 /// A stored packument and the storage revision it was read at.
@@ -72,6 +91,11 @@ impl Registry {
             metrics,
             uplinks: None,
             writers: moka::sync::Cache::builder()
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
+            published: moka::sync::Cache::builder()
+                .max_capacity(PUBLISHED_CACHE)
+                .weigher(|_, p: &Arc<Published>| p.weight)
                 .time_to_idle(Duration::from_secs(60))
                 .build(),
         }
@@ -263,27 +287,36 @@ impl Registry {
             .writers
             .get_with(name.to_string(), || Arc::new(tokio::sync::Mutex::new(())));
         let _queue = writer.lock().await;
+        let adding = matches!(reading, Reading::AddingVersions);
         for attempt in 0..MAX_ATTEMPTS {
-            let current = self.storage.read(&key).await?;
-            let revision = current.as_ref().map(|v| v.revision.clone());
-            let (doc, stored) = match (&current, reading) {
-                (None, _) => (None, shallow::Stored::default()),
-                (Some(v), Reading::Whole) => (Some(parse_doc(name, &v.bytes)?), shallow::Stored::default()),
-                (Some(v), Reading::AddingVersions) => {
-                    let (doc, stored) = shallow::parse(&v.bytes).map_err(|e| corrupt(name, e))?;
-                    (Some(doc), stored)
-                }
+            let (revision, doc, stored) = match self.kept(name, &key, adding && attempt == 0).await? {
+                Some(k) => (Some(k.revision), Some(k.doc), k.stored),
+                None => match (self.storage.read(&key).await?, reading) {
+                    (None, _) => (None, None, shallow::Stored::default()),
+                    (Some(v), Reading::Whole) => (
+                        Some(v.revision),
+                        Some(parse_doc(name, &v.bytes)?),
+                        shallow::Stored::default(),
+                    ),
+                    (Some(v), Reading::AddingVersions) => {
+                        let (doc, stored) = shallow::parse(&v.bytes).map_err(|e| corrupt(name, e))?;
+                        (Some(v.revision), Some(doc), stored.into_owned())
+                    }
+                },
             };
             let (mut doc, out) = change(doc)?;
             doc["_rev"] = Value::String(crate::package::revision::next(doc.get("_rev").and_then(Value::as_str)));
             let bytes = stored.to_vec_pretty(&doc);
-            drop(current);
             if let Some(prepare) = before_write.take() {
                 prepare.await?;
             }
+            let weight = bytes.len().try_into().unwrap_or(u32::MAX);
             match self.storage.write(&key, Bytes::from(bytes), revision.as_ref()).await {
-                Ok(_) => {
+                Ok(written) => {
                     self.cache.invalidate(name);
+                    if adding {
+                        self.keep(name, written, doc, stored, weight);
+                    }
                     return Ok(out);
                 }
                 Err(StorageError::Conflict(_)) => {
@@ -295,6 +328,37 @@ impl Registry {
             }
         }
         Err(RegistryError::Contended(name.to_string()))
+    }
+
+    /// The packument this process last published for `name`, if storage is still at that
+    /// revision. Taken out of the cache: the caller holds the package's writer lock, and puts
+    /// the document it writes back with [`keep`](Self::keep).
+    async fn kept(&self, name: &PackageName, key: &storage::Key, wanted: bool) -> Result<Option<Kept>> {
+        let Some(published) = self.published.remove(name.as_str()).filter(|_| wanted) else {
+            return Ok(None);
+        };
+        let Some(kept) = published.kept.lock().expect("not poisoned").take() else {
+            return Ok(None);
+        };
+        let current = self.storage.revision(key).await?;
+        Ok((current.as_ref() == Some(&kept.revision)).then_some(kept))
+    }
+
+    fn keep(
+        &self,
+        name: &PackageName,
+        revision: Revision,
+        mut doc: Value,
+        mut stored: shallow::Stored<'static>,
+        weight: u32,
+    ) {
+        stored.absorb(&mut doc);
+        let kept = Kept { revision, doc, stored };
+        let published = Published {
+            weight,
+            kept: std::sync::Mutex::new(Some(kept)),
+        };
+        self.published.insert(name.to_string(), Arc::new(published));
     }
 
     /// `PUT /:pkg` with attachments. `base` is this registry's URL for `dist.tarball`.

@@ -5,20 +5,30 @@ use crate::storage::{Key, Versioned};
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// Storage where another writer always wins the race for every document.
-struct AlwaysRaced {
+/// A folder that counts document reads and, when `raced`, lets another writer win the race for
+/// every document.
+struct Probe {
     inner: FsStorage,
+    raced: bool,
+    reads: AtomicU32,
     writes: AtomicU32,
 }
 
 #[async_trait]
-impl Storage for AlwaysRaced {
+impl Storage for Probe {
     async fn read(&self, key: &Key) -> Result<Option<Versioned>, StorageError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.read(key).await
     }
-    async fn write(&self, key: &Key, _bytes: Bytes, _expected: Option<&Revision>) -> Result<Revision, StorageError> {
+    async fn revision(&self, key: &Key) -> Result<Option<Revision>, StorageError> {
+        self.inner.revision(key).await
+    }
+    async fn write(&self, key: &Key, bytes: Bytes, expected: Option<&Revision>) -> Result<Revision, StorageError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
-        Err(StorageError::Conflict(key.as_str().to_owned()))
+        if self.raced {
+            return Err(StorageError::Conflict(key.as_str().to_owned()));
+        }
+        self.inner.write(key, bytes, expected).await
     }
     async fn delete(&self, key: &Key, expected: &Revision) -> Result<(), StorageError> {
         self.inner.delete(key, expected).await
@@ -40,19 +50,24 @@ impl Storage for AlwaysRaced {
     }
 }
 
-#[tokio::test]
-async fn endless_conflicts_give_up_with_contended_after_bounded_attempts() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Arc::new(AlwaysRaced {
-        inner: FsStorage::new(dir.path()).unwrap(),
+fn registry_on(dir: &std::path::Path, raced: bool) -> (Arc<Probe>, Registry) {
+    let storage = Arc::new(Probe {
+        inner: FsStorage::new(dir).unwrap(),
+        raced,
+        reads: AtomicU32::new(0),
         writes: AtomicU32::new(0),
     });
-    let config = Config::parse(crate::config::EMBEDDED_DEFAULT, dir.path())
-        .unwrap()
-        .config;
+    let config = Config::parse(crate::config::EMBEDDED_DEFAULT, dir).unwrap().config;
     let cache = PackumentCache::new(1 << 20, std::time::Duration::ZERO);
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let registry = Registry::new(storage.clone(), AccessRules::new(config.packages), cache, metrics);
+    (storage, registry)
+}
+
+#[tokio::test]
+async fn endless_conflicts_give_up_with_contended_after_bounded_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, registry) = registry_on(dir.path(), true);
     let name = PackageName::parse("raced").unwrap();
     let body = serde_json::json!({"versions": {}, "dist-tags": {}});
     let err = registry
@@ -79,4 +94,72 @@ async fn endless_conflicts_give_up_with_contended_after_bounded_attempts() {
     let api = crate::http::error::ApiError::from(err);
     assert_eq!(api.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
     assert!(api.message.contains("try again"), "{}", api.message);
+}
+
+fn publish_body(name: &str, version: &str) -> Value {
+    use base64::Engine;
+    use sha2::Digest;
+    let tarball = format!("{name}@{version}").into_bytes();
+    let sri = format!(
+        "sha512-{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha512::digest(&tarball))
+    );
+    let file = format!("{name}-{version}.tgz");
+    serde_json::json!({
+        "_id": name, "name": name,
+        "dist-tags": {"latest": version},
+        "versions": {version: {"name": name, "version": version, "dist": {"integrity": sri}}},
+        "_attachments": {file: {"data": base64::engine::general_purpose::STANDARD.encode(&tarball)}}
+    })
+}
+
+#[tokio::test]
+async fn publishes_to_a_busy_package_skip_reading_it_and_lose_nothing_written_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, registry) = registry_on(dir.path(), false);
+    let name = PackageName::parse("busy").unwrap();
+    let who = Identity::user("tester", vec![]);
+    let publish = async |v: &str| {
+        let body = publish_body("busy", v);
+        registry.publish(&name, &body, &who, "http://h/").await
+    };
+    publish("1.0.0").await.unwrap();
+    let reads = storage.reads.load(Ordering::SeqCst);
+    publish("1.0.1").await.unwrap();
+    publish("1.0.2").await.unwrap();
+    assert_eq!(
+        storage.reads.load(Ordering::SeqCst),
+        reads,
+        "publishes after the first use the document this process wrote"
+    );
+
+    // Another process (replica) adds a version: the kept document is out of date now.
+    let key = layout::packument(&name).unwrap();
+    let other = FsStorage::new(dir.path()).unwrap();
+    let current = other.read(&key).await.unwrap().unwrap();
+    let mut doc: Value = serde_json::from_slice(&current.bytes).unwrap();
+    doc["versions"]["9.9.9"] = serde_json::json!({"name": "busy", "version": "9.9.9"});
+    let bytes = Bytes::from(serde_json::to_vec_pretty(&doc).unwrap());
+    other.write(&key, bytes, Some(&current.revision)).await.unwrap();
+
+    publish("1.0.3").await.unwrap();
+    assert_eq!(
+        storage.reads.load(Ordering::SeqCst),
+        reads + 1,
+        "read again after the change"
+    );
+    let stored: Value = serde_json::from_slice(&other.read(&key).await.unwrap().unwrap().bytes).unwrap();
+    let versions: Vec<&str> = stored["versions"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(versions, ["1.0.0", "1.0.1", "1.0.2", "9.9.9", "1.0.3"]);
+    assert_eq!(stored["dist-tags"]["latest"], "1.0.3");
+    // What a publish from the kept document wrote is what a whole-document write would be.
+    assert_eq!(
+        &other.read(&key).await.unwrap().unwrap().bytes[..],
+        &serde_json::to_vec_pretty(&stored).unwrap()[..]
+    );
 }
