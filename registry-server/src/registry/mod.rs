@@ -300,6 +300,8 @@ impl Registry {
                     ),
                     (Some(v), Reading::AddingVersions) => {
                         let (doc, stored) = shallow::parse(&v.bytes).map_err(|e| corrupt(name, e))?;
+                        // Owned, to be kept after the write: one copy of the raw manifests, in
+                        // place of the read and parse the next publish to this package saves.
                         (Some(v.revision), Some(doc), stored.into_owned())
                     }
                 },

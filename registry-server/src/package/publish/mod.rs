@@ -141,8 +141,8 @@ pub fn parse(name: &PackageName, body: &Value) -> Result<Publish, PackageError> 
     })
 }
 
-/// Checks that none of the publish's versions exist yet (cheap early refusal).
-pub fn check_new_versions(existing: Option<&Value>, publish: &Publish) -> Result<(), PackageError> {
+/// Checks that none of the publish's versions exist yet: a version is never published over.
+fn check_new_versions(existing: Option<&Value>, publish: &Publish) -> Result<(), PackageError> {
     if let Some(doc) = existing {
         for v in &publish.versions {
             if doc.get("versions").and_then(|vs| vs.get(&v.version)).is_some() {
