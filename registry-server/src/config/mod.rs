@@ -4,12 +4,11 @@
 
 mod duration;
 mod listen;
-mod raw;
 mod size;
 mod store;
 
 use globset::{GlobBuilder, GlobMatcher};
-use raw::{RawConfig, RawRule, RawUplink, StringList};
+use registry_config::{self as file, ConfigFile, RuleFile, StringList, UplinkFile, defaults};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -163,8 +162,8 @@ impl Config {
     /// Parses config text; `base` is the folder relative paths start from.
     pub fn parse(text: &str, base: &Path) -> Result<Loaded, ConfigError> {
         let mut warnings = Vec::new();
-        let raw: RawConfig = if text.trim().is_empty() {
-            RawConfig::default()
+        let raw: ConfigFile = if text.trim().is_empty() {
+            ConfigFile::default()
         } else {
             serde_ignored::deserialize(serde_yaml::Deserializer::from_str(text), |path| {
                 // serde_ignored writes `?` for an Option layer; users only want the YAML path.
@@ -184,15 +183,15 @@ impl Config {
     }
 }
 
-fn resolve(raw: RawConfig, base: &Path, warnings: &mut Vec<String>) -> Result<Config, ConfigError> {
-    let storage = base.join(raw.storage.as_deref().unwrap_or("./storage"));
+fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<Config, ConfigError> {
+    let storage = base.join(raw.storage.as_deref().unwrap_or(defaults::STORAGE));
     let listen = match raw.listen {
-        None => listen::parse("localhost:4873").map_err(|r| invalid("listen", r))?,
+        None => listen::parse(defaults::LISTEN).map_err(|r| invalid("listen", r))?,
         Some(v) => listen::parse_value(&v, warnings).map_err(|r| invalid("listen", r))?,
     };
     let (public_url, url_prefix) = public_url(raw.public_url, raw.url_prefix)?;
     let max_body_size = match raw.max_body_size {
-        None => 10 * 1024 * 1024,
+        None => defaults::MAX_BODY_SIZE,
         Some(Value::Number(n)) => n
             .as_u64()
             .filter(|n| *n > 0)
@@ -253,12 +252,12 @@ fn resolve(raw: RawConfig, base: &Path, warnings: &mut Vec<String>) -> Result<Co
     let web = raw.web.unwrap_or_default();
     let web = Web {
         enable: web.enable.unwrap_or(true),
-        title: web.title.unwrap_or_else(|| "npm registry".to_owned()),
+        title: web.title.unwrap_or_else(|| defaults::WEB_TITLE.to_owned()),
     };
 
     let log = resolve_log(raw.log.or(raw.logs))?;
-    let packument_cache = cache_config("packument_cache", raw.packument_cache, 128 * 1024 * 1024)?;
-    let tarball_cache = cache_config("tarball_cache", raw.tarball_cache, 64 * 1024 * 1024)?;
+    let packument_cache = cache_config("packument_cache", raw.packument_cache, defaults::PACKUMENT_CACHE_SIZE)?;
+    let tarball_cache = cache_config("tarball_cache", raw.tarball_cache, defaults::TARBALL_CACHE_SIZE)?;
 
     let store = store::resolve(raw.store, warnings)?;
 
@@ -280,7 +279,7 @@ fn resolve(raw: RawConfig, base: &Path, warnings: &mut Vec<String>) -> Result<Co
     })
 }
 
-fn cache_config(key: &str, raw: Option<raw::RawCache>, default_size: u64) -> Result<CacheConfig, ConfigError> {
+fn cache_config(key: &str, raw: Option<file::CacheFile>, default_size: u64) -> Result<CacheConfig, ConfigError> {
     let raw = raw.unwrap_or_default();
     let size_key = format!("{key}.max_size");
     let bad_size = || invalid(&size_key, "must be a size such as 256mb");
@@ -294,7 +293,7 @@ fn cache_config(key: &str, raw: Option<raw::RawCache>, default_size: u64) -> Res
         revalidate_after: duration_value(
             &format!("{key}.revalidate_after"),
             raw.revalidate_after,
-            Duration::from_secs(1),
+            defaults::CACHE_REVALIDATE_AFTER,
         )?,
     })
 }
@@ -337,7 +336,7 @@ fn list(v: Option<StringList>) -> Option<Vec<String>> {
 
 fn resolve_rule(
     pattern: &str,
-    rule: RawRule,
+    rule: RuleFile,
     uplinks: &BTreeMap<String, Uplink>,
     warnings: &mut Vec<String>,
 ) -> Result<PackageRule, ConfigError> {
@@ -406,7 +405,7 @@ fn duration_value(key: &str, v: Option<Value>, default: Duration) -> Result<Dura
     }
 }
 
-fn resolve_uplink(name: &str, raw: RawUplink, warnings: &mut Vec<String>) -> Result<Uplink, ConfigError> {
+fn resolve_uplink(name: &str, raw: UplinkFile, warnings: &mut Vec<String>) -> Result<Uplink, ConfigError> {
     let key = |field: &str| format!("uplinks.{name}.{field}");
     let url = raw.url.ok_or_else(|| invalid(key("url"), "is required"))?;
     let parsed = url::Url::parse(&url).map_err(|e| invalid(key("url"), format!("{url:?} is not a URL: {e}")))?;
@@ -462,10 +461,10 @@ fn resolve_uplink(name: &str, raw: RawUplink, warnings: &mut Vec<String>) -> Res
     };
     Ok(Uplink {
         url,
-        timeout: duration_value(&key("timeout"), raw.timeout, Duration::from_secs(30))?,
-        maxage: duration_value(&key("maxage"), raw.maxage, Duration::from_secs(120))?,
-        fail_timeout: duration_value(&key("fail_timeout"), raw.fail_timeout, Duration::from_secs(300))?,
-        max_fails: raw.max_fails.unwrap_or(2),
+        timeout: duration_value(&key("timeout"), raw.timeout, defaults::UPLINK_TIMEOUT)?,
+        maxage: duration_value(&key("maxage"), raw.maxage, defaults::UPLINK_MAXAGE)?,
+        fail_timeout: duration_value(&key("fail_timeout"), raw.fail_timeout, defaults::UPLINK_FAIL_TIMEOUT)?,
+        max_fails: raw.max_fails.unwrap_or(defaults::UPLINK_MAX_FAILS),
         cache: raw.cache.unwrap_or(true),
         headers: raw.headers.unwrap_or_default(),
         auth,
@@ -473,7 +472,7 @@ fn resolve_uplink(name: &str, raw: RawUplink, warnings: &mut Vec<String>) -> Res
     })
 }
 
-fn resolve_log(raw: Option<raw::RawLog>) -> Result<Log, ConfigError> {
+fn resolve_log(raw: Option<file::LogFile>) -> Result<Log, ConfigError> {
     let raw = raw.unwrap_or_default();
     if let Some(kind) = raw.kind.as_deref()
         && kind != "stdout"
