@@ -1,10 +1,10 @@
 //! Wires a [`Config`] into a ready-to-serve router.
 
 use crate::auth::Auth;
+use crate::auth::access::AccessRules;
 use crate::config::{Config, Store};
 use crate::http::{AppState, Settings, router};
 use crate::metrics::Metrics;
-use crate::package::access::AccessRules;
 use crate::registry::{PackumentCache, Registry};
 use crate::storage::blob_cache::BlobCache;
 use crate::storage::fs::FsStorage;

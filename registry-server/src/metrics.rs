@@ -1,17 +1,12 @@
-//! Prometheus metrics (`GET /metrics`): requests by route and status, latency histograms,
-//! packument cache hits and misses, storage operation latency, uplink requests.
+//! The Prometheus metric families: requests by route and status, latency histograms, packument
+//! and tarball cache hits and misses, storage operation latency, uplink requests. Served, and
+//! counted per request, by `http::metrics`.
 
-use axum::extract::{Request, State};
-use axum::http::{Method, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::sync::Arc;
-use std::time::Instant;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -142,82 +137,12 @@ impl Metrics {
     }
 }
 
-/// A low-cardinality name for the kind of request, for labels.
-pub fn route_label(method: &Method, path: &str) -> &'static str {
-    match path {
-        "/-/ping" => "ping",
-        "/-/ready" => "ready",
-        "/metrics" => "metrics",
-        "/-/v1/search" => "search",
-        "/-/whoami" | "/-/npm/v1/user" | "/-/v1/login" => "user",
-        p if p.starts_with("/-/user/") => "user",
-        p if p.starts_with("/-/package/") => "dist_tags",
-        p if p.starts_with("/-/npm/v1/tokens") => "tokens",
-        p if p.starts_with("/-/npm/v1/security/") => "audit",
-        p if p.starts_with("/-/") => "other",
-        _ if *method == Method::DELETE => "unpublish",
-        _ if *method == Method::PUT => "publish",
-        p if p.ends_with(".tgz") => "tarball",
-        _ => "packument",
-    }
-}
-
-fn method_label(m: &Method) -> &'static str {
-    match *m {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::PUT => "PUT",
-        Method::POST => "POST",
-        Method::DELETE => "DELETE",
-        _ => "OTHER",
-    }
-}
-
-/// Middleware counting and timing every request.
-pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let route = route_label(req.method(), req.uri().path());
-    let method = method_label(req.method());
-    let start = Instant::now();
-    let res = next.run(req).await;
-    metrics
-        .request_duration
-        .get_or_create(&RouteLabel { route })
-        .observe(start.elapsed().as_secs_f64());
-    metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            route,
-            method,
-            status: res.status().as_u16(),
-        })
-        .inc();
-    res
-}
-
-pub async fn endpoint(State(metrics): State<Arc<Metrics>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        metrics.render(),
-    )
-        .into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn routes_are_classified() {
-        assert_eq!(route_label(&Method::GET, "/lodash"), "packument");
-        assert_eq!(route_label(&Method::GET, "/@s%2fp"), "packument");
-        assert_eq!(route_label(&Method::GET, "/@s/p/-/p-1.0.0.tgz"), "tarball");
-        assert_eq!(route_label(&Method::PUT, "/@s%2fp"), "publish");
-        assert_eq!(route_label(&Method::DELETE, "/p/-rev/1-a"), "unpublish");
-        assert_eq!(route_label(&Method::GET, "/-/package/p/dist-tags"), "dist_tags");
-        assert_eq!(route_label(&Method::PUT, "/-/user/org.couchdb.user:a"), "user");
+    fn cache_lookups_are_counted() {
         let m = Metrics::default();
         m.cache(true);
         assert!(

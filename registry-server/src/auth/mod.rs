@@ -2,6 +2,7 @@
 //! register later and every token live in the storage backend, shared by all replicas. Tokens are
 //! random and stored only as SHA-256 hashes.
 
+pub mod access;
 mod htpasswd;
 pub mod identity;
 mod limiter;

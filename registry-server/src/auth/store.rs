@@ -1,13 +1,10 @@
 //! Users who registered and all tokens, kept in the storage backend (not in process memory) so
 //! every replica sees the same ones and registration works with a read-only htpasswd file.
 
-use crate::storage::{Key, Storage, StorageError};
+use crate::storage::{Key, Storage, StorageError, StorageKey};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-
-const USERS: &str = ".npm-registry/users";
-const TOKENS: &str = ".npm-registry/tokens";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UserRecord {
@@ -36,12 +33,12 @@ pub struct TokenRecord {
     pub expires: Option<String>,
 }
 
-pub fn user_key(name: &str) -> Result<Key, StorageError> {
-    Key::new(format!("{USERS}/{name}.json"))
+fn user_key(name: &str) -> Result<Key, StorageError> {
+    StorageKey::User { name }.key()
 }
 
-pub fn token_key(hash: &str) -> Result<Key, StorageError> {
-    Key::new(format!("{TOKENS}/{hash}.json"))
+fn token_key(hash: &str) -> Result<Key, StorageError> {
+    StorageKey::Token { hash }.key()
 }
 
 async fn read<T: DeserializeOwned>(storage: &dyn Storage, key: &Key) -> Result<Option<T>, StorageError> {
@@ -68,7 +65,7 @@ pub async fn create_user(storage: &dyn Storage, user: &UserRecord) -> Result<(),
 }
 
 pub async fn count_users(storage: &dyn Storage) -> Result<usize, StorageError> {
-    Ok(storage.list(&Key::new(USERS)?).await?.len())
+    Ok(storage.list(&StorageKey::Users.key()?).await?.len())
 }
 
 pub async fn get_token(storage: &dyn Storage, hash: &str) -> Result<Option<TokenRecord>, StorageError> {
@@ -89,7 +86,7 @@ pub async fn delete_token(storage: &dyn Storage, hash: &str) -> Result<(), Stora
 
 pub async fn tokens_of(storage: &dyn Storage, user: &str) -> Result<Vec<TokenRecord>, StorageError> {
     let mut out = Vec::new();
-    for file in storage.list(&Key::new(TOKENS)?).await? {
+    for file in storage.list(&StorageKey::Tokens.key()?).await? {
         let Some(hash) = file.strip_suffix(".json") else {
             continue;
         };

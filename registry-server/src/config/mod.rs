@@ -4,11 +4,12 @@
 
 mod duration;
 mod listen;
+mod rule;
 mod size;
 mod store;
+mod uplink;
 
-use globset::{GlobBuilder, GlobMatcher};
-use registry_config::{self as file, ConfigFile, RuleFile, StringList, UplinkFile, defaults};
+use registry_config::{self as file, ConfigFile, StringList, defaults};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,8 +17,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use duration::parse_duration;
+pub use rule::PackageRule;
 pub use size::parse_size;
 pub use store::{S3Store, Store};
+pub use uplink::{Uplink, UplinkAuth, UplinkAuthKind};
 
 /// The configuration used when no file is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
@@ -66,44 +69,6 @@ pub struct Config {
 pub struct CacheConfig {
     pub max_size: u64,
     pub revalidate_after: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct PackageRule {
-    pub pattern: String,
-    pub matcher: GlobMatcher,
-    pub access: Vec<String>,
-    pub publish: Vec<String>,
-    pub unpublish: Vec<String>,
-    pub proxy: Vec<String>,
-    /// Upstream versions this rule hides (release-age quarantine, block list).
-    pub filter: crate::package::merge::VersionFilter,
-}
-
-#[derive(Debug, Clone)]
-pub struct Uplink {
-    pub url: String,
-    pub timeout: Duration,
-    pub maxage: Duration,
-    pub fail_timeout: Duration,
-    pub max_fails: u32,
-    pub cache: bool,
-    pub headers: BTreeMap<String, String>,
-    pub auth: Option<UplinkAuth>,
-    pub strict_ssl: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UplinkAuthKind {
-    Bearer,
-    Basic,
-}
-
-/// An uplink credential. The token itself is read from the environment, never kept in the file.
-#[derive(Debug, Clone)]
-pub struct UplinkAuth {
-    pub kind: UplinkAuthKind,
-    pub token_env: String,
 }
 
 #[derive(Debug, Clone)]
@@ -202,13 +167,13 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
 
     let mut uplinks = BTreeMap::new();
     for (name, raw_uplink) in raw.uplinks.unwrap_or_default() {
-        let uplink = resolve_uplink(&name, raw_uplink, warnings)?;
+        let uplink = uplink::resolve(&name, raw_uplink, warnings)?;
         uplinks.insert(name, uplink);
     }
 
     let mut packages = Vec::new();
     for (pattern, rule) in raw.packages.unwrap_or_default() {
-        packages.push(resolve_rule(&pattern, rule, &uplinks, warnings)?);
+        packages.push(rule::resolve(&pattern, rule, &uplinks, warnings)?);
     }
 
     let htpasswd = match raw.auth {
@@ -313,83 +278,25 @@ fn public_url(public_url: Option<String>, url_prefix: Option<String>) -> Result<
     if !prefix.ends_with('/') {
         prefix.push('/');
     }
-    let url = match url {
-        None => None,
-        Some((key, u)) => {
-            let parsed = url::Url::parse(&u).map_err(|e| invalid(key, format!("{u:?} is not a URL: {e}")))?;
-            if parsed.scheme() != "http" && parsed.scheme() != "https" {
-                return Err(invalid(key, format!("{u:?} must be an http or https URL")));
-            }
-            let mut s = parsed.to_string();
-            if !s.ends_with('/') {
-                s.push('/');
-            }
-            Some(s)
-        }
-    };
+    let url = url.map(|(key, u)| http_url(key, &u)).transpose()?;
     Ok((url, prefix))
+}
+
+/// An absolute http(s) URL, ending in `/` so that paths can be appended.
+fn http_url(key: &str, u: &str) -> Result<String, ConfigError> {
+    let parsed = url::Url::parse(u).map_err(|e| invalid(key, format!("{u:?} is not a URL: {e}")))?;
+    if parsed.scheme() != "http" && parsed.scheme() != "https" {
+        return Err(invalid(key, format!("{u:?} must be an http or https URL")));
+    }
+    let mut s = parsed.to_string();
+    if !s.ends_with('/') {
+        s.push('/');
+    }
+    Ok(s)
 }
 
 fn list(v: Option<StringList>) -> Option<Vec<String>> {
     v.map(StringList::into_vec)
-}
-
-fn resolve_rule(
-    pattern: &str,
-    rule: RuleFile,
-    uplinks: &BTreeMap<String, Uplink>,
-    warnings: &mut Vec<String>,
-) -> Result<PackageRule, ConfigError> {
-    let key = |field: &str| format!("packages.'{pattern}'.{field}");
-    let matcher = GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .build()
-        .map_err(|e| invalid(format!("packages.'{pattern}'"), format!("not a valid pattern: {e}")))?
-        .compile_matcher();
-    if rule.storage.is_some() {
-        warnings.push(format!(
-            "`{}` (per-rule storage folder) is not supported; ignored",
-            key("storage")
-        ));
-    }
-    let access = list(rule.access.or(rule.allow_access)).unwrap_or_default();
-    let publish = list(rule.publish.or(rule.allow_publish)).unwrap_or_default();
-    // Verdaccio: unpublish falls back to publish when not given.
-    let unpublish = list(rule.unpublish).unwrap_or_else(|| publish.clone());
-    let proxy = list(rule.proxy.or(rule.proxy_access)).unwrap_or_default();
-    for name in &proxy {
-        if !uplinks.contains_key(name) {
-            return Err(invalid(
-                key("proxy"),
-                format!("names uplink `{name}`, which is not defined under `uplinks`"),
-            ));
-        }
-    }
-    let min_age = match rule.quarantine {
-        None => None,
-        Some(v) => Some(duration_value(&key("quarantine"), Some(v), Duration::ZERO)?),
-    };
-    let block = rule.block.unwrap_or_default();
-    for entry in &block {
-        if let Some(i) = entry.get(1..).and_then(|e| e.rfind('@')) {
-            let range = &entry[i + 2..];
-            semver::VersionReq::parse(range).map_err(|e| {
-                invalid(
-                    key("block"),
-                    format!("{entry:?}: {range:?} is not a version range ({e})"),
-                )
-            })?;
-        }
-    }
-    Ok(PackageRule {
-        pattern: pattern.to_owned(),
-        matcher,
-        access,
-        publish,
-        unpublish,
-        proxy,
-        filter: crate::package::merge::VersionFilter { min_age, block },
-    })
 }
 
 fn duration_value(key: &str, v: Option<Value>, default: Duration) -> Result<Duration, ConfigError> {
@@ -403,73 +310,6 @@ fn duration_value(key: &str, v: Option<Value>, default: Duration) -> Result<Dura
         Some(Value::String(s)) => parse_duration(&s).map_err(|r| invalid(key, r)),
         Some(_) => Err(invalid(key, "expected an interval such as 30s or 2m")),
     }
-}
-
-fn resolve_uplink(name: &str, raw: UplinkFile, warnings: &mut Vec<String>) -> Result<Uplink, ConfigError> {
-    let key = |field: &str| format!("uplinks.{name}.{field}");
-    let url = raw.url.ok_or_else(|| invalid(key("url"), "is required"))?;
-    let parsed = url::Url::parse(&url).map_err(|e| invalid(key("url"), format!("{url:?} is not a URL: {e}")))?;
-    if parsed.scheme() != "http" && parsed.scheme() != "https" {
-        return Err(invalid(key("url"), format!("{url:?} must be an http or https URL")));
-    }
-    let mut url = parsed.to_string();
-    if !url.ends_with('/') {
-        url.push('/');
-    }
-    for (field, set) in [
-        ("ca", raw.ca.is_some()),
-        ("agent_options", raw.agent_options.is_some()),
-        ("http_proxy", raw.http_proxy.is_some()),
-        ("https_proxy", raw.https_proxy.is_some()),
-        ("no_proxy", raw.no_proxy.is_some()),
-    ] {
-        if set {
-            warnings.push(format!("`{}` is not supported; ignored", key(field)));
-        }
-    }
-    let auth = match raw.auth {
-        None => None,
-        Some(a) => {
-            let kind = match a.kind.as_deref().unwrap_or("bearer").to_ascii_lowercase().as_str() {
-                "bearer" => UplinkAuthKind::Bearer,
-                "basic" => UplinkAuthKind::Basic,
-                other => {
-                    return Err(invalid(
-                        key("auth.type"),
-                        format!("must be bearer or basic, got {other:?}"),
-                    ));
-                }
-            };
-            if a.token.is_some() {
-                return Err(invalid(
-                    key("auth.token"),
-                    "tokens are not accepted in the config file; put it in an environment variable and name it with token_env",
-                ));
-            }
-            let token_env = match a.token_env {
-                Some(Value::Bool(true)) => "NPM_TOKEN".to_owned(),
-                Some(Value::String(s)) if !s.is_empty() => s,
-                _ => {
-                    return Err(invalid(
-                        key("auth.token_env"),
-                        "must be true (NPM_TOKEN) or the name of an environment variable",
-                    ));
-                }
-            };
-            Some(UplinkAuth { kind, token_env })
-        }
-    };
-    Ok(Uplink {
-        url,
-        timeout: duration_value(&key("timeout"), raw.timeout, defaults::UPLINK_TIMEOUT)?,
-        maxage: duration_value(&key("maxage"), raw.maxage, defaults::UPLINK_MAXAGE)?,
-        fail_timeout: duration_value(&key("fail_timeout"), raw.fail_timeout, defaults::UPLINK_FAIL_TIMEOUT)?,
-        max_fails: raw.max_fails.unwrap_or(defaults::UPLINK_MAX_FAILS),
-        cache: raw.cache.unwrap_or(true),
-        headers: raw.headers.unwrap_or_default(),
-        auth,
-        strict_ssl: raw.strict_ssl.unwrap_or(true),
-    })
 }
 
 fn resolve_log(raw: Option<file::LogFile>) -> Result<Log, ConfigError> {

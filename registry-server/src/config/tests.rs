@@ -113,6 +113,11 @@ fn invalid_values_name_the_key() {
             "tarball_cache: {revalidate_after: soon}",
             "tarball_cache.revalidate_after",
         ),
+        (
+            "packages:\n  '**':\n    block: ['lib@not a range']\n",
+            "packages.'**'.block",
+        ),
+        ("packages:\n  '**':\n    block: ['']\n", "packages.'**'.block"),
     ];
     for (text, key) in cases {
         match parse(text) {
@@ -290,4 +295,17 @@ fn invalid_s3_values_name_the_key() {
             other => panic!("{text:?} gave {other:?}"),
         }
     }
+}
+
+#[test]
+fn block_entries_are_read_by_the_parser_that_applies_them() {
+    let c = parse("packages:\n  '**':\n    block: ['lib@>=1 <2', '@s/x', '@s/y@1.0.0 || >=3']\n")
+        .unwrap()
+        .config;
+    let block = &c.packages[0].filter.block;
+    let names: Vec<&str> = block.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["lib", "@s/x", "@s/y"]);
+    let v = |s: &str| semver::Version::parse(s).unwrap();
+    assert!(block[0].covers("lib", Some(&v("1.5.0"))) && !block[0].covers("lib", Some(&v("2.0.0"))));
+    assert!(block[1].covers("@s/x", Some(&v("9.0.0"))));
 }

@@ -1,7 +1,6 @@
 //! Request bodies read with a size limit, answering 413 in npm's error format.
 
 use super::error::ApiError;
-use crate::registry::RegistryError;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
 use serde_json::Value;
@@ -12,11 +11,11 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(RegistryError::TooLarge { limit }.into());
+        return Err(ApiError::too_large(limit));
     }
     axum::body::to_bytes(body, limit as usize)
         .await
-        .map_err(|_| RegistryError::TooLarge { limit }.into())
+        .map_err(|_| ApiError::too_large(limit))
 }
 
 pub async fn read_json(headers: &HeaderMap, body: Body, limit: u64) -> Result<Value, ApiError> {

@@ -2,8 +2,7 @@
 
 use crate::auth::AuthError;
 use crate::package::PackageError;
-use crate::registry::RegistryError;
-use crate::storage::StorageError;
+use crate::registry::{RegistryError, StorageError};
 use crate::uplink::{FetchError, UplinkError};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -33,6 +32,14 @@ impl ApiError {
 
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// A request body over `limit` bytes (413).
+    pub fn too_large(limit: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the limit of {limit} bytes"),
+        )
     }
 }
 
@@ -71,7 +78,6 @@ impl From<RegistryError> for ApiError {
             RegistryError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             RegistryError::Forbidden(_) => StatusCode::FORBIDDEN,
             RegistryError::Conflict(_) => StatusCode::CONFLICT,
-            RegistryError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             RegistryError::Contended(_) => StatusCode::SERVICE_UNAVAILABLE,
             RegistryError::Upstream(u) => match u.as_ref() {
                 UplinkError::Storage(s) => storage_status(s),

@@ -11,6 +11,6 @@ pub async fn ping() -> Json<Value> {
 
 /// Readiness: storage can be used.
 pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    state.registry.storage().check().await?;
+    state.registry.check_storage().await?;
     Ok(Json(json!({"ready": true})))
 }

@@ -1,13 +1,16 @@
-//! The HTTP layer: a thin axum router over [`Registry`]. Fixed endpoints live under `/-/`; every
-//! other path is a package URL, parsed by [`path::parse`] and dispatched by method.
+//! The HTTP layer: a thin axum router over [`Registry`]. Fixed endpoints live under `/-/`, each
+//! routed once with its metrics label; every other path is a package URL, parsed by
+//! [`path::parse`] and dispatched by method in [`route`], which labels it by what it parsed.
 
 mod audit;
 mod base_url;
 mod body;
 mod dist_tags;
+mod encoding;
 pub mod error;
 mod health;
 mod identity;
+mod metrics;
 mod packument;
 pub mod path;
 mod publish;
@@ -18,14 +21,14 @@ mod trace;
 mod user;
 
 use crate::auth::Auth;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, post, put};
+use axum::routing::{MethodRouter, any, delete, get, post, put};
 use error::{ApiError, ApiResult};
 use path::PackagePath;
 use std::sync::Arc;
@@ -55,24 +58,36 @@ pub struct Settings {
     pub max_body_size: u64,
 }
 
+/// How fixed endpoints are routed: each with the label its requests are counted under.
+trait Endpoints {
+    fn endpoint(self, path: &str, label: &'static str, route: MethodRouter<AppState>) -> Self;
+}
+
+impl Endpoints for Router<AppState> {
+    #[allow(clippy::disallowed_methods)] // the one place routes are added
+    fn endpoint(self, path: &str, label: &'static str, route: MethodRouter<AppState>) -> Self {
+        self.route(path, metrics::labelled(label, route))
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
     Router::new()
-        .route("/metrics", get(metrics::endpoint))
-        .route("/-/ping", get(health::ping))
-        .route("/-/ready", get(health::ready))
-        .route("/-/v1/search", get(search::search))
-        .route("/-/package/{*rest}", any(dist_tags::dispatch))
-        .route("/-/user/{couch}", put(user::put_user).get(user::get_user))
-        .route("/-/user/{couch}/-rev/{rev}", put(user::put_user_rev))
-        .route("/-/user/token/{token}", delete(user::logout))
-        .route("/-/whoami", get(user::whoami))
-        .route("/-/npm/v1/user", get(user::profile).post(user::profile_update))
-        .route("/-/v1/login", post(user::web_login))
-        .route("/-/npm/v1/tokens", get(tokens::list).post(tokens::create))
-        .route("/-/npm/v1/tokens/token/{key}", delete(tokens::revoke))
-        .route("/-/npm/v1/security/{*rest}", post(audit::forward))
-        .route("/-/{*rest}", any(unknown_endpoint))
+        .endpoint("/metrics", "metrics", get(metrics::endpoint))
+        .endpoint("/-/ping", "ping", get(health::ping))
+        .endpoint("/-/ready", "ready", get(health::ready))
+        .endpoint("/-/v1/search", "search", get(search::search))
+        .endpoint("/-/package/{*rest}", "dist_tags", any(dist_tags::dispatch))
+        .endpoint("/-/user/{couch}", "user", put(user::put_user).get(user::get_user))
+        .endpoint("/-/user/{couch}/-rev/{rev}", "user", put(user::put_user_rev))
+        .endpoint("/-/user/token/{token}", "user", delete(user::logout))
+        .endpoint("/-/whoami", "user", get(user::whoami))
+        .endpoint("/-/npm/v1/user", "user", get(user::profile).post(user::profile_update))
+        .endpoint("/-/v1/login", "user", post(user::web_login))
+        .endpoint("/-/npm/v1/tokens", "tokens", get(tokens::list).post(tokens::create))
+        .endpoint("/-/npm/v1/tokens/token/{key}", "tokens", delete(tokens::revoke))
+        .endpoint("/-/npm/v1/security/{*rest}", "audit", post(audit::forward))
+        .endpoint("/-/{*rest}", "other", any(unknown_endpoint))
         .fallback(package_route)
         .layer(CatchPanicLayer::new())
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
@@ -99,6 +114,16 @@ async fn package_route(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
+/// A package URL request's metrics label, by what it asks for.
+fn route_label(method: &Method, target: Option<&PackagePath>) -> &'static str {
+    match (method, target) {
+        (&Method::PUT, _) => "publish",
+        (&Method::DELETE, _) => "unpublish",
+        (_, Some(PackagePath::Tarball(..) | PackagePath::TarballRevision(..))) => "tarball",
+        _ => "packument",
+    }
+}
+
 async fn route(
     state: AppState,
     caller: Result<identity::Caller, ApiError>,
@@ -107,7 +132,9 @@ async fn route(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let target = path::parse(uri.path())?;
+    let target = path::parse(uri.path());
+    metrics::set_route(route_label(&method, target.as_ref().ok()));
+    let target = target?;
     let who = caller?.0;
     let head = method == Method::HEAD;
     match (method, target) {

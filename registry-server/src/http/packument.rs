@@ -3,10 +3,10 @@
 
 use super::AppState;
 use super::base_url::base_url;
+use super::encoding;
 use super::error::{ApiError, ApiResult};
 use crate::auth::Identity;
 use crate::package::{PackageName, packument};
-use crate::registry::Encoding;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -68,7 +68,7 @@ pub async fn get(
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let accept = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok());
-        let (bytes, encoding) = variant.body(Encoding::negotiate(accept));
+        let (bytes, sent) = variant.body(encoding::negotiate(accept));
         let len = bytes.len();
         let mut r = if head {
             StatusCode::OK.into_response()
@@ -76,7 +76,7 @@ pub async fn get(
             Response::new(Body::from(bytes))
         };
         r.headers_mut().insert(header::CONTENT_LENGTH, len.into());
-        if let Some(e) = encoding.header() {
+        if let Some(e) = encoding::content_encoding(sent) {
             r.headers_mut()
                 .insert(header::CONTENT_ENCODING, HeaderValue::from_static(e));
         }

@@ -5,7 +5,7 @@ use super::AppState;
 use super::error::ApiResult;
 use crate::auth::Identity;
 use crate::package::PackageName;
-use crate::storage::StorageError;
+use crate::registry::StorageError;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -2,27 +2,11 @@
 //! quarantine and block list, then local versions and dist-tags laid over them (local wins, as in
 //! Verdaccio).
 
+use super::range::NameRange;
 use super::tags;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::time::Duration;
-
-/// An npm range (`>=1.1.0 <2.0.0 || 3.x`) as alternatives of the semver crate's comma-separated
-/// requirements.
-pub fn parse_npm_range(range: &str) -> Result<Vec<semver::VersionReq>, semver::Error> {
-    // npm reads a bare `1.0.0` as exactly that version; the semver crate as `^1.0.0`.
-    let comparator = |c: &str| {
-        if semver::Version::parse(c).is_ok() {
-            format!("={c}")
-        } else {
-            c.to_owned()
-        }
-    };
-    range
-        .split("||")
-        .map(|alt| semver::VersionReq::parse(&alt.split_whitespace().map(comparator).collect::<Vec<_>>().join(", ")))
-        .collect()
-}
 
 /// Which upstream versions a rule hides.
 #[derive(Debug, Clone, Default)]
@@ -30,7 +14,7 @@ pub struct VersionFilter {
     /// Versions younger than this (by the upstream's `time`) are hidden.
     pub min_age: Option<Duration>,
     /// `name` (the whole package) or `name@range` entries.
-    pub block: Vec<String>,
+    pub block: Vec<NameRange>,
 }
 
 impl VersionFilter {
@@ -39,20 +23,11 @@ impl VersionFilter {
     }
 
     fn blocks(&self, name: &str, version: &str) -> bool {
-        self.block.iter().any(|entry| {
-            // `@scope/pkg@range`: the range follows the last `@` that is not the first character.
-            let (n, range) = match entry[1..].rfind('@') {
-                Some(i) => (&entry[..i + 1], Some(&entry[i + 2..])),
-                None => (entry.as_str(), None),
-            };
-            n == name
-                && range.is_none_or(|r| {
-                    let (Ok(alts), Ok(v)) = (parse_npm_range(r), semver::Version::parse(version)) else {
-                        return false;
-                    };
-                    alts.iter().any(|req| req.matches(&v))
-                })
-        })
+        if self.block.is_empty() {
+            return false;
+        }
+        let version = semver::Version::parse(version).ok();
+        self.block.iter().any(|entry| entry.covers(name, version.as_ref()))
     }
 
     fn too_young(&self, published: Option<&str>, now: DateTime<Utc>) -> bool {
@@ -125,6 +100,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn entries(list: &[&str]) -> Vec<NameRange> {
+        list.iter().map(|e| NameRange::parse(e).unwrap()).collect()
+    }
+
     fn upstream(now: DateTime<Utc>) -> Value {
         let day = chrono::Duration::days(1);
         json!({"name": "lib", "dist-tags": {"latest": "1.2.0", "next": "2.0.0-rc.1"},
@@ -153,7 +132,7 @@ mod tests {
         let mut doc = upstream(now);
         VersionFilter {
             min_age: None,
-            block: vec!["lib@>=1.1.0 <2.0.0-0".into()],
+            block: entries(&["lib@>=1.1.0 <2.0.0-0"]),
         }
         .apply("lib", &mut doc, now);
         let versions: Vec<_> = doc["versions"].as_object().unwrap().keys().cloned().collect();
@@ -162,7 +141,7 @@ mod tests {
         let mut doc = upstream(now);
         VersionFilter {
             min_age: None,
-            block: vec!["lib".into()],
+            block: entries(&["lib"]),
         }
         .apply("lib", &mut doc, now);
         assert!(doc["versions"].as_object().unwrap().is_empty());
@@ -170,7 +149,7 @@ mod tests {
         let mut doc = upstream(now);
         VersionFilter {
             min_age: None,
-            block: vec!["lib@1.0.0 || >=2.0.0-0".into()],
+            block: entries(&["lib@1.0.0 || >=2.0.0-0"]),
         }
         .apply("lib", &mut doc, now);
         let versions: Vec<_> = doc["versions"].as_object().unwrap().keys().cloned().collect();
@@ -178,7 +157,7 @@ mod tests {
         let mut scoped = json!({"versions": {"1.0.0": {}}, "dist-tags": {"latest": "1.0.0"}});
         VersionFilter {
             min_age: None,
-            block: vec!["@s/x@1.0.0".into()],
+            block: entries(&["@s/x@1.0.0"]),
         }
         .apply("@s/x", &mut scoped, now);
         assert!(scoped["versions"].as_object().unwrap().is_empty());

@@ -1,13 +1,14 @@
-//! The npm domain, free of HTTP and storage: package names, packument views, the merge of a
-//! publish, whole-document updates (deprecate, unpublish of a version), dist-tags, search.
+//! The npm domain, free of HTTP, identities, configuration and storage: package names, version
+//! ranges, packument views, the merge of a publish, whole-document updates (deprecate, unpublish
+//! of a version), dist-tags, search.
 
-pub mod access;
 pub mod error;
 pub mod integrity;
 pub mod merge;
 pub mod name;
 pub mod packument;
 pub mod publish;
+pub mod range;
 pub mod revision;
 pub mod search;
 pub mod shallow;

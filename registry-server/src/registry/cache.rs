@@ -18,42 +18,12 @@ use std::time::{Duration, Instant};
 /// Below this size compression saves too little to be worth a variant.
 const COMPRESS_MIN: usize = 1024;
 
+/// The encodings every large packument is prepared in (chosen per request by `http::encoding`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
     Identity,
     Gzip,
     Brotli,
-}
-
-impl Encoding {
-    /// The best encoding a client's `Accept-Encoding` allows.
-    pub fn negotiate(accept_encoding: Option<&str>) -> Self {
-        let accepts = |name: &str| {
-            accept_encoding.is_some_and(|a| {
-                a.split(',').any(|part| {
-                    let mut it = part.split(';');
-                    let coding = it.next().unwrap_or("").trim();
-                    let q_zero = it.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
-                    coding.eq_ignore_ascii_case(name) && !q_zero
-                })
-            })
-        };
-        if accepts("br") {
-            Encoding::Brotli
-        } else if accepts("gzip") {
-            Encoding::Gzip
-        } else {
-            Encoding::Identity
-        }
-    }
-
-    pub fn header(self) -> Option<&'static str> {
-        match self {
-            Encoding::Identity => None,
-            Encoding::Gzip => Some("gzip"),
-            Encoding::Brotli => Some("br"),
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -214,15 +184,6 @@ mod tests {
     use super::*;
     use serde_json::json;
     use std::io::Read;
-
-    #[test]
-    fn negotiates_encodings() {
-        assert_eq!(Encoding::negotiate(None), Encoding::Identity);
-        assert_eq!(Encoding::negotiate(Some("gzip, deflate")), Encoding::Gzip);
-        assert_eq!(Encoding::negotiate(Some("gzip, deflate, br")), Encoding::Brotli);
-        assert_eq!(Encoding::negotiate(Some("br;q=0, gzip")), Encoding::Gzip);
-        assert_eq!(Encoding::negotiate(Some("identity")), Encoding::Identity);
-    }
 
     #[test]
     fn prepares_compressed_variants_that_decode_to_the_same_bytes() {

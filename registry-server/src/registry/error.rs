@@ -1,3 +1,4 @@
+use crate::auth::access::Denied;
 use crate::package::PackageError;
 use crate::storage::StorageError;
 use crate::uplink::UplinkError;
@@ -17,8 +18,6 @@ pub enum RegistryError {
     Forbidden(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("request body is larger than the limit of {limit} bytes")]
-    TooLarge { limit: u64 },
     #[error("{0} is changing too often right now; try again")]
     Contended(String),
     /// Boxed: upstream errors are large and rare.
@@ -31,5 +30,16 @@ pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 impl From<UplinkError> for RegistryError {
     fn from(e: UplinkError) -> Self {
         RegistryError::Upstream(Box::new(e))
+    }
+}
+
+impl From<Denied> for RegistryError {
+    fn from(d: Denied) -> Self {
+        let message = d.to_string();
+        match d {
+            Denied::LoginRequired { .. } => RegistryError::Unauthorized(message),
+            Denied::Hidden(_) => RegistryError::NotFound(message),
+            Denied::ReadOnlyToken(_) | Denied::Forbidden { .. } => RegistryError::Forbidden(message),
+        }
     }
 }

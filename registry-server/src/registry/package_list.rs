@@ -3,8 +3,9 @@
 //! can serve its storage; the `secret` and other keys are preserved.
 
 use super::Result;
+use super::write::{Attempt, compare_and_swap, won};
 use crate::package::PackageName;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Key, Storage};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
@@ -20,10 +21,20 @@ pub async fn read(storage: &dyn Storage) -> Result<Vec<String>> {
         .unwrap_or_default())
 }
 
-async fn change(storage: &dyn Storage, name: &PackageName, add: bool) -> Result<()> {
-    let key = storage.package_list_key();
-    loop {
-        let current = storage.read(&key).await?;
+/// Adds or removes one name, keeping the rest of the document.
+struct Change<'a> {
+    storage: &'a dyn Storage,
+    key: Key,
+    name: &'a PackageName,
+    add: bool,
+}
+
+impl Attempt for Change<'_> {
+    type Output = ();
+
+    async fn run(&mut self, _attempt: u32) -> Result<Option<()>> {
+        let (storage, key, name) = (self.storage, &self.key, self.name);
+        let current = storage.read(key).await?;
         let mut doc: Value = current
             .as_ref()
             .and_then(|v| serde_json::from_slice(&v.bytes).ok())
@@ -34,18 +45,25 @@ async fn change(storage: &dyn Storage, name: &PackageName, add: bool) -> Result<
         }
         let list = doc["list"].as_array_mut().expect("set above");
         let present = list.iter().any(|v| v.as_str() == Some(name.as_str()));
-        match (add, present) {
-            (true, true) | (false, false) => return Ok(()),
+        match (self.add, present) {
+            (true, true) | (false, false) => return Ok(Some(())),
             (true, false) => list.push(Value::String(name.to_string())),
             (false, true) => list.retain(|v| v.as_str() != Some(name.as_str())),
         }
         let bytes = Bytes::from(serde_json::to_vec(&doc).expect("JSON serializes"));
-        match storage.write(&key, bytes, current.as_ref().map(|c| &c.revision)).await {
-            Ok(_) => return Ok(()),
-            Err(StorageError::Conflict(_)) => tokio::task::yield_now().await,
-            Err(e) => return Err(e.into()),
-        }
+        Ok(won(storage.write(key, bytes, current.as_ref().map(|c| &c.revision)).await)?.map(|_| ()))
     }
+}
+
+async fn change(storage: &dyn Storage, name: &PackageName, add: bool) -> Result<()> {
+    let key = storage.package_list_key();
+    let change = Change {
+        storage,
+        key,
+        name,
+        add,
+    };
+    compare_and_swap("the list of local packages", change).await
 }
 
 pub async fn add(storage: &dyn Storage, name: &PackageName) -> Result<()> {

@@ -1,14 +1,17 @@
+use super::write::MAX_ATTEMPTS;
 use super::*;
 use crate::config::Config;
-use crate::storage::fs::FsStorage;
-use crate::storage::{Key, Versioned};
+use crate::package::publish::request_body;
+use crate::storage::memory::MemoryStorage;
+use crate::storage::{Blob, Versioned};
 use async_trait::async_trait;
+use bytes::Bytes;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// A folder that counts document reads and, when `raced`, lets another writer win the race for
+/// A store that counts document reads and, when `raced`, lets another writer win the race for
 /// every document.
 struct Probe {
-    inner: FsStorage,
+    inner: MemoryStorage,
     raced: bool,
     reads: AtomicU32,
     writes: AtomicU32,
@@ -50,14 +53,16 @@ impl Storage for Probe {
     }
 }
 
-fn registry_on(dir: &std::path::Path, raced: bool) -> (Arc<Probe>, Registry) {
+fn registry_on(store: &MemoryStorage, raced: bool) -> (Arc<Probe>, Registry) {
     let storage = Arc::new(Probe {
-        inner: FsStorage::new(dir).unwrap(),
+        inner: store.clone(),
         raced,
         reads: AtomicU32::new(0),
         writes: AtomicU32::new(0),
     });
-    let config = Config::parse(crate::config::EMBEDDED_DEFAULT, dir).unwrap().config;
+    let config = Config::parse(crate::config::EMBEDDED_DEFAULT, std::path::Path::new("."))
+        .unwrap()
+        .config;
     let cache = PackumentCache::new(1 << 20, std::time::Duration::ZERO);
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let registry = Registry::new(storage.clone(), AccessRules::new(config.packages), cache, metrics);
@@ -66,8 +71,7 @@ fn registry_on(dir: &std::path::Path, raced: bool) -> (Arc<Probe>, Registry) {
 
 #[tokio::test]
 async fn endless_conflicts_give_up_with_contended_after_bounded_attempts() {
-    let dir = tempfile::tempdir().unwrap();
-    let (storage, registry) = registry_on(dir.path(), true);
+    let (storage, registry) = registry_on(&MemoryStorage::default(), true);
     let name = PackageName::parse("raced").unwrap();
     let body = serde_json::json!({"versions": {}, "dist-tags": {}});
     let err = registry
@@ -79,7 +83,7 @@ async fn endless_conflicts_give_up_with_contended_after_bounded_attempts() {
     storage
         .inner
         .write(
-            &layout::packument(&name).unwrap(),
+            &packument_key(&name).unwrap(),
             Bytes::from_static(br#"{"name":"raced","versions":{"1.0.0":{}},"dist-tags":{"latest":"1.0.0"}}"#),
             None,
         )
@@ -96,31 +100,14 @@ async fn endless_conflicts_give_up_with_contended_after_bounded_attempts() {
     assert!(api.message.contains("try again"), "{}", api.message);
 }
 
-fn publish_body(name: &str, version: &str) -> Value {
-    use base64::Engine;
-    use sha2::Digest;
-    let tarball = format!("{name}@{version}").into_bytes();
-    let sri = format!(
-        "sha512-{}",
-        base64::engine::general_purpose::STANDARD.encode(sha2::Sha512::digest(&tarball))
-    );
-    let file = format!("{name}-{version}.tgz");
-    serde_json::json!({
-        "_id": name, "name": name,
-        "dist-tags": {"latest": version},
-        "versions": {version: {"name": name, "version": version, "dist": {"integrity": sri}}},
-        "_attachments": {file: {"data": base64::engine::general_purpose::STANDARD.encode(&tarball)}}
-    })
-}
-
 #[tokio::test]
 async fn publishes_to_a_busy_package_skip_reading_it_and_lose_nothing_written_elsewhere() {
-    let dir = tempfile::tempdir().unwrap();
-    let (storage, registry) = registry_on(dir.path(), false);
+    let store = MemoryStorage::default();
+    let (storage, registry) = registry_on(&store, false);
     let name = PackageName::parse("busy").unwrap();
     let who = Identity::user("tester", vec![]);
     let publish = async |v: &str| {
-        let body = publish_body("busy", v);
+        let body = request_body("busy", v, format!("busy@{v}").as_bytes());
         registry.publish(&name, &body, &who, "http://h/").await
     };
     publish("1.0.0").await.unwrap();
@@ -134,8 +121,8 @@ async fn publishes_to_a_busy_package_skip_reading_it_and_lose_nothing_written_el
     );
 
     // Another process (replica) adds a version: the kept document is out of date now.
-    let key = layout::packument(&name).unwrap();
-    let other = FsStorage::new(dir.path()).unwrap();
+    let key = packument_key(&name).unwrap();
+    let other = store.clone();
     let current = other.read(&key).await.unwrap().unwrap();
     let mut doc: Value = serde_json::from_slice(&current.bytes).unwrap();
     doc["versions"]["9.9.9"] = serde_json::json!({"name": "busy", "version": "9.9.9"});

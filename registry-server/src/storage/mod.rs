@@ -4,8 +4,11 @@
 pub mod blob_cache;
 pub mod fs;
 pub mod instrumented;
-pub mod layout;
+pub mod keys;
+pub mod memory;
 pub mod s3;
+
+pub use keys::StorageKey;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -119,7 +122,7 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Where Verdaccio keeps its list of published packages in this backend's layout.
     fn package_list_key(&self) -> Key {
-        layout::package_list()
+        StorageKey::PackageList.key().expect("a constant key")
     }
 
     /// A short-lived URL a client can download the blob from directly, when the backend is set

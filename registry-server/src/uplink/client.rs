@@ -4,7 +4,9 @@ use super::health::Health;
 use crate::config::{Uplink, UplinkAuthKind};
 use crate::metrics::{Metrics, UplinkLabels};
 use bytes::Bytes;
-use reqwest::header::{ACCEPT, AUTHORIZATION, ETAG, HeaderMap, HeaderName, HeaderValue, IF_NONE_MATCH};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, ETAG, HeaderMap, HeaderName, HeaderValue, IF_NONE_MATCH,
+};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +17,22 @@ pub enum FetchError {
     Failed { uplink: String, reason: String },
     #[error("uplink {0} is marked down after repeated failures")]
     Down(String),
+}
+
+/// An `npm audit` request to pass on: its path and body, and the headers that say how to read
+/// the body (header values as sent).
+pub struct AuditRequest<'a> {
+    pub path: &'a str,
+    pub content_type: Option<&'a [u8]>,
+    pub content_encoding: Option<&'a [u8]>,
+    pub body: Bytes,
+}
+
+/// An uplink's answer to an audit request.
+pub struct AuditAnswer {
+    pub status: u16,
+    pub content_type: Option<Vec<u8>>,
+    pub body: Bytes,
 }
 
 pub enum Packument {
@@ -174,28 +192,31 @@ impl UplinkClient {
     }
 
     /// Passes an audit request on as it is (its body may be gzip-encoded).
-    pub async fn audit(
-        &self,
-        path: &str,
-        headers: &HeaderMap,
-        body: Bytes,
-    ) -> Result<(u16, HeaderMap, Bytes), FetchError> {
+    pub async fn audit(&self, request: &AuditRequest<'_>) -> Result<AuditAnswer, FetchError> {
         let mut req = self
             .http
-            .post(format!("{}{}", self.config.url, path.trim_start_matches('/')));
-        for h in [reqwest::header::CONTENT_TYPE, reqwest::header::CONTENT_ENCODING] {
-            if let Some(v) = headers.get(&h) {
-                req = req.header(h, v.clone());
+            .post(format!("{}{}", self.config.url, request.path.trim_start_matches('/')));
+        for (name, value) in [
+            (CONTENT_TYPE, request.content_type),
+            (CONTENT_ENCODING, request.content_encoding),
+        ] {
+            if let Some(v) = value.and_then(|v| HeaderValue::from_bytes(v).ok()) {
+                req = req.header(name, v);
             }
         }
-        let res = req.body(body).send().await.map_err(|e| self.failure(e))?;
+        let res = req
+            .body(request.body.clone())
+            .send()
+            .await
+            .map_err(|e| self.failure(e))?;
         let status = res.status().as_u16();
-        let mut out = HeaderMap::new();
-        if let Some(ct) = res.headers().get(reqwest::header::CONTENT_TYPE) {
-            out.insert(reqwest::header::CONTENT_TYPE, ct.clone());
-        }
+        let content_type = res.headers().get(CONTENT_TYPE).map(|v| v.as_bytes().to_vec());
         let body = res.bytes().await.map_err(|e| self.failure(e))?;
         self.count("audit");
-        Ok((status, out, body))
+        Ok(AuditAnswer {
+            status,
+            content_type,
+            body,
+        })
     }
 }

@@ -1,6 +1,6 @@
 //! Pull-through caching of upstream registries. Upstream packuments are kept apart from local data
-//! (under `.npm-registry/uplinks/` in the storage backend, so they survive restarts and are shared
-//! by replicas), served without asking upstream within `maxage`, then revalidated with
+//! (under keys of their own in the storage backend, so they survive restarts and are shared by
+//! replicas), served without asking upstream within `maxage`, then revalidated with
 //! `If-None-Match` (a 304 counts as fresh). Concurrent requests for one package or tarball make a
 //! single upstream request. When upstream fails, stored data is served.
 
@@ -8,12 +8,12 @@ mod client;
 mod health;
 mod relay;
 
-pub use client::{FetchError, UplinkClient};
+pub use client::{AuditAnswer, AuditRequest, FetchError, UplinkClient};
 
 use crate::config::Uplink;
 use crate::metrics::Metrics;
 use crate::package::{PackageError, PackageName, integrity};
-use crate::storage::{Blob, Key, Revision, Storage, StorageError};
+use crate::storage::{Blob, Key, Revision, Storage, StorageError, StorageKey};
 use bytes::Bytes;
 use client::Packument;
 use moka::sync::Cache;
@@ -23,8 +23,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
-
-const PREFIX: &str = ".npm-registry/uplinks";
 
 #[derive(Debug, thiserror::Error)]
 pub enum UplinkError {
@@ -113,12 +111,16 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-pub fn doc_key(name: &PackageName) -> Result<Key, StorageError> {
-    Key::new(format!("{PREFIX}/{name}/package.json"))
+fn doc_key(name: &PackageName) -> Result<Key, StorageError> {
+    StorageKey::UplinkPackument { package: name.as_str() }.key()
 }
 
-pub fn tarball_key(name: &PackageName, file: &str) -> Result<Key, StorageError> {
-    Key::new(format!("{PREFIX}/{name}/{file}"))
+fn tarball_key(name: &PackageName, file: &str) -> Result<Key, StorageError> {
+    StorageKey::UplinkTarball {
+        package: name.as_str(),
+        file,
+    }
+    .key()
 }
 
 /// `@scope%2fname`, the spelling every registry accepts.
@@ -291,6 +293,11 @@ impl Uplinks {
         }
     }
 
+    /// An upstream tarball this cache has already stored.
+    pub async fn cached_tarball(&self, name: &PackageName, file: &str) -> Result<Option<Blob>, StorageError> {
+        self.storage.get_blob(&tarball_key(name, file)?).await
+    }
+
     /// Fetches a tarball from `uplink`, checks it against the integrity its packument declares,
     /// and stores it (when the uplink caches). One fetch per file however many ask at once: the
     /// others wait, then read it from storage.
@@ -336,16 +343,11 @@ impl Uplinks {
     }
 
     /// Passes an audit request to the first uplink that answers it.
-    pub async fn audit(
-        &self,
-        path: &str,
-        headers: &reqwest::header::HeaderMap,
-        body: Bytes,
-    ) -> Result<Option<(u16, reqwest::header::HeaderMap, Bytes)>, FetchError> {
+    pub async fn audit(&self, request: &AuditRequest<'_>) -> Result<Option<AuditAnswer>, FetchError> {
         let mut last = None;
         for client in self.clients.values() {
-            match client.audit(path, headers, body.clone()).await {
-                Ok(r) if (200..300).contains(&r.0) => return Ok(Some(r)),
+            match client.audit(request).await {
+                Ok(r) if (200..300).contains(&r.status) => return Ok(Some(r)),
                 Ok(r) => last = Some(Ok(r)),
                 Err(e) => last = Some(Err(e)),
             }

@@ -34,6 +34,22 @@ pub fn is_publish(body: &Value) -> bool {
         .is_some_and(|a| !a.is_empty())
 }
 
+/// The body `npm publish` sends for one version of `name` with `tarball` as its (opaque) tarball
+/// bytes: the inverse of [`parse`], for tests and tools that publish without the npm CLI.
+pub fn request_body(name: &str, version: &str, tarball: &[u8]) -> Value {
+    let (sha1, sri) = integrity::digests(tarball);
+    let file = format!("{name}-{version}.tgz");
+    json!({
+        "_id": name, "name": name, "description": "test",
+        "dist-tags": {"latest": version},
+        "versions": {version: {
+            "name": name, "version": version, "description": "test",
+            "dist": {"integrity": sri, "shasum": sha1, "tarball": format!("http://ignored.example/{name}/-/{file}")}
+        }},
+        "_attachments": {file: {"content_type": "application/octet-stream", "data": STANDARD.encode(tarball), "length": tarball.len()}}
+    })
+}
+
 /// Reads a publish body: names agree, versions are semver, every version has its tarball, and
 /// every tarball matches the integrity its version declares.
 pub fn parse(name: &PackageName, body: &Value) -> Result<Publish, PackageError> {

@@ -1,19 +1,5 @@
+use super::request_body as body;
 use super::*;
-use crate::package::integrity::digests;
-
-pub(crate) fn body(name: &str, version: &str, tarball: &[u8]) -> Value {
-    let (sha1, sri) = digests(tarball);
-    let file = format!("{name}-{version}.tgz");
-    json!({
-        "_id": name, "name": name, "description": "a package",
-        "dist-tags": {"latest": version},
-        "versions": {version: {
-            "name": name, "version": version, "description": "a package", "readme": "# hello",
-            "dist": {"integrity": sri, "shasum": sha1, "tarball": format!("http://other.example/{name}/-/{file}")}
-        }},
-        "_attachments": {file: {"content_type": "application/octet-stream", "data": STANDARD.encode(tarball), "length": tarball.len()}}
-    })
-}
 
 fn now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2025-05-05T10:00:00Z")
@@ -24,7 +10,9 @@ fn now() -> DateTime<Utc> {
 #[test]
 fn first_publish_creates_the_document() {
     let name = PackageName::parse("@s/pkg").unwrap();
-    let p = parse(&name, &body("@s/pkg", "1.0.0", b"tgz")).unwrap();
+    let mut b = body("@s/pkg", "1.0.0", b"tgz");
+    b["versions"]["1.0.0"]["readme"] = json!("# hello");
+    let p = parse(&name, &b).unwrap();
     assert_eq!(p.versions[0].filename, "pkg-1.0.0.tgz");
     let doc = merge(&name, None, &p, "http://reg/", now(), Some("alice")).unwrap();
     assert_eq!(doc["dist-tags"]["latest"], "1.0.0");

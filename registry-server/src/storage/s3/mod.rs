@@ -7,7 +7,7 @@
 mod client;
 mod error;
 
-use super::{Blob, Key, Revision, Storage, StorageError, Versioned, layout};
+use super::{Blob, Key, Revision, Storage, StorageError, StorageKey, Versioned};
 use crate::config::S3Store;
 use async_trait::async_trait;
 use aws_sdk_s3::config::Credentials;
@@ -305,7 +305,7 @@ impl Storage for S3Storage {
     }
 
     fn package_list_key(&self) -> Key {
-        layout::s3_package_list()
+        StorageKey::S3PackageList.key().expect("a constant key")
     }
 
     async fn blob_redirect(&self, key: &Key) -> Result<Option<String>, StorageError> {

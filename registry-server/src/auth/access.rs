@@ -1,14 +1,35 @@
-//! Verdaccio's `packages` rules: the first pattern that matches a name decides; a name no rule
-//! matches can be neither read nor written.
+//! Who may do what to a package, in one place: Verdaccio's `packages` rules (the first pattern
+//! that matches a name decides; a name no rule matches can be neither read nor written), read-only
+//! tokens, and how a refusal is told without revealing what the caller may not see.
 
-use crate::auth::Identity;
+use super::Identity;
 use crate::config::PackageRule;
+use crate::package::merge::VersionFilter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Access,
     Publish,
     Unpublish,
+}
+
+/// Why an action was refused; the registry maps each to its error (and so to an HTTP status).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("this token is read-only: it cannot publish or change {0}")]
+    ReadOnlyToken(String),
+    /// Anonymous callers are told to log in.
+    #[error("authentication required to {verb} {name}; log in with `npm login`")]
+    LoginRequired { verb: &'static str, name: String },
+    /// A package the caller may not read is reported as missing: its existence is not revealed.
+    #[error("package {0} not found")]
+    Hidden(String),
+    #[error("user {user} is not allowed to {verb} {name}")]
+    Forbidden {
+        user: String,
+        verb: &'static str,
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -37,8 +58,33 @@ impl AccessRules {
         principals.iter().any(|p| who.matches(p))
     }
 
+    /// Refuses `action` on `name` for `who`, saying why.
+    pub fn check(&self, name: &str, action: Action, who: &Identity) -> Result<(), Denied> {
+        if who.readonly && action != Action::Access {
+            return Err(Denied::ReadOnlyToken(name.to_owned()));
+        }
+        if self.allows(name, action, who) {
+            return Ok(());
+        }
+        let verb = match action {
+            Action::Access => "read",
+            Action::Publish => "publish",
+            Action::Unpublish => "unpublish or change",
+        };
+        let name = name.to_owned();
+        Err(match (&who.name, action) {
+            (None, _) => Denied::LoginRequired { verb, name },
+            (Some(_), Action::Access) => Denied::Hidden(name),
+            (Some(user), _) => Denied::Forbidden {
+                user: user.clone(),
+                verb,
+                name,
+            },
+        })
+    }
+
     /// The upstream versions the package's rule hides.
-    pub fn filter(&self, name: &str) -> crate::package::merge::VersionFilter {
+    pub fn filter(&self, name: &str) -> VersionFilter {
         self.rule_for(name).map(|r| r.filter.clone()).unwrap_or_default()
     }
 

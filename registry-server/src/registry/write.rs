@@ -1,0 +1,207 @@
+//! Writes: the one compare-and-swap loop and its retry policy, used for every document the
+//! registry changes (packuments, the package list). One writer at a time per package in this
+//! process (they queue instead of losing races to each other), and the packument each package was
+//! last published to kept parsed, so the next publish to a busy package checks the revision (a
+//! stat, a HEAD) instead of reading and parsing the whole document again.
+
+use super::{Registry, RegistryError, Result, corrupt, packument_key, parse_doc};
+use crate::package::{PackageName, revision, shallow};
+use crate::storage::{Key, Revision, StorageError};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Attempts of one compare-and-swap change before giving up with `Contended`.
+pub(super) const MAX_ATTEMPTS: u32 = 100;
+
+/// Room for kept packuments, in bytes of their JSON (they take about twice that in memory).
+const PUBLISHED_CACHE: u64 = 16 * 1024 * 1024;
+
+/// One read → change → write of a document, for [`compare_and_swap`]; `Ok(None)` when the
+/// write lost a race (the document changed since it was read).
+pub(super) trait Attempt: Send {
+    type Output;
+    fn run(&mut self, attempt: u32) -> impl Future<Output = Result<Option<Self::Output>>> + Send;
+}
+
+/// Runs `change` until it writes, again after each lost race following a jittered backoff that
+/// grows a little with each one; gives up with `Contended` (naming `subject`) after
+/// [`MAX_ATTEMPTS`].
+pub(super) async fn compare_and_swap<A: Attempt>(subject: &str, mut change: A) -> Result<A::Output> {
+    for attempt in 0..MAX_ATTEMPTS {
+        if let Some(done) = change.run(attempt).await? {
+            return Ok(done);
+        }
+        let ms = rand::random_range(1..=(5 + attempt as u64 * 2).min(50));
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    Err(RegistryError::Contended(subject.to_owned()))
+}
+
+/// A write's result as [`compare_and_swap`] wants it: a lost race is `None`.
+pub(super) fn won<T>(written: Result<T, StorageError>) -> Result<Option<T>> {
+    match written {
+        Ok(r) => Ok(Some(r)),
+        Err(StorageError::Conflict(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// How [`Registry::modify`] reads the stored document: whole, or for a change that only adds
+/// versions, with the stored manifests kept as raw text (`package::shallow`).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Reading {
+    Whole,
+    AddingVersions,
+}
+
+pub(super) struct Writes {
+    /// One async lock per package for writers in this process; CAS still guards across processes.
+    queues: moka::sync::Cache<String, Arc<tokio::sync::Mutex<()>>>,
+    published: moka::sync::Cache<String, Arc<Published>>,
+}
+
+impl Writes {
+    pub(super) fn new() -> Self {
+        Writes {
+            queues: moka::sync::Cache::builder()
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
+            published: moka::sync::Cache::builder()
+                .max_capacity(PUBLISHED_CACHE)
+                .weigher(|_, p: &Arc<Published>| p.weight)
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
+        }
+    }
+}
+
+/// A packument as this process wrote it, in the form a publish reads it ([`shallow`]).
+struct Published {
+    weight: u32,
+    kept: std::sync::Mutex<Option<Kept>>,
+}
+
+struct Kept {
+    revision: Revision,
+    doc: Value,
+    stored: shallow::Stored<'static>,
+}
+
+impl Registry {
+    /// Applies `change` to the current packument with compare-and-swap, retrying on conflicts.
+    /// `change` gets `None` when the package does not exist yet. `before_write` runs once, after
+    /// the first successful `change` and before anything is written (a publish stores its
+    /// tarballs there: only once the merge has accepted them, and before metadata names them).
+    pub(super) async fn modify<T: Send>(
+        &self,
+        name: &PackageName,
+        reading: Reading,
+        change: impl FnMut(Option<Value>) -> Result<(Value, T)> + Send,
+        before_write: Option<BoxFuture<'_, Result<()>>>,
+    ) -> Result<T> {
+        let key = packument_key(name)?;
+        let queue = self
+            .writes
+            .queues
+            .get_with(name.to_string(), || Arc::new(tokio::sync::Mutex::new(())));
+        let _turn = queue.lock().await;
+        let change = PackumentChange {
+            registry: self,
+            name,
+            key,
+            reading,
+            change,
+            before_write,
+        };
+        compare_and_swap(name.as_str(), change).await
+    }
+
+    /// The packument this process last published for `name`, if storage is still at that
+    /// revision. Taken out of the cache: the caller holds the package's writer lock, and puts
+    /// the document it writes back with [`keep`](Self::keep).
+    async fn kept(&self, name: &PackageName, key: &Key, wanted: bool) -> Result<Option<Kept>> {
+        let Some(published) = self.writes.published.remove(name.as_str()).filter(|_| wanted) else {
+            return Ok(None);
+        };
+        let Some(kept) = published.kept.lock().expect("not poisoned").take() else {
+            return Ok(None);
+        };
+        let current = self.storage.revision(key).await?;
+        Ok((current.as_ref() == Some(&kept.revision)).then_some(kept))
+    }
+
+    fn keep(
+        &self,
+        name: &PackageName,
+        revision: Revision,
+        mut doc: Value,
+        mut stored: shallow::Stored<'static>,
+        weight: u32,
+    ) {
+        stored.absorb(&mut doc);
+        let kept = Kept { revision, doc, stored };
+        let published = Published {
+            weight,
+            kept: std::sync::Mutex::new(Some(kept)),
+        };
+        self.writes.published.insert(name.to_string(), Arc::new(published));
+    }
+}
+
+/// [`Registry::modify`]'s attempt: read (or take the kept document), change, write.
+struct PackumentChange<'r, C> {
+    registry: &'r Registry,
+    name: &'r PackageName,
+    key: Key,
+    reading: Reading,
+    change: C,
+    before_write: Option<BoxFuture<'r, Result<()>>>,
+}
+
+impl<C, T> Attempt for PackumentChange<'_, C>
+where
+    C: FnMut(Option<Value>) -> Result<(Value, T)> + Send,
+    T: Send,
+{
+    type Output = T;
+
+    async fn run(&mut self, attempt: u32) -> Result<Option<T>> {
+        let (registry, name, key) = (self.registry, self.name, &self.key);
+        let adding = matches!(self.reading, Reading::AddingVersions);
+        let (revision, doc, stored) = match registry.kept(name, key, adding && attempt == 0).await? {
+            Some(k) => (Some(k.revision), Some(k.doc), k.stored),
+            None => match (registry.storage.read(key).await?, self.reading) {
+                (None, _) => (None, None, shallow::Stored::default()),
+                (Some(v), Reading::Whole) => (
+                    Some(v.revision),
+                    Some(parse_doc(name, &v.bytes)?),
+                    shallow::Stored::default(),
+                ),
+                (Some(v), Reading::AddingVersions) => {
+                    let (doc, stored) = shallow::parse(&v.bytes).map_err(|e| corrupt(name, e))?;
+                    // Owned, to be kept after the write: one copy of the raw manifests, in place
+                    // of the read and parse the next publish to this package saves.
+                    (Some(v.revision), Some(doc), stored.into_owned())
+                }
+            },
+        };
+        let (mut doc, out) = (self.change)(doc)?;
+        doc["_rev"] = Value::String(revision::next(doc.get("_rev").and_then(Value::as_str)));
+        let bytes = stored.to_vec_pretty(&doc);
+        if let Some(prepare) = self.before_write.take() {
+            prepare.await?;
+        }
+        let weight = bytes.len().try_into().unwrap_or(u32::MAX);
+        let Some(written) = won(registry.storage.write(key, Bytes::from(bytes), revision.as_ref()).await)? else {
+            return Ok(None);
+        };
+        registry.cache.invalidate(name);
+        if adding {
+            registry.keep(name, written, doc, stored, weight);
+        }
+        Ok(Some(out))
+    }
+}

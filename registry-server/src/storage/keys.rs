@@ -1,0 +1,88 @@
+//! Every storage key the server uses, named in one place. The local package layout is Verdaccio's
+//! (`<name>/package.json`, tarballs beside it, the list of local packages at the root), so that
+//! Verdaccio can serve our storage and we can serve its; what Verdaccio does not know lives under
+//! `.npm-registry/`. Backends add their own root (a folder, a bucket and key prefix).
+//!
+//! Keys take plain strings: storage moves bytes and knows no package types. A new key is one
+//! line in the list below.
+
+use super::{Key, StorageError};
+
+macro_rules! storage_keys {
+    ($($(#[$doc:meta])* $variant:ident $({ $($field:ident),* })? => $path:literal,)*) => {
+        /// A key by what it stores; [`StorageKey::key`] spells it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum StorageKey<'a> {
+            $($(#[$doc])* $variant $({ $($field: &'a str),* })?,)*
+        }
+
+        impl StorageKey<'_> {
+            fn path(&self) -> String {
+                match *self {
+                    $(StorageKey::$variant $({ $($field),* })? => format!($path),)*
+                }
+            }
+        }
+    };
+}
+
+storage_keys! {
+    /// A local package's folder (its packument and tarballs).
+    PackageDir { package } => "{package}",
+    /// A local package's packument.
+    Packument { package } => "{package}/package.json",
+    /// A tarball of a local package, by its file name.
+    Tarball { package, file } => "{package}/{file}",
+    /// Verdaccio's `{"list": [...], "secret": "..."}` of locally published packages, on disk.
+    PackageList => ".verdaccio-db.json",
+    /// The same list as Verdaccio's S3 plugin names it.
+    S3PackageList => "verdaccio-s3-db.json",
+    /// An upstream packument as the pull-through cache keeps it (with its ETag and fetch time).
+    UplinkPackument { package } => ".npm-registry/uplinks/{package}/package.json",
+    /// An upstream tarball kept by the pull-through cache.
+    UplinkTarball { package, file } => ".npm-registry/uplinks/{package}/{file}",
+    /// The folder of registered users.
+    Users => ".npm-registry/users",
+    /// A registered user.
+    User { name } => ".npm-registry/users/{name}.json",
+    /// The folder of tokens.
+    Tokens => ".npm-registry/tokens",
+    /// A token, by the SHA-256 of its secret.
+    Token { hash } => ".npm-registry/tokens/{hash}.json",
+}
+
+impl StorageKey<'_> {
+    /// The key; refused when a string it is made of would escape its place (`..`, `/x`, ...).
+    pub fn key(&self) -> Result<Key, StorageError> {
+        Key::new(self.path())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StorageKey;
+
+    #[test]
+    fn keys_are_spelled_as_verdaccio_lays_them_out() {
+        let key = |k: StorageKey| k.key().unwrap().as_str().to_owned();
+        assert_eq!(key(StorageKey::Packument { package: "@s/p" }), "@s/p/package.json");
+        assert_eq!(
+            key(StorageKey::Tarball {
+                package: "@s/p",
+                file: "p-1.0.0.tgz"
+            }),
+            "@s/p/p-1.0.0.tgz"
+        );
+        assert_eq!(key(StorageKey::PackageList), ".verdaccio-db.json");
+        assert_eq!(
+            key(StorageKey::UplinkTarball {
+                package: "p",
+                file: "p-1.0.0.tgz"
+            }),
+            ".npm-registry/uplinks/p/p-1.0.0.tgz"
+        );
+        assert_eq!(key(StorageKey::Token { hash: "ab" }), ".npm-registry/tokens/ab.json");
+        assert!(StorageKey::User { name: "../x" }.key().is_err());
+        assert!(StorageKey::Packument { package: "" }.key().is_err());
+    }
+}
