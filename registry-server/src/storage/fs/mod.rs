@@ -288,6 +288,3 @@ impl Storage for FsStorage {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;
