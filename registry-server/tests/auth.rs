@@ -2,8 +2,8 @@
 
 mod common;
 
-use common::reqwest::Method;
 use common::*;
+use reqwest::Method;
 use std::path::Path;
 
 /// An htpasswd file as Apache's `htpasswd -B` (bcrypt, `$2y$`) and `-s` (`{SHA}`) write it.

@@ -3,8 +3,9 @@
 
 mod common;
 
-use common::reqwest::{Blocking, Method, Res};
+use common::raw_http::{Blocking, Res};
 use common::*;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 const SMALL_LIMIT_CONFIG: &str = "

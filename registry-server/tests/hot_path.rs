@@ -175,33 +175,8 @@ fn compressed_variants_metrics_and_request_ids() {
 }
 
 /// A GET with `Accept-Encoding`, over a raw socket so no client decompresses it for us.
-fn raw_get(server: &Server, path: &str, accept_encoding: &str) -> reqwest::Res {
-    use std::io::Write;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAccept-Encoding: {accept_encoding}\r\nConnection: close\r\n\r\n",
-        server.port
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
-    let mut headers = reqwest::header::HeaderMap::new();
-    for line in head.lines().skip(1) {
-        if let Some((k, v)) = line.split_once(':') {
-            headers.insert(
-                reqwest::header::HeaderName::from_bytes(k.trim().as_bytes()).unwrap(),
-                v.trim().parse().unwrap(),
-            );
-        }
-    }
-    reqwest::Res {
-        status: head.split_whitespace().nth(1).unwrap().parse().unwrap(),
-        headers,
-        body: buf[split + 4..].to_vec(),
-    }
+fn raw_get(server: &Server, path: &str, accept_encoding: &str) -> Res {
+    raw_request_with(server.port, "GET", path, &[("Accept-Encoding", accept_encoding)], b"")
 }
 
 #[test]

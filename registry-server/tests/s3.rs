@@ -93,7 +93,7 @@ fn three_processes_sixty_concurrent_publishes() {
     assert_eq!(list.matches("shared-pkg").count(), 1, "{list}");
 }
 
-fn publish(registry: &str, name: &str, version: &str) -> reqwest::Res {
+fn publish(registry: &str, name: &str, version: &str) -> Res {
     http()
         .request(reqwest::Method::PUT, &format!("{registry}{name}"))
         .json(&publish_body(name, version, format!("{name}@{version}").as_bytes()))

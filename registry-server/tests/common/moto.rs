@@ -2,8 +2,9 @@
 //! `e2e/peers/moto_s3.py`) on a free loopback port: started per test, killed on drop. Its S3 API takes unsigned path-style requests, which the
 //! helpers here use to lay out and inspect buckets.
 
-use super::reqwest::{Method, Res, blocking_client};
+use super::raw_http::{Res, blocking_client};
 use super::{free_port, workspace_root};
+use reqwest::Method;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -130,7 +131,7 @@ impl Moto {
     }
 
     /// The response headers of a HEAD, `None` when the object is absent.
-    pub fn head(&self, bucket: &str, key: &str) -> Option<super::reqwest::header::HeaderMap> {
+    pub fn head(&self, bucket: &str, key: &str) -> Option<reqwest::header::HeaderMap> {
         let r = self.request(Method::HEAD, &format!("{bucket}/{key}"), Vec::new());
         match r.status {
             200 => Some(r.headers),
