@@ -84,8 +84,12 @@ impl AccessRules {
     }
 
     /// The upstream versions the package's rule hides.
-    pub fn filter(&self, name: &str) -> VersionFilter {
-        self.rule_for(name).map(|r| r.filter.clone()).unwrap_or_default()
+    pub fn filter(&self, name: &str) -> &VersionFilter {
+        static NONE: VersionFilter = VersionFilter {
+            min_age: None,
+            block: Vec::new(),
+        };
+        self.rule_for(name).map_or(&NONE, |r| &r.filter)
     }
 
     /// The uplinks a package may be fetched from, in failover order.
