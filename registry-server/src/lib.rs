@@ -3,9 +3,11 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod flight;
 pub mod http;
 pub mod metrics;
 pub mod package;
 pub mod registry;
 pub mod storage;
 pub mod uplink;
+pub mod work;

@@ -255,6 +255,12 @@ fn large_tarballs_stream_while_they_download_and_are_stored_only_when_verified()
     let second = second.join().unwrap();
     assert!(second.status == 200 && second.body == big);
     assert_eq!(fake.hits("/big/-/big-1.0.0.tgz"), 1, "one upstream download");
+    // Stored from the spool file once verified, beside the clients' downloads.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !stored.exists() {
+        assert!(Instant::now() < deadline, "never stored");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(std::fs::read(&stored).unwrap() == big, "stored once verified");
 
     // A large file that does not match its integrity is broken off before its end, and not kept.

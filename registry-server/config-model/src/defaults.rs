@@ -25,5 +25,9 @@ pub const UPLINK_MAXAGE: Duration = Duration::from_secs(120);
 pub const UPLINK_FAIL_TIMEOUT: Duration = Duration::from_secs(300);
 /// `uplinks.*.max_fails`.
 pub const UPLINK_MAX_FAILS: u32 = 2;
+/// `uplinks.*.max_packument_size`: above the largest public packuments (about 45 MB).
+pub const UPLINK_MAX_PACKUMENT_SIZE: u64 = 64 * MIB;
+/// `uplinks.*.max_tarball_size`.
+pub const UPLINK_MAX_TARBALL_SIZE: u64 = 1024 * MIB;
 /// `web.title`.
 pub const WEB_TITLE: &str = "npm registry";

@@ -179,6 +179,12 @@ pub struct UplinkFile {
     pub auth: Option<UplinkAuthFile>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub strict_ssl: Option<bool>,
+    /// Ours: the largest packument accepted from this uplink (`64mb`); checked while it arrives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_packument_size: Option<Value>,
+    /// Ours: the largest tarball accepted from this uplink (`1gb`); checked while it arrives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tarball_size: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]

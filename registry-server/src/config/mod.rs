@@ -299,6 +299,19 @@ fn list(v: Option<StringList>) -> Option<Vec<String>> {
     v.map(StringList::into_vec)
 }
 
+/// A size (`64mb`, or bytes) at `key`, `default` when not set.
+fn size_value(key: &str, v: Option<Value>, default: u64) -> Result<u64, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| invalid(key, "must be a positive number of bytes")),
+        Some(Value::String(s)) => parse_size(&s).map_err(|r| invalid(key, r)),
+        Some(_) => Err(invalid(key, "expected a size such as 64mb")),
+    }
+}
+
 fn duration_value(key: &str, v: Option<Value>, default: Duration) -> Result<Duration, ConfigError> {
     match v {
         None => Ok(default),

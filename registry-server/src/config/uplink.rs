@@ -1,6 +1,6 @@
 //! One upstream registry (`uplinks.<name>`): its URL, timeouts, cache policy and credentials.
 
-use super::{ConfigError, duration_value, http_url, invalid};
+use super::{ConfigError, duration_value, http_url, invalid, size_value};
 use registry_config::{UplinkFile, defaults};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
@@ -17,6 +17,9 @@ pub struct Uplink {
     pub headers: BTreeMap<String, String>,
     pub auth: Option<UplinkAuth>,
     pub strict_ssl: bool,
+    /// The largest packument and tarball accepted from this uplink.
+    pub max_packument_size: u64,
+    pub max_tarball_size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,5 +92,15 @@ pub(super) fn resolve(name: &str, raw: UplinkFile, warnings: &mut Vec<String>) -
         headers: raw.headers.unwrap_or_default(),
         auth,
         strict_ssl: raw.strict_ssl.unwrap_or(true),
+        max_packument_size: size_value(
+            &key("max_packument_size"),
+            raw.max_packument_size,
+            defaults::UPLINK_MAX_PACKUMENT_SIZE,
+        )?,
+        max_tarball_size: size_value(
+            &key("max_tarball_size"),
+            raw.max_tarball_size,
+            defaults::UPLINK_MAX_TARBALL_SIZE,
+        )?,
     })
 }

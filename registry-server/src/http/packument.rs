@@ -4,9 +4,10 @@
 use super::AppState;
 use super::base_url::base_url;
 use super::encoding;
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use crate::auth::Identity;
 use crate::package::{PackageName, packument};
+use crate::registry::{Kind, Payload};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -57,23 +58,25 @@ pub async fn get(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         return Ok(res);
     }
-    let prepared = state.registry.prepared(name, who, &base).await?;
-    let abbreviated = wants_abbreviated(headers);
-    let (variant, content_type) = if abbreviated {
-        (&prepared.abbreviated, ABBREVIATED)
+    let (kind, content_type) = if wants_abbreviated(headers) {
+        (Kind::Abbreviated, ABBREVIATED)
     } else {
-        (&prepared.full, "application/json")
+        (Kind::Full, "application/json")
     };
-    let mut res = if not_modified(headers, &variant.etag, prepared.modified) {
+    let prepared = state.registry.prepared_for(name, who, &base, kind).await?;
+    let etag = prepared.etag(kind);
+    let mut res = if not_modified(headers, etag, prepared.modified()) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let accept = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok());
-        let (bytes, sent) = variant.body(encoding::negotiate(accept));
-        let len = bytes.len();
-        let mut r = if head {
-            StatusCode::OK.into_response()
-        } else {
-            Response::new(Body::from(bytes))
+        let (payload, sent) = prepared.body(kind, encoding::negotiate(accept), head).await;
+        let len = payload.len();
+        let mut r = match (head, payload) {
+            (true, _) => StatusCode::OK.into_response(),
+            (false, Payload::Whole(bytes)) => Response::new(Body::from(bytes)),
+            (false, Payload::Rope(rope)) => Response::new(Body::from_stream(futures_util::stream::iter(
+                rope.chunks().map(Ok::<_, std::convert::Infallible>),
+            ))),
         };
         r.headers_mut().insert(header::CONTENT_LENGTH, len.into());
         if let Some(e) = encoding::content_encoding(sent) {
@@ -86,7 +89,7 @@ pub async fn get(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(
         header::ETAG,
-        HeaderValue::from_str(&variant.etag).expect("hex is a valid header"),
+        HeaderValue::from_str(etag).expect("hex is a valid header"),
     );
     h.insert(
         header::VARY,
@@ -94,7 +97,7 @@ pub async fn get(
     );
     // Private registries change under clients' feet: always revalidate (cheap with the ETag).
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Some(m) = prepared.modified {
+    if let Some(m) = prepared.modified() {
         let value = httpdate::fmt_http_date(SystemTime::from(m));
         h.insert(
             header::LAST_MODIFIED,
@@ -104,6 +107,7 @@ pub async fn get(
     Ok(res)
 }
 
+/// `GET /:pkg/:version-or-tag`, cut from the cached document.
 pub async fn version(
     state: &AppState,
     name: &PackageName,
@@ -111,11 +115,12 @@ pub async fn version(
     who: &Identity,
     headers: &HeaderMap,
 ) -> ApiResult {
-    let doc = state.registry.merged(name, who).await?;
-    let full = packument::client_view(&doc, name, &base_url(&state.settings, headers));
-    let v = packument::version_view(&full, spec)
-        .ok_or_else(|| ApiError::not_found(format!("version or dist-tag {spec} of {name} not found")))?;
-    Ok(axum::Json(v).into_response())
+    let base = base_url(&state.settings, headers);
+    let manifest = state.registry.version(name, spec, who, &base).await?;
+    let mut res = Response::new(Body::from(manifest));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(res)
 }
 
 #[cfg(test)]

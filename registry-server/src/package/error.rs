@@ -1,4 +1,4 @@
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum PackageError {
     #[error("invalid package name {name:?}: {reason}")]
     InvalidName { name: String, reason: String },

@@ -16,50 +16,119 @@ pub fn digests(bytes: &[u8]) -> (String, String) {
 
 /// Verifies every hash the publish declared; at least one must be present.
 pub fn verify(file: &str, bytes: &[u8], integrity: Option<&str>, shasum: Option<&str>) -> Result<(), PackageError> {
-    let mismatch = |field: &'static str, expected: &str, actual: String| PackageError::Integrity {
-        file: file.to_owned(),
-        field,
-        expected: expected.to_owned(),
-        actual,
-    };
-    if integrity.is_none() && shasum.is_none() {
-        return Err(PackageError::BadRequest(format!(
-            "{file}: dist.integrity or dist.shasum is required"
-        )));
+    let mut v = Verifier::new(file, integrity, shasum)?;
+    v.update(bytes);
+    v.finish()
+}
+
+enum Hasher {
+    Sha1(Sha1),
+    Sha256(Sha256),
+    Sha384(Sha384),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    fn of(alg: &str) -> Option<Self> {
+        Some(match alg {
+            "sha512" => Hasher::Sha512(Sha512::new()),
+            "sha384" => Hasher::Sha384(Sha384::new()),
+            "sha256" => Hasher::Sha256(Sha256::new()),
+            "sha1" => Hasher::Sha1(Sha1::new()),
+            _ => return None,
+        })
     }
-    if let Some(expected) = shasum {
-        let actual = hex::encode(Sha1::digest(bytes));
-        if !actual.eq_ignore_ascii_case(expected.trim()) {
-            return Err(mismatch("dist.shasum", expected, actual));
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha1(h) => h.update(bytes),
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Sha384(h) => h.update(bytes),
+            Hasher::Sha512(h) => h.update(bytes),
         }
     }
-    if let Some(sri) = integrity {
-        let mut checked = false;
-        for entry in sri.split_whitespace() {
-            let Some((alg, b64)) = entry.split_once('-') else {
-                continue;
-            };
-            // Options after `?` are allowed by the SRI spec.
-            let b64 = b64.split('?').next().unwrap_or(b64);
-            let actual = match alg {
-                "sha512" => STANDARD.encode(Sha512::digest(bytes)),
-                "sha384" => STANDARD.encode(Sha384::digest(bytes)),
-                "sha256" => STANDARD.encode(Sha256::digest(bytes)),
-                "sha1" => STANDARD.encode(Sha1::digest(bytes)),
-                _ => continue,
-            };
-            if actual != b64 {
-                return Err(mismatch("dist.integrity", entry, format!("{alg}-{actual}")));
-            }
-            checked = true;
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            Hasher::Sha1(h) => h.finalize().to_vec(),
+            Hasher::Sha256(h) => h.finalize().to_vec(),
+            Hasher::Sha384(h) => h.finalize().to_vec(),
+            Hasher::Sha512(h) => h.finalize().to_vec(),
         }
-        if !checked {
+    }
+}
+
+/// The same check over bytes that arrive in pieces (a download that is never held whole).
+pub struct Verifier {
+    file: String,
+    shasum: Option<(String, Sha1)>,
+    /// `alg-base64` entries of the SRI with a supported algorithm: entry, base64, hasher.
+    sri: Vec<(String, String, Hasher)>,
+}
+
+impl Verifier {
+    pub fn new(file: &str, integrity: Option<&str>, shasum: Option<&str>) -> Result<Self, PackageError> {
+        if integrity.is_none() && shasum.is_none() {
             return Err(PackageError::BadRequest(format!(
-                "{file}: dist.integrity {sri:?} names no supported hash"
+                "{file}: dist.integrity or dist.shasum is required"
             )));
         }
+        let mut sri = Vec::new();
+        if let Some(text) = integrity {
+            for entry in text.split_whitespace() {
+                let Some((alg, b64)) = entry.split_once('-') else {
+                    continue;
+                };
+                // Options after `?` are allowed by the SRI spec.
+                let b64 = b64.split('?').next().unwrap_or(b64);
+                if let Some(h) = Hasher::of(alg) {
+                    sri.push((entry.to_owned(), b64.to_owned(), h));
+                }
+            }
+            if sri.is_empty() {
+                return Err(PackageError::BadRequest(format!(
+                    "{file}: dist.integrity {text:?} names no supported hash"
+                )));
+            }
+        }
+        Ok(Verifier {
+            file: file.to_owned(),
+            shasum: shasum.map(|s| (s.trim().to_owned(), Sha1::new())),
+            sri,
+        })
     }
-    Ok(())
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        if let Some((_, h)) = &mut self.shasum {
+            h.update(bytes);
+        }
+        for (_, _, h) in &mut self.sri {
+            h.update(bytes);
+        }
+    }
+
+    pub fn finish(self) -> Result<(), PackageError> {
+        let mismatch = |field: &'static str, expected: &str, actual: String| PackageError::Integrity {
+            file: self.file.clone(),
+            field,
+            expected: expected.to_owned(),
+            actual,
+        };
+        if let Some((expected, h)) = self.shasum {
+            let actual = hex::encode(h.finalize());
+            if !actual.eq_ignore_ascii_case(&expected) {
+                return Err(mismatch("dist.shasum", &expected, actual));
+            }
+        }
+        for (entry, b64, h) in self.sri {
+            let alg = entry.split_once('-').map_or("", |(a, _)| a).to_owned();
+            let actual = STANDARD.encode(h.finish());
+            if actual != b64 {
+                return Err(mismatch("dist.integrity", &entry, format!("{alg}-{actual}")));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -80,6 +149,10 @@ mod tests {
             Err(PackageError::Integrity { .. })
         ));
         assert!(verify("f", b"hello", None, None).is_err());
+        let mut v = Verifier::new("f", Some(&sri), Some(&sha1)).unwrap();
+        v.update(b"hel");
+        v.update(b"lo");
+        assert!(v.finish().is_ok(), "in pieces");
         assert!(verify("f", b"hello", Some("md5-xyz"), None).is_err());
     }
 }

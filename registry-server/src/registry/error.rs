@@ -3,7 +3,9 @@ use crate::package::PackageError;
 use crate::storage::StorageError;
 use crate::uplink::UplinkError;
 
-#[derive(Debug, thiserror::Error)]
+/// Clone: requests that wait for one flight of work (a build, an upstream fetch) each get its
+/// outcome.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RegistryError {
     #[error(transparent)]
     Package(#[from] PackageError),

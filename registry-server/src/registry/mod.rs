@@ -21,11 +21,12 @@ mod write;
 /// failures (mapped to statuses in `http::error`).
 pub use crate::storage::{Blob, StorageError};
 pub use audit::{AuditAnswer, AuditRequest};
-pub use cache::{Encoding, PackumentCache, Prepared};
+pub use cache::{Encoding, Kind, PackumentCache, Payload, Prepared};
 pub use error::{RegistryError, Result};
 
 use crate::auth::Identity;
 use crate::auth::access::{AccessRules, Action};
+use crate::flight::Flights;
 use crate::metrics::Metrics;
 use crate::package::{PackageError, PackageName};
 use crate::storage::{Key, Revision, Storage, StorageKey};
@@ -40,6 +41,8 @@ pub struct Registry {
     metrics: Arc<Metrics>,
     uplinks: Option<Arc<Uplinks>>,
     writes: write::Writes,
+    /// Document builds in flight, by package, write generation and kind.
+    builds: Flights<Result<Arc<cache::Document>>>,
 }
 
 /// A stored packument and the storage revision it was read at.
@@ -81,6 +84,7 @@ impl Registry {
             metrics,
             uplinks: None,
             writes: write::Writes::new(),
+            builds: Flights::default(),
         }
     }
 

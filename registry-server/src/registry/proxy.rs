@@ -1,88 +1,285 @@
 //! Packages that come from uplinks: the upstream packument, filtered by the package's rule and
-//! laid under local data, and upstream tarballs (only of versions the rule lets through, at the
-//! URL and integrity of the upstream packument, never the client's).
+//! laid under local data, revalidated after the uplink's `maxage` (stored data serves whenever
+//! upstream fails in any way), and upstream tarballs (only of versions the rule lets through, at
+//! the URL and integrity of the upstream packument, never the client's).
 
-use super::{Registry, Result};
-use crate::package::{PackageName, merge, packument};
-use crate::storage::Blob;
-use crate::uplink::{Fetched, UpstreamDoc};
+use super::cache::{Document, Kind};
+use super::read::{build_failed, local_source};
+use super::{Registry, Result, not_found, packument_key};
+use crate::package::PackageName;
+use crate::package::packument::{Inputs, Packument, Source};
+use crate::storage::{Blob, Revision};
+use crate::uplink::{Refresh, Room, Upstream, UpstreamCopy};
 use chrono::Utc;
-use serde_json::Value;
 use std::sync::Arc;
 
+/// An upstream copy to build from, with its bytes when they are at hand.
+struct Candidate {
+    copy: Arc<UpstreamCopy>,
+    source: Option<Arc<Source>>,
+    room: Option<Arc<Room>>,
+}
+
+impl From<Upstream> for Candidate {
+    fn from(u: Upstream) -> Self {
+        Candidate {
+            copy: u.copy,
+            source: Some(u.source),
+            room: u.room,
+        }
+    }
+}
+
 impl Registry {
-    /// The upstream packument when the package's rule proxies; errors are tolerated when local
-    /// data can answer alone.
-    pub(super) async fn upstream(&self, name: &PackageName, have_local: bool) -> Result<Option<Arc<UpstreamDoc>>> {
-        let proxies = self.rules.proxies(name.as_str());
-        let Some(uplinks) = self.uplinks.as_ref().filter(|_| !proxies.is_empty()) else {
-            return Ok(None);
-        };
-        match uplinks.packument(name, proxies).await {
-            Ok(u) => Ok(u),
-            Err(e) if have_local => {
-                tracing::warn!(package = %name, error = %e, "serving local versions only");
-                Ok(None)
-            }
-            Err(e) => Err(e.into()),
+    /// Whether the package's rule names uplinks.
+    pub(super) fn proxied(&self, name: &PackageName) -> bool {
+        self.uplinks.is_some() && !self.rules.proxies(name.as_str()).is_empty()
+    }
+
+    /// The minute a quarantine's view is made for (it depends on the clock); `0` without one.
+    fn minute(&self, name: &PackageName) -> i64 {
+        if self.rules.filter(name.as_str()).is_empty() {
+            0
+        } else {
+            Utc::now().timestamp() / 60
         }
     }
 
-    /// Local data over the upstream packument as the package's rule filters it.
-    pub(super) fn merge_view(
+    /// The document of a package whose rule proxies: cached while the local revision is
+    /// unchanged and the upstream copy fresh within `maxage`.
+    pub(super) async fn proxied_document(&self, name: &PackageName, kind: Kind) -> Result<Arc<Document>> {
+        let uplinks = self.uplinks.as_ref().expect("proxied packages have uplinks");
+        let proxies = self.rules.proxies(name.as_str());
+        let maxage = uplinks.maxage(proxies);
+        let minute = self.minute(name);
+        if let Some(d) = self
+            .cache
+            .get(name.as_str())
+            .filter(|d| d.has(kind) && d.minute == minute)
+            && d.upstream_is_fresh(maxage, proxies)
+        {
+            if !self.cache.is_due(&d) {
+                self.metrics.cache(true);
+                return Ok(d);
+            }
+            if self.storage.revision(&packument_key(name)?).await? == d.local {
+                self.cache.confirmed(&d);
+                self.metrics.cache(true);
+                return Ok(d);
+            }
+        }
+        self.metrics.cache(false);
+        let generation = self.cache.generation();
+        let flight = format!("{name}\0{generation}\0{kind:?}");
+        self.builds
+            .run(&flight, || self.build_proxied(name, kind, generation, minute))
+            .await
+    }
+
+    async fn build_proxied(
         &self,
         name: &PackageName,
-        local: Option<Value>,
-        upstream: Option<&UpstreamDoc>,
-    ) -> Option<Value> {
-        let filtered = upstream.map(|u| {
-            let mut doc = u.doc.clone();
-            self.rules
-                .filter(name.as_str())
-                .apply(name.as_str(), &mut doc, Utc::now());
-            doc
+        kind: Kind,
+        generation: u64,
+        minute: i64,
+    ) -> Result<Arc<Document>> {
+        let cached = self.cache.get(name.as_str());
+        let key = packument_key(name)?;
+        let (cached_local, cached_upstream) = cached.as_ref().map_or((None, None), |d| d.packument.sources());
+        // Local data, read again only when it changed.
+        let local: Option<(Revision, Option<Arc<Source>>)> = match self.storage.revision(&key).await? {
+            None => None,
+            Some(r) if cached.as_ref().is_some_and(|d| d.local.as_ref() == Some(&r)) => {
+                Some((r, cached_local.cloned()))
+            }
+            Some(r) => Some((r, None)),
+        };
+        let current = cached.as_ref().and_then(|d| {
+            Some(Candidate {
+                copy: d.upstream.clone()?,
+                source: cached_upstream.cloned(),
+                room: None,
+            })
         });
-        merge::merge(local.as_ref(), filtered)
+        let upstream = self.upstream_copy(name, current, local.is_some()).await?;
+        if local.is_none() && upstream.is_none() {
+            return Err(not_found(name));
+        }
+        // Nothing changed: the cached document stands.
+        if let Some(d) = &cached
+            && d.has(kind)
+            && d.minute == minute
+            && d.local == local.as_ref().map(|(r, _)| r.clone())
+            && match (&d.upstream, &upstream) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, &b.copy),
+                (None, None) => true,
+                _ => false,
+            }
+        {
+            d.upstream_checked_now();
+            self.cache.confirmed(d);
+            return Ok(d.clone());
+        }
+        let local = match local {
+            None => None,
+            Some((r, Some(s))) => Some((r, s)),
+            Some(_) => match self.storage.read(&key).await? {
+                Some(v) => {
+                    let n = name.clone();
+                    let source = crate::work::cpu(move || local_source(&n, v.bytes))
+                        .await
+                        .map_err(build_failed)??;
+                    Some((v.revision, source))
+                }
+                None => None,
+            },
+        };
+        let upstream = match upstream {
+            Some(Candidate {
+                copy,
+                source: Some(source),
+                room,
+            }) => Some(Upstream { copy, source, room }),
+            Some(c) => self.upstream_bytes(name, c.copy).await,
+            None => None,
+        };
+        let room = upstream.as_ref().and_then(|u| u.room.clone());
+        let (n, filter, full) = (
+            name.clone(),
+            self.rules.filter(name.as_str()).clone(),
+            kind == Kind::Full,
+        );
+        let (l, u) = (
+            local.as_ref().map(|(_, s)| s.clone()),
+            upstream.as_ref().map(|u| u.source.clone()),
+        );
+        let packument = crate::work::cpu(move || {
+            let inputs = Inputs {
+                name: &n,
+                local: l,
+                upstream: u,
+                filter: &filter,
+                now: Utc::now(),
+            };
+            Packument::build(inputs, full)
+        })
+        .await
+        .map_err(build_failed)?
+        .ok_or_else(|| not_found(name))?;
+        let doc = Arc::new(Document::new(
+            packument,
+            local.map(|(r, _)| r),
+            upstream.map(|u| u.copy),
+            minute,
+        ));
+        self.cache.insert(&doc, generation);
+        // The cache counts the upstream bytes now, if it kept them.
+        if let Some(room) = room
+            && doc.packument.full.is_some()
+            && self.cache.holds(&doc)
+        {
+            room.release();
+        }
+        Ok(doc)
+    }
+
+    /// The upstream copy to build from: the current one while fresh, else what upstream says
+    /// now; whatever upstream's fault, the stored copy serves (or local data alone).
+    async fn upstream_copy(
+        &self,
+        name: &PackageName,
+        current: Option<Candidate>,
+        have_local: bool,
+    ) -> Result<Option<Candidate>> {
+        let uplinks = self.uplinks.as_ref().expect("proxied packages have uplinks");
+        let proxies = self.rules.proxies(name.as_str());
+        let current = match current {
+            Some(c) => Some(c),
+            None => uplinks.stored(name).await.map(Candidate::from),
+        };
+        if let Some(c) = &current
+            && c.copy.is_fresh(uplinks.maxage(proxies), proxies)
+        {
+            return Ok(current);
+        }
+        let asked = uplinks
+            .refresh(name, proxies, current.as_ref().map(|c| (&c.copy, c.source.as_ref())))
+            .await;
+        Ok(match asked {
+            Refresh::Unchanged => match current {
+                Some(c) => Some(c),
+                // Another request's copy was confirmed: it is the stored one.
+                None => uplinks.stored(name).await.map(Candidate::from),
+            },
+            Refresh::Fresh(u) => Some(u.into()),
+            Refresh::NotFound => None,
+            Refresh::Failed(e) => match current {
+                Some(c) => {
+                    tracing::warn!(package = %name, error = %e, "serving the stored upstream copy");
+                    Some(c)
+                }
+                None if have_local => {
+                    tracing::warn!(package = %name, error = %e, "serving local versions only");
+                    None
+                }
+                None => return Err(e.into()),
+            },
+        })
+    }
+
+    /// The bytes of an upstream copy the cached document did not keep (it was built for
+    /// installs only): the stored copy, else a new download.
+    async fn upstream_bytes(&self, name: &PackageName, copy: Arc<UpstreamCopy>) -> Option<Upstream> {
+        let uplinks = self.uplinks.as_ref().expect("proxied packages have uplinks");
+        if let Some(stored) = uplinks.stored(name).await {
+            let copy = if stored.copy.stamp() == copy.stamp() {
+                copy
+            } else {
+                stored.copy
+            };
+            return Some(Upstream {
+                copy,
+                source: stored.source,
+                room: None,
+            });
+        }
+        match uplinks.refresh(name, self.rules.proxies(name.as_str()), None).await {
+            Refresh::Fresh(u) => Some(u),
+            _ => None,
+        }
     }
 
     /// A tarball from the package's uplinks (kept by their cache, or fetched); `None` when no
-    /// uplink has it or the rule hides its version.
+    /// uplink has it or the rule hides its version. Any copy of the packument will do to find
+    /// it (tarballs never change): upstream is asked again only for a file that copy lacks.
     pub(super) async fn upstream_tarball(&self, name: &PackageName, file: &str) -> Result<Option<Blob>> {
-        let Some(upstream) = self.upstream(name, false).await? else {
+        if !self.proxied(name) {
+            return Ok(None);
+        }
+        let uplinks = self.uplinks.as_ref().expect("proxied packages have uplinks");
+        let known = match self.cache.get(name.as_str()) {
+            Some(d) => d,
+            None => self.document(name, Kind::Abbreviated).await?,
+        };
+        let (doc, tarball) = match known.packument.upstream_tarball(file) {
+            Some(t) => (known, t),
+            None => {
+                let current = self.document(name, Kind::Abbreviated).await?;
+                if Arc::ptr_eq(&current, &known) {
+                    return Ok(None);
+                }
+                match current.packument.upstream_tarball(file) {
+                    Some(t) => (current, t),
+                    None => return Ok(None),
+                }
+            }
+        };
+        let Some(copy) = &doc.upstream else {
             return Ok(None);
         };
-        let filter = self.rules.filter(name.as_str());
-        let now = Utc::now();
-        let version = upstream.doc.get("versions").and_then(Value::as_object).and_then(|vs| {
-            vs.iter().find(|(v, m)| {
-                packument::tarball_file(name, v, m) == file
-                    && !filter.hides(
-                        name.as_str(),
-                        v,
-                        upstream.doc.pointer(&format!("/time/{v}")).and_then(Value::as_str),
-                        now,
-                    )
-            })
-        });
-        let Some((_, manifest)) = version else {
-            return Ok(None);
-        };
-        let uplinks = self.uplinks.as_ref().expect("upstream data implies uplinks");
         if let Some(blob) = uplinks.cached_tarball(name, file).await? {
             return Ok(Some(blob));
         }
-        let Some(url) = manifest.pointer("/dist/tarball").and_then(Value::as_str) else {
-            return Ok(None);
-        };
-        let sri = manifest.pointer("/dist/integrity").and_then(Value::as_str);
-        let sha = manifest.pointer("/dist/shasum").and_then(Value::as_str);
-        Ok(
-            match uplinks.tarball(name, file, &upstream.uplink, url, sri, sha).await? {
-                Some(Fetched::Stored) => uplinks.cached_tarball(name, file).await?,
-                Some(Fetched::Bytes(bytes)) => Some(Blob::whole(bytes)),
-                Some(Fetched::Streaming(blob)) => Some(blob),
-                None => None,
-            },
-        )
+        Ok(uplinks.tarball(name, file, &copy.uplink, &tarball).await?)
     }
 }

@@ -1,15 +1,33 @@
-//! The read paths: the packument's prepared bytes from memory when storage confirms they are
-//! current (the hot path of every install), the merged and stored documents, and tarballs.
+//! The read paths: a package's documents from memory when storage confirms they are current (the
+//! hot path of every install), built once per revision however many ask (single flight, on at
+//! most one core each); the stored and merged documents; tarballs.
 
-use super::cache::Prepared;
-use super::{Registry, RegistryError, Result, not_found, packument_key, parse_doc, tarball_key};
+use super::cache::{Document, Kind, Prepared};
+use super::{Registry, RegistryError, Result, corrupt, not_found, packument_key, tarball_key};
 use crate::auth::Identity;
 use crate::auth::access::Action;
-use crate::package::PackageName;
-use crate::storage::{Blob, Revision, StorageError};
+use crate::package::merge::{self, VersionFilter};
+use crate::package::packument::{Inputs, Packument, Source, template};
+use crate::package::{PackageError, PackageName};
+use crate::storage::{Blob, StorageError};
+use bytes::Bytes;
 use chrono::Utc;
 use serde_json::Value;
 use std::sync::Arc;
+
+/// A failed build (a panic in it) as the error its callers get.
+pub(super) fn build_failed(e: String) -> RegistryError {
+    StorageError::Unavailable(format!("packument preparation failed: {e}")).into()
+}
+
+/// A local packument's bytes, indexed; pretty-printed storage is made compact first, so that
+/// clients get what they would from a compact document.
+pub(super) fn local_source(name: &PackageName, bytes: Bytes) -> Result<Arc<Source>> {
+    let bytes = template::minify(&bytes).map(Bytes::from).unwrap_or(bytes);
+    Source::parse(bytes)
+        .map(Arc::new)
+        .map_err(|e| PackageError::Corrupt(format!("{name}/package.json: {e}")).into())
+}
 
 impl Registry {
     /// The locally stored packument (for `?write=true`: what a modification starts from).
@@ -21,33 +39,74 @@ impl Registry {
             .ok_or_else(|| not_found(name))
     }
 
-    /// The package as clients see it: local data over the (filtered) upstream packument.
+    /// The package as clients see it, as a tree of values (for the few callers that need one):
+    /// local data over the (filtered) upstream packument, tarball URLs as stored.
     pub async fn merged(&self, name: &PackageName, who: &Identity) -> Result<Value> {
         self.authorize(name, Action::Access, who)?;
-        let local = self.read_doc(name).await?;
-        let upstream = self.upstream(name, local.is_some()).await?;
-        self.merge_view(name, local.map(|d| d.value), upstream.as_deref())
-            .ok_or_else(|| not_found(name))
+        let doc = self.document(name, Kind::Full).await?;
+        let (local, upstream) = doc.packument.sources();
+        let (local, upstream) = (local.cloned(), upstream.cloned());
+        let filter = self.rules.filter(name.as_str()).clone();
+        let n = name.clone();
+        crate::work::cpu(move || {
+            let parse = |s: &Source| serde_json::from_slice::<Value>(s.bytes()).map_err(|e| corrupt(&n, e));
+            let local = local.as_deref().map(parse).transpose()?;
+            let upstream = match upstream.as_deref().map(parse).transpose()? {
+                Some(mut u) => {
+                    filter.apply(n.as_str(), &mut u, Utc::now());
+                    Some(u)
+                }
+                None => None,
+            };
+            merge::merge(local.as_ref(), upstream).ok_or_else(|| not_found(&n))
+        })
+        .await
+        .map_err(build_failed)?
     }
 
-    /// The packument's ready-to-send representations for `base`, from memory when storage confirms
-    /// they are current. The hot path of every install.
-    pub async fn prepared(&self, name: &PackageName, who: &Identity, base: &str) -> Result<Arc<Prepared>> {
+    /// The package's full and abbreviated documents for `base`: see [`prepared_for`](Self::prepared_for).
+    pub async fn prepared(&self, name: &PackageName, who: &Identity, base: &str) -> Result<Prepared> {
+        self.prepared_for(name, who, base, Kind::Full).await
+    }
+
+    /// The package's documents for `base`, with `kind` among them, from memory when storage
+    /// confirms they are current. The hot path of every install (which asks for the abbreviated
+    /// document only: then the full one need not be kept).
+    pub async fn prepared_for(&self, name: &PackageName, who: &Identity, base: &str, kind: Kind) -> Result<Prepared> {
         self.authorize(name, Action::Access, who)?;
-        if self.uplinks.is_some() && !self.rules.proxies(name.as_str()).is_empty() {
-            return self.prepared_proxied(name, base).await;
+        let doc = self.document(name, kind).await?;
+        Ok(self.cache.prepare(doc, base))
+    }
+
+    /// One version (by number or dist-tag) as the full document holds it, for `base`; from the
+    /// cached document, nothing parsed on the request's thread.
+    pub async fn version(&self, name: &PackageName, spec: &str, who: &Identity, base: &str) -> Result<Bytes> {
+        self.prepared_for(name, who, base, Kind::Full)
+            .await?
+            .version(spec)
+            .ok_or_else(|| RegistryError::NotFound(format!("version or dist-tag {spec} of {name} not found")))
+    }
+
+    /// The package's document with `kind` in it, cached or built.
+    pub(super) async fn document(&self, name: &PackageName, kind: Kind) -> Result<Arc<Document>> {
+        if self.proxied(name) {
+            return self.proxied_document(name, kind).await;
         }
         let key = packument_key(name)?;
-        if let Some(p) = self.cache.get(name, base) {
-            if !self.cache.is_due(&p) {
+        if let Some(d) = self
+            .cache
+            .get(name.as_str())
+            .filter(|d| d.has(kind) && d.upstream.is_none())
+        {
+            if !self.cache.is_due(&d) {
                 self.metrics.cache(true);
-                return Ok(p);
+                return Ok(d);
             }
             match self.storage.revision(&key).await? {
-                Some(r) if r == p.revision => {
-                    self.cache.confirmed(&p);
+                Some(r) if Some(&r) == d.local.as_ref() => {
+                    self.cache.confirmed(&d);
                     self.metrics.cache(true);
-                    return Ok(p);
+                    return Ok(d);
                 }
                 None => {
                     self.cache.invalidate(name);
@@ -58,53 +117,34 @@ impl Registry {
         }
         self.metrics.cache(false);
         let generation = self.cache.generation();
-        let stored = self.storage.read(&key).await?.ok_or_else(|| not_found(name))?;
-        let (n, b) = (name.clone(), base.to_owned());
-        let prepared = tokio::task::spawn_blocking(move || -> Result<Prepared> {
-            let doc = parse_doc(&n, &stored.bytes)?;
-            Ok(Prepared::build(&n, &doc, stored.revision, &b))
-        })
-        .await
-        .map_err(|e| StorageError::Unavailable(format!("packument preparation failed: {e}")))??;
-        let prepared = Arc::new(prepared);
-        self.cache.insert(name, prepared.clone(), generation);
-        Ok(prepared)
+        let flight = format!("{name}\0{generation}\0{kind:?}");
+        self.builds
+            .run(&flight, || self.build_local(name, kind, generation))
+            .await
     }
 
-    /// `prepared` for a package whose rule proxies: the cached bytes are current while the local
-    /// revision and the upstream copy (fresh within the uplink's `maxage`) are unchanged.
-    async fn prepared_proxied(&self, name: &PackageName, base: &str) -> Result<Arc<Prepared>> {
-        let local_revision = self.storage.revision(&packument_key(name)?).await?;
-        let upstream = self.upstream(name, local_revision.is_some()).await?;
-        let filter = self.rules.filter(name.as_str());
-        // Quarantine depends on the clock: let the view change at least once a minute.
-        let minute = if filter.is_empty() {
-            0
-        } else {
-            Utc::now().timestamp() / 60
-        };
-        let stamp = upstream.as_ref().map(|u| u.stamp()).unwrap_or_default();
-        let revision = Revision(format!(
-            "{}|{stamp}|{minute}",
-            local_revision.as_ref().map(|r| r.0.as_str()).unwrap_or("-")
-        ));
-        if let Some(p) = self.cache.get(name, base).filter(|p| p.revision == revision) {
-            self.metrics.cache(true);
-            return Ok(p);
-        }
-        self.metrics.cache(false);
-        let generation = self.cache.generation();
-        let local = self.read_doc(name).await?.map(|d| d.value);
-        let merged = self
-            .merge_view(name, local, upstream.as_deref())
+    async fn build_local(&self, name: &PackageName, kind: Kind, generation: u64) -> Result<Arc<Document>> {
+        let stored = self
+            .storage
+            .read(&packument_key(name)?)
+            .await?
             .ok_or_else(|| not_found(name))?;
-        let (n, b) = (name.clone(), base.to_owned());
-        let prepared = tokio::task::spawn_blocking(move || Prepared::build(&n, &merged, revision, &b))
-            .await
-            .map_err(|e| StorageError::Unavailable(format!("packument preparation failed: {e}")))?;
-        let prepared = Arc::new(prepared);
-        self.cache.insert(name, prepared.clone(), generation);
-        Ok(prepared)
+        let n = name.clone();
+        let packument = crate::work::cpu(move || -> Result<Packument> {
+            let inputs = Inputs {
+                name: &n,
+                local: Some(local_source(&n, stored.bytes)?),
+                upstream: None,
+                filter: &VersionFilter::default(),
+                now: Utc::now(),
+            };
+            Ok(Packument::build(inputs, kind == Kind::Full).expect("a source to cut from"))
+        })
+        .await
+        .map_err(build_failed)??;
+        let doc = Arc::new(Document::new(packument, Some(stored.revision), None, 0));
+        self.cache.insert(&doc, generation);
+        Ok(doc)
     }
 
     /// A tarball: stored here, or else from the package's uplinks.

@@ -121,6 +121,10 @@ impl<S: Storage> Storage for BlobCache<S> {
         Ok(Some(Blob::whole(bytes)))
     }
 
+    async fn put_blob_file(&self, key: &Key, path: &std::path::Path) -> Result<(), StorageError> {
+        self.inner.put_blob_file(key, path).await
+    }
+
     async fn delete_blob(&self, key: &Key) -> Result<(), StorageError> {
         self.deletes.fetch_add(1, Ordering::AcqRel);
         self.entries.invalidate(key.as_str());

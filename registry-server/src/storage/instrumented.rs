@@ -65,6 +65,10 @@ impl<S: Storage> Storage for Instrumented<S> {
         timed!(self, "get_blob", self.inner.get_blob(key))
     }
 
+    async fn put_blob_file(&self, key: &Key, path: &std::path::Path) -> Result<(), StorageError> {
+        timed!(self, "put_blob", self.inner.put_blob_file(key, path))
+    }
+
     async fn delete_blob(&self, key: &Key) -> Result<(), StorageError> {
         timed!(self, "delete_blob", self.inner.delete_blob(key))
     }

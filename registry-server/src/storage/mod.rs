@@ -79,6 +79,22 @@ pub enum StorageError {
     Unavailable(String),
 }
 
+/// A copy for each request that waited on the same work; an I/O error keeps its kind and text.
+impl Clone for StorageError {
+    fn clone(&self) -> Self {
+        match self {
+            StorageError::Conflict(k) => StorageError::Conflict(k.clone()),
+            StorageError::AlreadyExists(k) => StorageError::AlreadyExists(k.clone()),
+            StorageError::InvalidKey(k) => StorageError::InvalidKey(k.clone()),
+            StorageError::Io { key, source } => StorageError::Io {
+                key: key.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            StorageError::Unavailable(m) => StorageError::Unavailable(m.clone()),
+        }
+    }
+}
+
 impl StorageError {
     pub fn io(key: &Key, source: std::io::Error) -> Self {
         StorageError::Io {
@@ -110,6 +126,13 @@ pub trait Storage: Send + Sync + 'static {
     async fn put_blob(&self, key: &Key, bytes: Bytes) -> Result<(), StorageError>;
 
     async fn get_blob(&self, key: &Key) -> Result<Option<Blob>, StorageError>;
+
+    /// Stores a blob that must not exist yet from the file at `path` (left in place), without
+    /// holding it in memory where the backend can (a large upstream tarball).
+    async fn put_blob_file(&self, key: &Key, path: &std::path::Path) -> Result<(), StorageError> {
+        let bytes = tokio::fs::read(path).await.map_err(|e| StorageError::io(key, e))?;
+        self.put_blob(key, bytes.into()).await
+    }
 
     /// Deletes a blob; absent blobs are not an error.
     async fn delete_blob(&self, key: &Key) -> Result<(), StorageError>;

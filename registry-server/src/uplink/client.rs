@@ -1,6 +1,8 @@
 //! One upstream registry: HTTP requests with its timeout, headers and credentials, and its health.
 
+use super::budget::{Budget, Room};
 use super::health::Health;
+use super::record;
 use crate::config::{Uplink, UplinkAuthKind};
 use crate::metrics::{Metrics, UplinkLabels};
 use bytes::Bytes;
@@ -9,7 +11,7 @@ use reqwest::header::{
 };
 use std::sync::Arc;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum FetchError {
     #[error("uplink {uplink} did not answer within {secs} s")]
     Timeout { uplink: String, secs: u64 },
@@ -17,6 +19,14 @@ pub enum FetchError {
     Failed { uplink: String, reason: String },
     #[error("uplink {0} is marked down after repeated failures")]
     Down(String),
+    #[error("uplink {uplink} sent a {what} larger than its limit of {limit} bytes (uplinks.{uplink}.max_{what}_size)")]
+    TooLarge {
+        uplink: String,
+        what: &'static str,
+        limit: u64,
+    },
+    #[error("uplink {uplink}: {reason}")]
+    Busy { uplink: String, reason: String },
 }
 
 /// An `npm audit` request to pass on: its path and body, and the headers that say how to read
@@ -36,7 +46,14 @@ pub struct AuditAnswer {
 }
 
 pub enum Packument {
-    Fresh { body: Bytes, etag: Option<String> },
+    /// The header line and the body as received, in one buffer (`body_at` is where the body
+    /// starts): what is stored, without a copy.
+    Fresh {
+        record: Bytes,
+        body_at: usize,
+        header: record::Header,
+        room: Arc<Room>,
+    },
     NotModified,
     NotFound,
 }
@@ -74,10 +91,12 @@ impl UplinkClient {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
+        // No overall timeout on the client: a large tarball may take long to arrive; packument and
+        // audit requests set one of their own, and every read waits at most `timeout`.
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .user_agent(concat!("npm-registry-server/", env!("CARGO_PKG_VERSION")))
-            .timeout(config.timeout)
+            .read_timeout(config.timeout)
             .connect_timeout(config.timeout.min(std::time::Duration::from_secs(10)))
             .danger_accept_invalid_certs(!config.strict_ssl)
             .build()
@@ -127,19 +146,46 @@ impl UplinkClient {
         }
     }
 
-    /// The full packument (the abbreviated form lacks `time`, which quarantine needs).
-    pub async fn packument(&self, escaped_name: &str, etag: Option<&str>) -> Result<Packument, FetchError> {
+    fn too_large(&self, what: &'static str, limit: u64) -> FetchError {
+        self.health.failed();
+        self.count("too_large");
+        FetchError::TooLarge {
+            uplink: self.name.clone(),
+            what,
+            limit,
+        }
+    }
+
+    fn busy(&self, e: impl std::fmt::Display) -> FetchError {
+        self.count("busy");
+        FetchError::Busy {
+            uplink: self.name.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// The full packument (the abbreviated form lacks `time`, which quarantine and pnpm's
+    /// `minimumReleaseAge` need), at most `max_packument_size` bytes of it, within one `timeout`
+    /// for the whole answer, its bytes held under `budget`.
+    pub async fn packument(
+        &self,
+        escaped_name: &str,
+        etag: Option<&str>,
+        budget: &Budget,
+    ) -> Result<Packument, FetchError> {
         if self.health.is_down() {
             return Err(FetchError::Down(self.name.clone()));
         }
+        let limit = self.config.max_packument_size;
         let mut req = self
             .http
             .get(format!("{}{escaped_name}", self.config.url))
+            .timeout(self.config.timeout)
             .header(ACCEPT, "application/json");
         if let Some(e) = etag {
             req = req.header(IF_NONE_MATCH, e);
         }
-        let res = req.send().await.map_err(|e| self.failure(e))?;
+        let mut res = req.send().await.map_err(|e| self.failure(e))?;
         match res.status() {
             reqwest::StatusCode::NOT_MODIFIED => {
                 self.health.succeeded();
@@ -153,23 +199,62 @@ impl UplinkClient {
             }
             s if s.is_success() => {
                 let etag = res.headers().get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
-                let body = res.bytes().await.map_err(|e| self.failure(e))?;
+                let declared = res.content_length();
+                if declared.is_some_and(|n| n > limit) {
+                    return Err(self.too_large("packument", limit));
+                }
+                let header = super::packument::header(&self.name, etag);
+                let line = record::header_line(&header);
+                let expected = line.len() as u64 + declared.unwrap_or(0);
+                let mut buf = budget
+                    .buffer(expected, self.config.timeout)
+                    .await
+                    .map_err(|e| self.busy(e))?;
+                buf.extend(&line).await.map_err(|e| self.busy(e))?;
+                // Checked as it arrives: an endless answer stops at the limit.
+                while let Some(chunk) = res.chunk().await.map_err(|e| self.failure(e))? {
+                    if (buf.len() - line.len() + chunk.len()) as u64 > limit {
+                        return Err(self.too_large("packument", limit));
+                    }
+                    buf.extend(&chunk).await.map_err(|e| self.busy(e))?;
+                }
                 self.health.succeeded();
                 self.count("ok");
-                Ok(Packument::Fresh { body, etag })
+                let (record, room) = buf.freeze();
+                Ok(Packument::Fresh {
+                    record,
+                    body_at: line.len(),
+                    header,
+                    room,
+                })
             }
             s => Err(self.bad_status(s)),
         }
     }
 
     /// Starts a tarball download: the response, once its status says the file follows. The body
-    /// is read by the caller, which reports the end with [`body_done`](Self::body_done) or
+    /// is read by the caller (each read waits at most `timeout`; the whole may take longer),
+    /// which reports the end with [`body_done`](Self::body_done) or
     /// [`body_failed`](Self::body_failed).
     pub async fn tarball(&self, url: &str) -> Result<Option<reqwest::Response>, FetchError> {
         if self.health.is_down() {
             return Err(FetchError::Down(self.name.clone()));
         }
-        let res = self.http.get(url).send().await.map_err(|e| self.failure(e))?;
+        let limit = self.config.max_tarball_size;
+        let res = tokio::time::timeout(self.config.timeout, self.http.get(url).send())
+            .await
+            .map_err(|_| {
+                self.health.failed();
+                self.count("timeout");
+                FetchError::Timeout {
+                    uplink: self.name.clone(),
+                    secs: self.config.timeout.as_secs(),
+                }
+            })?
+            .map_err(|e| self.failure(e))?;
+        if res.content_length().is_some_and(|n| n > limit) {
+            return Err(self.too_large("tarball", limit));
+        }
         match res.status() {
             reqwest::StatusCode::NOT_FOUND => {
                 self.count("not_found");
@@ -191,6 +276,11 @@ impl UplinkClient {
         self.failure(e)
     }
 
+    /// A download went past `max_tarball_size` without saying so up front.
+    pub fn tarball_too_large(&self) -> FetchError {
+        self.too_large("tarball", self.config.max_tarball_size)
+    }
+
     /// Passes an audit request on as it is (its body may be gzip-encoded).
     pub async fn audit(&self, request: &AuditRequest<'_>) -> Result<AuditAnswer, FetchError> {
         let mut req = self
@@ -205,6 +295,7 @@ impl UplinkClient {
             }
         }
         let res = req
+            .timeout(self.config.timeout)
             .body(request.body.clone())
             .send()
             .await

@@ -1,38 +1,42 @@
 //! Pull-through caching of upstream registries. Upstream packuments are kept apart from local data
 //! (under keys of their own in the storage backend, so they survive restarts and are shared by
-//! replicas), served without asking upstream within `maxage`, then revalidated with
-//! `If-None-Match` (a 304 counts as fresh). Concurrent requests for one package or tarball make a
-//! single upstream request. When upstream fails, stored data is served.
+//! replicas), as the bytes upstream sent ([`record`]); they are served without asking upstream
+//! within `maxage`, then revalidated with `If-None-Match` (a 304 counts as fresh). An answer is
+//! used and stored only when it is the packument asked for ([`Source::validate`]); when upstream
+//! fails in any way, stored data is served. Concurrent requests for one tarball make a single
+//! upstream request; large tarballs are downloaded to a spool file at upstream speed and read
+//! from there by every client ([`spool`]).
 
+mod budget;
 mod client;
 mod health;
-mod relay;
+mod packument;
+mod record;
+mod spool;
+mod tarball;
 
+pub use budget::{Budget, Room};
 pub use client::{AuditAnswer, AuditRequest, FetchError, UplinkClient};
+pub use packument::{Refresh, Upstream, UpstreamCopy};
 
 use crate::config::Uplink;
 use crate::metrics::Metrics;
-use crate::package::{PackageError, PackageName, integrity};
-use crate::storage::{Blob, Key, Revision, Storage, StorageError, StorageKey};
-use bytes::Bytes;
-use client::Packument;
-use moka::sync::Cache;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use crate::package::PackageError;
+use crate::package::packument::IndexError;
+use crate::storage::{Key, Storage, StorageError, StorageKey};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Mutex;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum UplinkError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
-    #[error("uplink {uplink} sent a packument for {name} that is not valid JSON: {reason}")]
+    #[error("uplink {uplink} sent an answer for {name} that is not its packument: {reason}")]
     BadDocument {
         uplink: String,
         name: String,
-        reason: String,
+        reason: IndexError,
     },
     #[error("tarball {file} from uplink {uplink} was refused: {source}")]
     Integrity {
@@ -44,96 +48,37 @@ pub enum UplinkError {
     Storage(#[from] StorageError),
 }
 
-/// An upstream packument as stored: which uplink, its ETag, when it was fetched.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Record {
-    uplink: String,
-    etag: Option<String>,
-    /// Milliseconds since the epoch.
-    fetched: i64,
-    doc: Value,
-}
-
-#[derive(Debug)]
-pub struct UpstreamDoc {
-    pub uplink: String,
-    pub etag: Option<String>,
-    pub fetched: i64,
-    pub doc: Value,
-    size: usize,
-    revision: Option<Revision>,
-}
-
-impl UpstreamDoc {
-    /// Changes whenever the upstream data or its freshness does.
-    pub fn stamp(&self) -> String {
-        format!(
-            "{}:{}:{}",
-            self.uplink,
-            self.etag.as_deref().unwrap_or("-"),
-            self.fetched
-        )
-    }
-}
-
-/// What a tarball fetch produced.
-pub enum Fetched {
-    /// Another request stored it meanwhile: read it from storage.
-    Stored,
-    /// A small file, downloaded and verified whole.
-    Bytes(Bytes),
-    /// A large file, passed on while it downloads (see `relay`).
-    Streaming(Blob),
-}
-
-/// Tarballs larger than this are passed on while they download; smaller ones arrive in about a
-/// round trip anyway, and are checked whole first so that a mismatch still answers a clear 502.
-const STREAM_ABOVE: u64 = 1024 * 1024;
-
-/// Checks an upstream tarball against the integrity its packument declares.
-fn verify(uplink: &str, file: &str, bytes: &[u8], sri: Option<&str>, shasum: Option<&str>) -> Result<(), UplinkError> {
-    integrity::verify(file, bytes, sri, shasum).map_err(|e| UplinkError::Integrity {
-        uplink: uplink.to_owned(),
-        file: file.to_owned(),
-        source: Box::new(e),
-    })
-}
-
-/// Stores a verified upstream tarball; a failure only costs a later download.
-async fn keep(storage: &dyn Storage, key: &Key, bytes: Bytes, package: &str, file: &str) {
-    match storage.put_blob(key, bytes).await {
-        Ok(()) | Err(StorageError::AlreadyExists(_)) => {}
-        Err(e) => tracing::warn!(package, file, error = %e, "tarball not cached"),
-    }
-}
+/// How much of the budget for upstream documents in flight one uplink's largest packument may
+/// take: room for one at the limit and several ordinary ones beside it.
+const IN_FLIGHT_PER_LARGEST: f64 = 1.5;
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-fn doc_key(name: &PackageName) -> Result<Key, StorageError> {
-    StorageKey::UplinkPackument { package: name.as_str() }.key()
+fn doc_key(name: &str) -> Result<Key, StorageError> {
+    StorageKey::UplinkPackument { package: name }.key()
 }
 
-fn tarball_key(name: &PackageName, file: &str) -> Result<Key, StorageError> {
-    StorageKey::UplinkTarball {
-        package: name.as_str(),
-        file,
-    }
-    .key()
+fn tarball_key(name: &str, file: &str) -> Result<Key, StorageError> {
+    StorageKey::UplinkTarball { package: name, file }.key()
 }
 
 /// `@scope%2fname`, the spelling every registry accepts.
-fn escaped(name: &PackageName) -> String {
-    name.as_str().replace('/', "%2f")
+fn escaped(name: &str) -> String {
+    name.replace('/', "%2f")
 }
 
 pub struct Uplinks {
     clients: BTreeMap<String, Arc<UplinkClient>>,
     storage: Arc<dyn Storage>,
-    docs: Cache<String, Arc<UpstreamDoc>>,
-    /// One async lock per package or tarball: the single flight of upstream requests.
-    flights: Cache<String, Arc<Mutex<()>>>,
+    budget: Budget,
+    /// Upstream packument requests in flight, by package: one per package however many ask.
+    refreshes: crate::flight::Flights<Refresh>,
+    /// Large tarball downloads in flight, by storage key.
+    spools: Arc<Mutex<HashMap<String, Arc<spool::Spool>>>>,
+    /// Small tarball downloads in flight, by storage key.
+    fetches: crate::flight::Flights<Result<Option<tarball::Fetched>, UplinkError>>,
 }
 
 impl Uplinks {
@@ -149,197 +94,39 @@ impl Uplinks {
                 Arc::new(UplinkClient::new(name, uplink.clone(), metrics.clone())?),
             );
         }
+        let largest = config.values().map(|u| u.max_packument_size).max().unwrap_or(0);
         Ok(Uplinks {
             clients,
             storage,
-            docs: Cache::builder()
-                .max_capacity(256 * 1024 * 1024)
-                .weigher(|_, d: &Arc<UpstreamDoc>| d.size.try_into().unwrap_or(u32::MAX))
-                .build(),
-            flights: Cache::builder().time_to_idle(Duration::from_secs(300)).build(),
+            budget: Budget::new(Self::in_flight_budget(largest)),
+            refreshes: Default::default(),
+            spools: Arc::new(Mutex::new(HashMap::new())),
+            fetches: Default::default(),
         })
     }
 
-    fn flight(&self, key: &str) -> Arc<Mutex<()>> {
-        self.flights.get_with(key.to_owned(), || Arc::new(Mutex::new(())))
+    /// The memory upstream documents in flight may take, for uplinks whose largest
+    /// `max_packument_size` is `largest`.
+    pub fn in_flight_budget(largest: u64) -> u64 {
+        (largest as f64 * IN_FLIGHT_PER_LARGEST) as u64
     }
 
-    fn maxage(&self, proxies: &[String]) -> Duration {
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    fn client(&self, uplink: &str) -> Option<&Arc<UplinkClient>> {
+        self.clients.get(uplink)
+    }
+
+    /// How long an upstream copy is served without asking upstream again.
+    pub fn maxage(&self, proxies: &[String]) -> Duration {
         proxies
             .iter()
             .filter_map(|p| self.clients.get(p))
             .map(|c| c.config.maxage)
             .min()
             .unwrap_or_default()
-    }
-
-    async fn load(&self, name: &PackageName) -> Result<Option<Arc<UpstreamDoc>>, StorageError> {
-        let Some(v) = self.storage.read(&doc_key(name)?).await? else {
-            return Ok(None);
-        };
-        let Ok(record) = serde_json::from_slice::<Record>(&v.bytes) else {
-            tracing::warn!(package = %name, "ignoring an unreadable uplink cache entry");
-            return Ok(None);
-        };
-        Ok(Some(Arc::new(UpstreamDoc {
-            uplink: record.uplink,
-            etag: record.etag,
-            fetched: record.fetched,
-            doc: record.doc,
-            size: v.bytes.len(),
-            revision: Some(v.revision),
-        })))
-    }
-
-    async fn save(&self, name: &PackageName, doc: UpstreamDoc, previous: Option<&Revision>) -> Arc<UpstreamDoc> {
-        let record = Record {
-            uplink: doc.uplink.clone(),
-            etag: doc.etag.clone(),
-            fetched: doc.fetched,
-            doc: doc.doc.clone(),
-        };
-        let bytes = Bytes::from(serde_json::to_vec(&record).expect("JSON serializes"));
-        let size = bytes.len();
-        let revision = match doc_key(name) {
-            Ok(key) => match self.storage.write(&key, bytes, previous).await {
-                Ok(r) => Some(r),
-                // Another replica refreshed it meanwhile, or storage is down: the copy in memory
-                // still serves.
-                Err(e) => {
-                    tracing::debug!(package = %name, error = %e, "uplink cache entry not stored");
-                    None
-                }
-            },
-            Err(_) => None,
-        };
-        let doc = Arc::new(UpstreamDoc { size, revision, ..doc });
-        self.docs.insert(name.to_string(), doc.clone());
-        doc
-    }
-
-    /// The package's upstream packument from the first of `proxies` that has it, fresh within
-    /// `maxage`, or stale when every uplink fails. `None` when no uplink knows the package.
-    pub async fn packument(
-        &self,
-        name: &PackageName,
-        proxies: &[String],
-    ) -> Result<Option<Arc<UpstreamDoc>>, UplinkError> {
-        let maxage = self.maxage(proxies).as_millis() as i64;
-        let fresh = |d: &UpstreamDoc| now_ms() - d.fetched < maxage && proxies.contains(&d.uplink);
-        if let Some(d) = self.docs.get(name.as_str()).filter(|d| fresh(d)) {
-            return Ok(Some(d));
-        }
-        let flight = self.flight(name.as_str());
-        let _single = flight.lock().await;
-        let current = match self.docs.get(name.as_str()) {
-            Some(d) => Some(d),
-            None => self.load(name).await.unwrap_or(None),
-        };
-        if let Some(d) = current.as_ref().filter(|d| fresh(d)) {
-            self.docs.insert(name.to_string(), d.clone());
-            return Ok(Some(d.clone()));
-        }
-        let mut failure = None;
-        for uplink in proxies {
-            let Some(client) = self.clients.get(uplink) else {
-                continue;
-            };
-            let etag = current
-                .as_ref()
-                .filter(|d| d.uplink == *uplink)
-                .and_then(|d| d.etag.clone());
-            match client.packument(&escaped(name), etag.as_deref()).await {
-                Ok(Packument::NotModified) => {
-                    let d = current.as_ref().expect("a 304 answers our own ETag");
-                    let refreshed = UpstreamDoc {
-                        uplink: d.uplink.clone(),
-                        etag: d.etag.clone(),
-                        fetched: now_ms(),
-                        doc: d.doc.clone(),
-                        size: d.size,
-                        revision: None,
-                    };
-                    return Ok(Some(self.save(name, refreshed, d.revision.as_ref()).await));
-                }
-                Ok(Packument::Fresh { body, etag }) => {
-                    let doc: Value = serde_json::from_slice(&body).map_err(|e| UplinkError::BadDocument {
-                        uplink: uplink.clone(),
-                        name: name.to_string(),
-                        reason: e.to_string(),
-                    })?;
-                    let new = UpstreamDoc {
-                        uplink: uplink.clone(),
-                        etag,
-                        fetched: now_ms(),
-                        doc,
-                        size: body.len(),
-                        revision: None,
-                    };
-                    let previous = current.as_ref().and_then(|d| d.revision.clone());
-                    return Ok(Some(self.save(name, new, previous.as_ref()).await));
-                }
-                Ok(Packument::NotFound) => continue,
-                Err(e) => {
-                    tracing::warn!(package = %name, error = %e, "uplink request failed");
-                    failure = Some(e);
-                }
-            }
-        }
-        match (current, failure) {
-            // Stale is better than broken.
-            (Some(d), Some(_)) => Ok(Some(d)),
-            (_, Some(e)) => Err(e.into()),
-            (_, None) => Ok(None),
-        }
-    }
-
-    /// An upstream tarball this cache has already stored.
-    pub async fn cached_tarball(&self, name: &PackageName, file: &str) -> Result<Option<Blob>, StorageError> {
-        self.storage.get_blob(&tarball_key(name, file)?).await
-    }
-
-    /// Fetches a tarball from `uplink`, checks it against the integrity its packument declares,
-    /// and stores it (when the uplink caches). One fetch per file however many ask at once: the
-    /// others wait, then read it from storage.
-    pub async fn tarball(
-        &self,
-        name: &PackageName,
-        file: &str,
-        uplink: &str,
-        url: &str,
-        sri: Option<&str>,
-        shasum: Option<&str>,
-    ) -> Result<Option<Fetched>, UplinkError> {
-        let key = tarball_key(name, file)?;
-        let single = self.flight(key.as_str()).lock_owned().await;
-        if self.storage.revision(&key).await?.is_some() {
-            return Ok(Some(Fetched::Stored));
-        }
-        let Some(client) = self.clients.get(uplink).cloned() else {
-            return Ok(None);
-        };
-        let Some(res) = client.tarball(url).await? else {
-            return Ok(None);
-        };
-        let cache = client.config.cache.then(|| (self.storage.clone(), key));
-        if let Some(len) = res.content_length().filter(|&n| n > STREAM_ABOVE) {
-            let download = relay::Download {
-                client,
-                package: name.to_string(),
-                file: file.to_owned(),
-                sri: sri.map(str::to_owned),
-                shasum: shasum.map(str::to_owned),
-                cache,
-            };
-            return Ok(Some(Fetched::Streaming(relay::start(download, res, len, single))));
-        }
-        let bytes = res.bytes().await.map_err(|e| client.body_failed(e))?;
-        client.body_done();
-        verify(uplink, file, &bytes, sri, shasum)?;
-        if let Some((storage, key)) = &cache {
-            keep(storage.as_ref(), key, bytes.clone(), name.as_str(), file).await;
-        }
-        Ok(Some(Fetched::Bytes(bytes)))
     }
 
     /// Passes an audit request to the first uplink that answers it.

@@ -45,6 +45,26 @@ fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// Puts the blob written to `tmp` (by `fill`) at `path`, unless `path` exists.
+fn link_new_blob(path: &Path, k: &Key, fill: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<(), StorageError> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| StorageError::io(k, e))?;
+    }
+    let tmp = temp_name(path);
+    fill(&tmp).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        StorageError::io(k, e)
+    })?;
+    // link() refuses to replace an existing name, unlike rename(): write-once for free.
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(StorageError::AlreadyExists(k.as_str().to_owned())),
+        Err(e) => Err(StorageError::io(k, e)),
+    }
+}
+
 impl FsStorage {
     pub fn new(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
         let root = root.into();
@@ -185,25 +205,19 @@ impl Storage for FsStorage {
     async fn put_blob(&self, key: &Key, bytes: Bytes) -> Result<(), StorageError> {
         let path = self.path(key);
         let k = key.clone();
+        tokio::task::spawn_blocking(move || link_new_blob(&path, &k, |tmp| write_new_file(tmp, &bytes)))
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("storage task failed: {e}")))?
+    }
+
+    async fn put_blob_file(&self, key: &Key, source: &Path) -> Result<(), StorageError> {
+        let (path, source) = (self.path(key), source.to_owned());
+        let k = key.clone();
         tokio::task::spawn_blocking(move || {
-            if let Some(dir) = path.parent() {
-                fs::create_dir_all(dir).map_err(|e| StorageError::io(&k, e))?;
-            }
-            let tmp = temp_name(&path);
-            write_new_file(&tmp, &bytes).map_err(|e| {
-                let _ = fs::remove_file(&tmp);
-                StorageError::io(&k, e)
-            })?;
-            // link() refuses to replace an existing name, unlike rename(): write-once for free.
-            let linked = fs::hard_link(&tmp, &path);
-            let _ = fs::remove_file(&tmp);
-            match linked {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                    Err(StorageError::AlreadyExists(k.as_str().to_owned()))
-                }
-                Err(e) => Err(StorageError::io(&k, e)),
-            }
+            link_new_blob(&path, &k, |tmp| {
+                fs::copy(&source, tmp)?;
+                File::open(tmp)?.sync_all()
+            })
         })
         .await
         .map_err(|e| StorageError::Unavailable(format!("storage task failed: {e}")))?

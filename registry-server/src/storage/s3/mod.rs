@@ -63,13 +63,22 @@ impl S3Storage {
         bytes: Bytes,
         content_type: &str,
     ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
+        self.put_stream(key, ByteStream::from(bytes), content_type)
+    }
+
+    fn put_stream(
+        &self,
+        key: &Key,
+        body: ByteStream,
+        content_type: &str,
+    ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
         let put = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(self.object_key(key))
             .content_type(content_type)
-            .body(ByteStream::from(bytes));
+            .body(body);
         match &self.sse_kms_key_id {
             None => put,
             Some(id) => put
@@ -195,6 +204,25 @@ impl Storage for S3Storage {
         let what = self.what("PUT", key);
         match self
             .put(key, bytes, "application/octet-stream")
+            .if_none_match("*")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match classify(&what, e) {
+                Failure::PreconditionFailed => Err(StorageError::AlreadyExists(key.as_str().to_owned())),
+                f => Err(f.into_error(&what)),
+            },
+        }
+    }
+
+    async fn put_blob_file(&self, key: &Key, path: &std::path::Path) -> Result<(), StorageError> {
+        let what = self.what("PUT", key);
+        let body = ByteStream::from_path(path)
+            .await
+            .map_err(|e| StorageError::io(key, std::io::Error::other(e.to_string())))?;
+        match self
+            .put_stream(key, body, "application/octet-stream")
             .if_none_match("*")
             .send()
             .await

@@ -1,52 +1,27 @@
-//! Views of a stored packument: the full document clients read (internal fields dropped, tarball
-//! URLs pointing at us), the abbreviated "corgi" install form, and one version.
+//! Views of a packument: the full document clients read (internal fields dropped, tarball URLs
+//! pointing at us), the abbreviated "corgi" install form, and one version.
+//!
+//! The read path cuts them from the stored bytes without building a tree of values
+//! ([`index`] finds the parts, [`views`] assembles [`template`]s of slices of those bytes); the
+//! one-off `?write=true` read of a modification uses [`client_view`] on a parsed document.
+
+mod emit;
+pub mod index;
+pub mod template;
+mod views;
+#[cfg(test)]
+mod views_tests;
+
+pub use index::{IndexError, Source};
+pub use template::{Part, Template};
+pub use views::{Inputs, Origin, Packument, UpstreamTarball};
 
 use super::PackageName;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-/// Fields a version keeps in the abbreviated form (npm's list, plus `libc`, harmless for npm and
-/// needed by bun).
-const ABBREVIATED_VERSION_FIELDS: &[&str] = &[
-    "name",
-    "version",
-    "dist",
-    "deprecated",
-    "dependencies",
-    "acceptDependencies",
-    "optionalDependencies",
-    "devDependencies",
-    "bundleDependencies",
-    "bundledDependencies",
-    "peerDependencies",
-    "peerDependenciesMeta",
-    "bin",
-    "directories",
-    "engines",
-    "_hasShrinkwrap",
-    "funding",
-    "cpu",
-    "os",
-    "libc",
-];
-
 /// Stored bookkeeping (ours and Verdaccio's) that clients never see.
 const INTERNAL_FIELDS: &[&str] = &["_uplinks", "_distfiles"];
-
-/// Top-level fields npm hoists from the `latest` version; yarn 1 relies on `repository` and
-/// `homepage` being there.
-const HOISTED_FIELDS: &[&str] = &[
-    "description",
-    "homepage",
-    "repository",
-    "bugs",
-    "keywords",
-    "license",
-    "author",
-    "contributors",
-];
-
-const INSTALL_SCRIPTS: &[&str] = &["preinstall", "install", "postinstall"];
 
 /// `base` (ending in `/`) + the canonical tarball path.
 pub fn tarball_url(base: &str, name: &PackageName, file: &str) -> String {
@@ -96,7 +71,7 @@ fn hoist_latest(obj: &mut Map<String, Value>) {
         .and_then(|v| obj.get("versions")?.get(v))
         .cloned();
     if let Some(Value::Object(latest)) = latest {
-        for f in HOISTED_FIELDS {
+        for f in &index::FIELDS[index::HOISTED_FIELDS] {
             if !obj.contains_key(*f)
                 && let Some(v) = latest.get(*f)
             {
@@ -106,7 +81,9 @@ fn hoist_latest(obj: &mut Map<String, Value>) {
     }
 }
 
-/// The abbreviated install form of a full client view.
+/// The abbreviated install form of a full client view: the tree-of-values oracle the byte views
+/// are tested against.
+#[cfg(test)]
 pub fn abbreviated_view(full: &Value) -> Value {
     let mut out = Map::new();
     for f in ["name", "dist-tags"] {
@@ -121,7 +98,7 @@ pub fn abbreviated_view(full: &Value) -> Value {
     if let Some(all) = full.get("versions").and_then(Value::as_object) {
         for (v, manifest) in all {
             let mut slim = Map::new();
-            for f in ABBREVIATED_VERSION_FIELDS {
+            for f in &index::FIELDS[..index::ABBREVIATED_FIELDS] {
                 if let Some(x) = manifest.get(*f) {
                     slim.insert((*f).to_owned(), x.clone());
                 }
@@ -129,7 +106,7 @@ pub fn abbreviated_view(full: &Value) -> Value {
             let has_install_script = manifest
                 .get("scripts")
                 .and_then(Value::as_object)
-                .is_some_and(|s| INSTALL_SCRIPTS.iter().any(|k| s.contains_key(*k)));
+                .is_some_and(|s| index::INSTALL_SCRIPTS.iter().any(|k| s.contains_key(*k)));
             if has_install_script || manifest.get("hasInstallScript") == Some(&Value::Bool(true)) {
                 slim.insert("hasInstallScript".into(), Value::Bool(true));
             }
@@ -140,7 +117,8 @@ pub fn abbreviated_view(full: &Value) -> Value {
     Value::Object(out)
 }
 
-/// One version by number or dist-tag, from a client view.
+/// One version by number or dist-tag, from a client view (the oracle of [`Packument::version`]).
+#[cfg(test)]
 pub fn version_view(full: &Value, spec: &str) -> Option<Value> {
     let versions = full.get("versions")?;
     if let Some(v) = versions.get(spec) {
