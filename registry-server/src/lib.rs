@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod flight;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod package;
 pub mod registry;

@@ -49,19 +49,8 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-/// glibc gives every thread that allocates an arena of its own (up to eight per core) and keeps
-/// freed memory in each: tarball reads spread over the blocking pool then triple the peak RSS.
-/// Two arenas keep it near the live set at no throughput cost we could measure (e2e/bench).
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called before any thread is started.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
-}
-
 fn main() -> anyhow::Result<()> {
-    limit_malloc_arenas();
+    registry_server::memory::configure();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -83,6 +72,7 @@ async fn serve() -> anyhow::Result<()> {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
+    tokio::spawn(registry_server::memory::return_freed());
     let app = registry_server::app::build(&config)
         .await
         .context("cannot open storage")?;

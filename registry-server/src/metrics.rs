@@ -5,6 +5,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -34,6 +35,11 @@ impl ResultLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HeldLabel {
+    pub held: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabel {
     pub op: &'static str,
 }
@@ -60,6 +66,7 @@ pub struct Metrics {
     pub storage_duration: HistogramFamily<OpLabel>,
     pub storage_errors: Family<OpLabel, Counter>,
     pub uplink_requests: Family<UplinkLabels, Counter>,
+    pub memory: Family<HeldLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -73,6 +80,7 @@ impl Default for Metrics {
         let storage_duration = HistogramFamily::<OpLabel>::new_with_constructor(latency_histogram as fn() -> Histogram);
         let storage_errors = Family::<OpLabel, Counter>::default();
         let uplink_requests = Family::<UplinkLabels, Counter>::default();
+        let memory = Family::<HeldLabel, Gauge>::default();
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -108,6 +116,11 @@ impl Default for Metrics {
             "Requests to uplinks by outcome",
             uplink_requests.clone(),
         );
+        registry.register(
+            "memory_bytes",
+            "Bytes held in memory, by what holds them (packument_cache, tarball_cache, upstream_in_flight)",
+            memory.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -117,6 +130,7 @@ impl Default for Metrics {
             storage_duration,
             storage_errors,
             uplink_requests,
+            memory,
         }
     }
 }
@@ -128,6 +142,13 @@ impl Metrics {
 
     pub fn tarball_cache(&self, hit: bool) {
         self.tarball_cache.get_or_create(&ResultLabel::hit(hit)).inc();
+    }
+
+    /// What `held` holds in memory now.
+    pub fn held(&self, held: &'static str, bytes: u64) {
+        self.memory
+            .get_or_create(&HeldLabel { held })
+            .set(bytes.try_into().unwrap_or(i64::MAX));
     }
 
     pub fn render(&self) -> String {

@@ -68,7 +68,9 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next
     res
 }
 
-pub async fn endpoint(State(metrics): State<Arc<Metrics>>) -> Response {
+pub async fn endpoint(State(state): State<AppState>) -> Response {
+    let metrics = &state.metrics;
+    state.registry.report_memory();
     (
         [(
             header::CONTENT_TYPE,

@@ -94,6 +94,14 @@ impl Registry {
         self
     }
 
+    /// Puts what the packument cache and upstream documents in flight hold into the metrics.
+    pub fn report_memory(&self) {
+        self.metrics.held("packument_cache", self.cache.weighted_size());
+        if let Some(u) = &self.uplinks {
+            self.metrics.held("upstream_in_flight", u.budget().in_use());
+        }
+    }
+
     /// Whether storage can be used right now (readiness).
     pub async fn check_storage(&self) -> Result<()> {
         Ok(self.storage.check().await?)

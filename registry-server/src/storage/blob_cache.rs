@@ -117,6 +117,7 @@ impl<S: Storage> Storage for BlobCache<S> {
                 checked: AtomicU64::new(self.now_ms()),
             };
             self.entries.insert(key.as_str().to_owned(), Arc::new(entry));
+            self.metrics.held("tarball_cache", self.entries.weighted_size());
         }
         Ok(Some(Blob::whole(bytes)))
     }

@@ -49,6 +49,12 @@ impl Budget {
         self.bytes
     }
 
+    /// Bytes reserved now.
+    pub fn in_use(&self) -> u64 {
+        let free = self.permits.available_permits() as u64 * UNIT;
+        self.bytes.div_ceil(UNIT) * UNIT - free
+    }
+
     /// An empty buffer with room for `expected` bytes reserved.
     pub async fn buffer(&self, expected: u64, wait: Duration) -> Result<Buffer, Exhausted> {
         let mut b = Buffer {
@@ -82,6 +88,7 @@ struct Owned {
 impl Drop for Owned {
     fn drop(&mut self) {
         self.room.release();
+        crate::memory::freed(self.bytes.len());
     }
 }
 

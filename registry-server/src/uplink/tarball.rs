@@ -119,11 +119,15 @@ impl Uplinks {
                     tracing::error!(package = %name, file, error = %e, "tarball refused");
                     refused(e)
                 })?;
-                if let Some((storage, key)) = &store {
-                    match storage.put_blob(key, bytes.clone()).await {
-                        Ok(()) | Err(StorageError::AlreadyExists(_)) => {}
-                        Err(e) => tracing::warn!(package = %name, file, error = %e, "tarball not cached"),
-                    }
+                // Stored beside the answer, not before it (a durable write takes a while).
+                if let Some((storage, key)) = store {
+                    let (b, package, file) = (bytes.clone(), name.to_string(), file.to_owned());
+                    tokio::spawn(async move {
+                        match storage.put_blob(&key, b).await {
+                            Ok(()) | Err(StorageError::AlreadyExists(_)) => {}
+                            Err(e) => tracing::warn!(package, file, error = %e, "tarball not cached"),
+                        }
+                    });
                 }
                 Ok(Some(Fetched::Bytes(bytes)))
             }

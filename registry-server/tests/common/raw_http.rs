@@ -137,6 +137,19 @@ impl Download {
         }
     }
 
+    /// Reads what arrives next (up to `max` bytes); how many bytes that was (0 at the end).
+    pub fn read_some(&mut self, max: usize) -> usize {
+        use std::io::Read;
+        let mut chunk = vec![0u8; max];
+        match self.socket.read(&mut chunk) {
+            Ok(n) => {
+                self.body.extend_from_slice(&chunk[..n]);
+                n
+            }
+            Err(_) => 0,
+        }
+    }
+
     /// Reads until the server closes the connection or breaks it off; the body received.
     pub fn finish(mut self) -> Vec<u8> {
         use std::io::Read;

@@ -125,6 +125,12 @@ impl Document {
     }
 }
 
+impl Drop for Document {
+    fn drop(&mut self) {
+        crate::memory::freed(self.weight());
+    }
+}
+
 /// A JSON string's content: the base URL goes inside `"..."`.
 fn json_escaped(s: &str) -> Bytes {
     let quoted = serde_json::to_string(s).expect("a string serializes");
