@@ -2,7 +2,9 @@
 //!
 //! Data only. The server parses it and validates every value (naming the key and the reason, so
 //! values are loosely typed here); the operator renders it into a ConfigMap, so it cannot write a
-//! key the server does not know. Defaults live in [`defaults`], once for both.
+//! key the server does not know. Defaults live in [`defaults`], once for both. Each type says in
+//! `expecting` what a user should have written, so that a misplaced value is reported in the
+//! file's terms, never with a type name of ours.
 
 pub mod defaults;
 
@@ -12,7 +14,10 @@ use serde_yaml::Value;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(
+    default,
+    expecting = "a mapping of settings (storage, listen, packages, uplinks, auth, ...)"
+)]
 pub struct ConfigFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage: Option<String>,
@@ -46,14 +51,19 @@ pub struct ConfigFile {
     pub packument_cache: Option<CacheFile>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tarball_cache: Option<CacheFile>,
+    /// Ours: `auth` plugin sections to start without (their users cannot log in here). Without
+    /// it, a plugin section this server does not implement stops it from starting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignore_auth_plugins: Option<StringList>,
+    /// Which tokens Verdaccio issued and how to check them (`api.legacy`, `api.jwt`, `web`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecurityFile>,
 
     // Verdaccio settings this server accepts without using them; each gets a warning.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugins: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub middlewares: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub security: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,15 +92,20 @@ pub struct ConfigFile {
     pub user_rate_limit: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub self_path: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_path: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<Value>,
+    #[serde(rename = "_debug", skip_serializing_if = "Option::is_none")]
+    pub debug: Option<Value>,
 }
 
 impl ConfigFile {
     /// Verdaccio keys that are read but have no effect here.
     pub fn unused_verdaccio_keys(&self) -> Vec<&'static str> {
-        let pairs: [(&'static str, bool); 17] = [
+        let pairs: [(&'static str, bool); 19] = [
             ("plugins", self.plugins.is_some()),
             ("middlewares", self.middlewares.is_some()),
-            ("security", self.security.is_some()),
             ("server", self.server.is_some()),
             ("i18n", self.i18n.is_some()),
             ("notify", self.notify.is_some()),
@@ -105,6 +120,9 @@ impl ConfigFile {
             ("user_agent", self.user_agent.is_some()),
             ("userRateLimit", self.user_rate_limit.is_some()),
             ("self_path", self.self_path.is_some()),
+            ("config_path", self.config_path.is_some()),
+            ("server_id", self.server_id.is_some()),
+            ("_debug", self.debug.is_some()),
         ];
         pairs.into_iter().filter(|(_, set)| *set).map(|(k, _)| k).collect()
     }
@@ -112,7 +130,10 @@ impl ConfigFile {
 
 /// Verdaccio accepts both `access: $all staff` and `access: [$all, staff]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "names, as a list or separated by spaces (`$all`, `alice staff`, `[alice, staff]`)"
+)]
 pub enum StringList {
     One(String),
     Many(Vec<String>),
@@ -131,7 +152,10 @@ impl StringList {
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(
+    default,
+    expecting = "a package rule: a mapping with access, publish, unpublish, proxy (under a package pattern such as '**')"
+)]
 pub struct RuleFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access: Option<StringList>,
@@ -159,7 +183,10 @@ pub struct RuleFile {
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(
+    default,
+    expecting = "an uplink: a mapping with url, timeout, maxage, ... (under the uplink's name)"
+)]
 pub struct UplinkFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -192,7 +219,7 @@ pub struct UplinkFile {
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, expecting = "a mapping with type (bearer or basic) and token_env")]
 pub struct UplinkAuthFile {
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
@@ -204,7 +231,7 @@ pub struct UplinkAuthFile {
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, expecting = "a mapping of auth plugins (htpasswd: {file: ...})")]
 pub struct AuthFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub htpasswd: Option<HtpasswdFile>,
@@ -214,7 +241,7 @@ pub struct AuthFile {
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, expecting = "a mapping with file and max_users")]
 pub struct HtpasswdFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
@@ -227,7 +254,7 @@ pub struct HtpasswdFile {
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, expecting = "a mapping with enable, title, ...")]
 pub struct WebFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enable: Option<bool>,
@@ -239,7 +266,7 @@ pub struct WebFile {
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, expecting = "a mapping with type, format and level")]
 pub struct LogFile {
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
@@ -258,12 +285,44 @@ pub struct LogFile {
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, expecting = "a mapping with max_size and revalidate_after")]
 pub struct CacheFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_size: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revalidate_after: Option<Value>,
+}
+
+/// Verdaccio's `security`: how the API and the web UI sign and check tokens.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, expecting = "a mapping with api and web")]
+pub struct SecurityFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api: Option<ApiSecurityFile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web: Option<JwtFile>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, expecting = "a mapping with legacy and jwt")]
+pub struct ApiSecurityFile {
+    /// AES legacy tokens (Verdaccio's default); with `jwt` set, JWTs instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtFile>,
+    #[serde(rename = "migrateToSecureLegacySignature", skip_serializing_if = "Option::is_none")]
+    pub migrate_to_secure_legacy_signature: Option<bool>,
+}
+
+/// `sign` and `verify` options of Verdaccio's JWTs (those of node's `jsonwebtoken`).
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, expecting = "a mapping with sign and verify")]
+pub struct JwtFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sign: Option<BTreeMap<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<BTreeMap<String, Value>>,
 }
 
 #[cfg(test)]

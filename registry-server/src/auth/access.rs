@@ -21,6 +21,11 @@ pub enum Denied {
     /// Anonymous callers are told to log in.
     #[error("authentication required to {verb} {name}; log in with `npm login`")]
     LoginRequired { verb: &'static str, name: String },
+    /// Anonymous because the token sent did not hold: told so, and how to get a new one.
+    #[error(
+        "the token sent is invalid, expired or revoked, so this request counts as anonymous and may not {verb} {name}; log in again with `npm login`"
+    )]
+    InvalidToken { verb: &'static str, name: String },
     /// A package the caller may not read is reported as missing: its existence is not revealed.
     #[error("package {0} not found")]
     Hidden(String),
@@ -73,6 +78,7 @@ impl AccessRules {
         };
         let name = name.to_owned();
         Err(match (&who.name, action) {
+            (None, _) if who.rejected_token => Denied::InvalidToken { verb, name },
             (None, _) => Denied::LoginRequired { verb, name },
             (Some(_), Action::Access) => Denied::Hidden(name),
             (Some(user), _) => Denied::Forbidden {
@@ -81,6 +87,16 @@ impl AccessRules {
                 name,
             },
         })
+    }
+
+    /// Refuses any change to `name` (publish, update, unpublish, tag) before the request's body is
+    /// read: `who` may neither publish nor unpublish it. The change itself is checked again once
+    /// the body says what it is.
+    pub fn check_change(&self, name: &str, who: &Identity) -> Result<(), Denied> {
+        match self.check(name, Action::Publish, who) {
+            Err(denied) if self.check(name, Action::Unpublish, who).is_err() => Err(denied),
+            _ => Ok(()),
+        }
     }
 
     /// The upstream versions the package's rule hides.
@@ -128,6 +144,38 @@ mod tests {
             r.allows("lodash", Action::Unpublish, &carol),
             "unpublish falls back to publish"
         );
+    }
+
+    #[test]
+    fn a_rejected_token_is_anonymous_and_told_so() {
+        let r = rules(
+            "packages:\n  'open-*': {access: $all, publish: $all}\n  '**': {access: $all, publish: $authenticated}\n",
+        );
+        let stale = Identity::with_rejected_token();
+        assert!(r.check("open-lib", Action::Access, &stale).is_ok());
+        assert!(r.check("open-lib", Action::Publish, &stale).is_ok(), "$all publishes");
+        let denied = r.check("lib", Action::Publish, &stale).unwrap_err();
+        assert!(matches!(denied, Denied::InvalidToken { .. }), "{denied:?}");
+        assert!(denied.to_string().contains("npm login"), "{denied}");
+        assert!(matches!(
+            r.check("lib", Action::Publish, &Identity::anonymous()),
+            Err(Denied::LoginRequired { .. })
+        ));
+    }
+
+    #[test]
+    fn changes_are_refused_before_the_body_only_when_nothing_could_be_allowed() {
+        let r = rules("packages:\n  'mine': {access: $all, publish: alice, unpublish: bob}\n  '**': {access: $all}\n");
+        let alice = Identity::user("alice", vec![]);
+        let bob = Identity::user("bob", vec![]);
+        let carol = Identity::user("carol", vec![]);
+        assert!(r.check_change("mine", &alice).is_ok());
+        assert!(r.check_change("mine", &bob).is_ok(), "bob may unpublish");
+        assert!(matches!(r.check_change("mine", &carol), Err(Denied::Forbidden { .. })));
+        assert!(matches!(
+            r.check_change("other", &Identity::anonymous()),
+            Err(Denied::LoginRequired { .. })
+        ));
     }
 
     #[test]

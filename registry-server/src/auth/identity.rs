@@ -7,6 +7,8 @@ pub struct Identity {
     pub readonly: bool,
     /// The key (hash) of the token this request used, if any.
     pub token_key: Option<String>,
+    /// Anonymous because the token sent was unknown, expired or revoked: a refusal says so.
+    pub rejected_token: bool,
 }
 
 /// Verdaccio's legacy spellings of its built-in groups.
@@ -28,6 +30,15 @@ impl Identity {
             groups: Vec::new(),
             readonly: false,
             token_key: None,
+            rejected_token: false,
+        }
+    }
+
+    /// A caller whose token did not hold: anonymous (as in Verdaccio), told why when refused.
+    pub fn with_rejected_token() -> Self {
+        Identity {
+            rejected_token: true,
+            ..Self::anonymous()
         }
     }
 
@@ -37,6 +48,7 @@ impl Identity {
             groups,
             readonly: false,
             token_key: None,
+            rejected_token: false,
         }
     }
 

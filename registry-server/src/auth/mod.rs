@@ -1,6 +1,8 @@
 //! Users, tokens and logins. Seed users come from an htpasswd file (read-only is fine); users who
 //! register later and every token live in the storage backend, shared by all replicas. Tokens are
-//! random and stored only as SHA-256 hashes.
+//! random and stored only as SHA-256 hashes. Tokens Verdaccio issued keep working ([`verdaccio`])
+//! while their user exists. A token that is unknown, expired or revoked makes its request
+//! anonymous (see `http::identity`), so it fails only where a user is needed.
 
 pub mod access;
 mod htpasswd;
@@ -8,6 +10,7 @@ pub mod identity;
 mod limiter;
 mod password;
 pub mod store;
+mod verdaccio;
 
 pub use identity::Identity;
 
@@ -25,6 +28,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use store::{TokenRecord, UserRecord};
+use verdaccio::{Claim, VerdaccioTokens};
 
 /// How long a verified token or Basic credential is trusted without asking storage again. A
 /// revocation on this replica applies at once; on other replicas within this time.
@@ -56,6 +60,8 @@ pub enum AuthError {
     Required,
     #[error("the authorization header is not a Bearer token or Basic credentials")]
     BadHeader,
+    #[error("the htpasswd file {0} does not exist: its users cannot log in")]
+    HtpasswdMissing(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -78,6 +84,10 @@ pub struct Auth {
     limiter: LoginLimiter,
     tokens: Cache<String, TokenRecord>,
     basic: Cache<String, ()>,
+    verdaccio: VerdaccioTokens,
+    /// Verdaccio tokens checked lately, by the SHA-256 of the token: the user, or `None` for a
+    /// token that did not hold (so a stale token in CI costs no bcrypt per request).
+    verdaccio_seen: Cache<String, Option<String>>,
 }
 
 fn ttl_cache<V: Clone + Send + Sync + 'static>() -> Cache<String, V> {
@@ -124,11 +134,32 @@ impl Auth {
             storage,
             htpasswd,
             groups,
-            max_users: config.htpasswd.as_ref().and_then(|h| h.max_users),
+            max_users: config.max_users,
             limiter: LoginLimiter::default(),
             tokens: ttl_cache(),
             basic: ttl_cache(),
+            verdaccio: VerdaccioTokens::new(config.security.api.clone()),
+            verdaccio_seen: ttl_cache(),
         }
+    }
+
+    /// Whether users can log in as configured (readiness): a configured htpasswd file exists.
+    pub fn check(&self) -> Result<(), AuthError> {
+        match &self.htpasswd {
+            Some(h) if !h.exists() => Err(AuthError::HtpasswdMissing(h.path().display().to_string())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The email a registered user gave (`npm adduser`); htpasswd users have none.
+    pub async fn email_of(&self, user: &str) -> Result<Option<String>, AuthError> {
+        if check_username(user).is_err() {
+            return Ok(None);
+        }
+        Ok(store::get_user(self.storage.as_ref(), user)
+            .await?
+            .and_then(|u| u.email)
+            .filter(|e| !e.is_empty()))
     }
 
     /// Starts background work (re-reading the htpasswd file when it changes).
@@ -154,6 +185,18 @@ impl Auth {
 
     pub async fn user_exists(&self, name: &str) -> Result<bool, AuthError> {
         Ok(self.password_hash(name).await?.is_some())
+    }
+
+    /// Whether `password` is `name`'s, without counting a failure: for the password inside a
+    /// Verdaccio token, which only the holder of the secret could have made.
+    async fn password_holds(&self, name: &str, password: &str) -> Result<bool, AuthError> {
+        let Some(hash) = self.password_hash(name).await? else {
+            return Ok(false);
+        };
+        let password = password.to_owned();
+        Ok(tokio::task::spawn_blocking(move || password::verify(&password, &hash))
+            .await
+            .unwrap_or(false))
     }
 
     /// Checks a password, counting failures per user and per client address.
@@ -237,6 +280,9 @@ impl Auth {
     }
 
     pub async fn authenticate_bearer(&self, token: &str, addr: Option<IpAddr>) -> Result<Identity, AuthError> {
+        if !token.starts_with(TOKEN_PREFIX) {
+            return self.authenticate_verdaccio(token).await;
+        }
         let key = sha256_hex(token);
         let record = match self.tokens.get(&key) {
             Some(r) => r,
@@ -270,6 +316,27 @@ impl Auth {
         who.readonly = record.readonly;
         who.token_key = Some(key);
         Ok(who)
+    }
+
+    /// A token Verdaccio issued: valid while its user exists and, for a legacy token, while the
+    /// password inside still verifies.
+    async fn authenticate_verdaccio(&self, token: &str) -> Result<Identity, AuthError> {
+        let key = sha256_hex(token);
+        let user = match self.verdaccio_seen.get(&key) {
+            Some(seen) => seen,
+            None => {
+                let user = match self.verdaccio.decode(token, self.storage.as_ref()).await {
+                    None => None,
+                    Some(Claim::Password { user, password }) => {
+                        self.password_holds(&user, &password).await?.then_some(user)
+                    }
+                    Some(Claim::User(user)) => self.user_exists(&user).await?.then_some(user),
+                };
+                self.verdaccio_seen.insert(key, user.clone());
+                user
+            }
+        };
+        user.map(|u| self.identity(&u)).ok_or(AuthError::InvalidToken)
     }
 
     pub async fn authenticate_basic(

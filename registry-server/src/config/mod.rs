@@ -1,10 +1,14 @@
 //! The server's configuration: Verdaccio's `config.yaml` format plus a few keys of ours, parsed,
-//! defaulted and validated into a [`Config`]. Unknown keys become warnings; bad values become a
-//! [`ConfigError`] naming the key and the reason.
+//! defaulted and validated into a [`Config`]. Unknown keys become warnings, unless they are a near
+//! miss of a known key (an error naming it); bad values become a [`ConfigError`] naming the key
+//! and the reason in the file's terms.
 
+mod auth;
 mod duration;
-mod listen;
+mod keys;
+pub mod listen;
 mod rule;
+mod security;
 mod size;
 mod store;
 mod uplink;
@@ -18,6 +22,7 @@ use std::time::Duration;
 
 pub use duration::parse_duration;
 pub use rule::PackageRule;
+pub use security::{ApiTokens, JwtCheck, Security};
 pub use size::parse_size;
 pub use store::{S3Store, Store};
 pub use uplink::{Uplink, UplinkAuth, UplinkAuthKind};
@@ -33,6 +38,12 @@ pub enum ConfigError {
     Yaml(String),
     #[error("invalid value for `{key}`: {reason}")]
     Invalid { key: String, reason: String },
+    #[error("unknown config key `{key}`: did you mean `{expected}`?")]
+    NearMiss { key: String, expected: String },
+    #[error("config key `{key}` is in the wrong place: {reason}")]
+    Misplaced { key: String, reason: String },
+    #[error("`auth.{plugin}`: {reason}")]
+    UnsupportedAuthPlugin { plugin: String, reason: String },
 }
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
@@ -56,7 +67,11 @@ pub struct Config {
     pub packages: Vec<PackageRule>,
     pub uplinks: BTreeMap<String, Uplink>,
     pub htpasswd: Option<Htpasswd>,
+    /// `None` is unlimited; `Some(0)` disables registration.
+    pub max_users: Option<u64>,
     pub groups: BTreeMap<String, Vec<String>>,
+    /// How the tokens Verdaccio issued are checked.
+    pub security: Security,
     pub web: Web,
     pub log: Log,
     pub packument_cache: CacheConfig,
@@ -74,8 +89,6 @@ pub struct CacheConfig {
 #[derive(Debug, Clone)]
 pub struct Htpasswd {
     pub file: PathBuf,
-    /// `None` is unlimited; `Some(0)` or a negative file value disables registration.
-    pub max_users: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -106,9 +119,9 @@ pub struct Loaded {
 impl Config {
     /// Reads `path`, or the embedded default when `None`. Relative paths in a file are relative to
     /// the file's folder (as in Verdaccio); in the embedded default they are relative to the
-    /// working directory.
+    /// working directory. Files the config names are checked here (see [`auth::check_htpasswd`]).
     pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
-        match path {
+        let mut loaded = match path {
             None => Self::parse(EMBEDDED_DEFAULT, Path::new(".")),
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
@@ -121,23 +134,15 @@ impl Config {
                     .unwrap_or(Path::new("."));
                 Self::parse(&text, base)
             }
-        }
+        }?;
+        auth::check_htpasswd(&loaded.config, &mut loaded.warnings)?;
+        Ok(loaded)
     }
 
     /// Parses config text; `base` is the folder relative paths start from.
     pub fn parse(text: &str, base: &Path) -> Result<Loaded, ConfigError> {
         let mut warnings = Vec::new();
-        let raw: ConfigFile = if text.trim().is_empty() {
-            ConfigFile::default()
-        } else {
-            serde_ignored::deserialize(serde_yaml::Deserializer::from_str(text), |path| {
-                // serde_ignored writes `?` for an Option layer; users only want the YAML path.
-                let path = path.to_string();
-                let path: Vec<&str> = path.split('.').filter(|s| *s != "?").collect();
-                warnings.push(format!("unknown config key `{}` ignored", path.join(".")))
-            })
-            .map_err(|e| ConfigError::Yaml(e.to_string()))?
-        };
+        let raw = read_model(text, &mut warnings)?;
         for key in raw.unused_verdaccio_keys() {
             warnings.push(format!(
                 "config key `{key}` is a Verdaccio setting this server does not use; ignored"
@@ -146,10 +151,115 @@ impl Config {
         let config = resolve(raw, base, &mut warnings)?;
         Ok(Loaded { config, warnings })
     }
+
+    /// Proxies every package that no rule proxies yet through `url` (the no-config start, where
+    /// public packages install through the server as with Verdaccio's default config).
+    pub fn with_default_uplink(mut self, url: &str) -> Result<Self, ConfigError> {
+        let name = DEFAULT_UPLINK.to_owned();
+        let uplink = uplink::resolve(
+            &name,
+            file::UplinkFile {
+                url: Some(url.to_owned()),
+                ..Default::default()
+            },
+            &mut Vec::new(),
+        )?;
+        self.uplinks.insert(name.clone(), uplink);
+        for rule in &mut self.packages {
+            if rule.proxy.is_empty() {
+                rule.proxy.push(name.clone());
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// The uplink's name when it comes from `--uplink` or the local npm's registry.
+pub const DEFAULT_UPLINK: &str = "upstream";
+
+/// The file model read from YAML: syntax errors and wrongly typed values become errors naming the
+/// key in the file's terms; unknown keys become warnings, or errors when they are a near miss of
+/// a known key.
+fn read_model(text: &str, warnings: &mut Vec<String>) -> Result<ConfigFile, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(ConfigFile::default());
+    }
+    // Syntax first, so that a YAML error is never reported as a bad value of some key.
+    serde_yaml::from_str::<Value>(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+    let mut unknown: Vec<Vec<String>> = Vec::new();
+    let de = serde_yaml::Deserializer::from_str(text);
+    let mut note = |path: serde_ignored::Path| unknown.push(ignored_keys(&path));
+    let raw: ConfigFile =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(de, &mut note)).map_err(|e| {
+            let segments: Vec<keys::Segment> = e
+                .path()
+                .iter()
+                .filter_map(|s| match s {
+                    serde_path_to_error::Segment::Map { key } => Some(keys::Segment::Key(key)),
+                    serde_path_to_error::Segment::Seq { index } => Some(keys::Segment::Index(*index)),
+                    _ => None,
+                })
+                .collect();
+            let key = keys::display_path(segments);
+            let reason = keys::humanize(&e.inner().to_string());
+            if key.is_empty() {
+                ConfigError::Yaml(reason)
+            } else {
+                invalid(key, reason)
+            }
+        })?;
+    for path in unknown {
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        match keys::classify_unknown(&path) {
+            keys::Unknown::NearMiss { key, expected } => return Err(ConfigError::NearMiss { key, expected }),
+            keys::Unknown::Misplaced { key, belongs } => {
+                return Err(ConfigError::Misplaced {
+                    key,
+                    reason: belongs.to_owned(),
+                });
+            }
+            keys::Unknown::Ignored { key } => warnings.push(format!("unknown config key `{key}` ignored")),
+        }
+    }
+    Ok(raw)
+}
+
+/// The map keys along a path `serde_ignored` reports (sequence indexes and `Option` layers left out).
+fn ignored_keys(path: &serde_ignored::Path) -> Vec<String> {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => Vec::new(),
+        P::Seq { parent, .. } | P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            ignored_keys(parent)
+        }
+        P::Map { parent, key } => {
+            let mut keys = ignored_keys(parent);
+            keys.push(key.clone());
+            keys
+        }
+    }
+}
+
+/// `base` joined with `rel`, without the `.` components (`./storage` under `.` is `./storage`,
+/// under `/etc/reg` it is `/etc/reg/storage`).
+fn join_clean(base: &Path, rel: &str) -> PathBuf {
+    use std::path::Component;
+    let joined = base.join(rel);
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        if c != Component::CurDir {
+            out.push(c.as_os_str());
+        }
+    }
+    if out.as_os_str().is_empty() || (joined.starts_with(".") && !out.is_absolute()) {
+        Path::new(".").join(out)
+    } else {
+        out
+    }
 }
 
 fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<Config, ConfigError> {
-    let storage = base.join(raw.storage.as_deref().unwrap_or(defaults::STORAGE));
+    let storage = join_clean(base, raw.storage.as_deref().unwrap_or(defaults::STORAGE));
     let listen = match raw.listen {
         None => listen::parse(defaults::LISTEN).map_err(|r| invalid("listen", r))?,
         Some(v) => listen::parse_value(&v, warnings).map_err(|r| invalid("listen", r))?,
@@ -176,36 +286,7 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
         packages.push(rule::resolve(&pattern, rule, &uplinks, warnings)?);
     }
 
-    let htpasswd = match raw.auth {
-        None => None,
-        Some(auth) => {
-            for plugin in auth.plugins.keys() {
-                warnings.push(format!("auth plugin `auth.{plugin}` is not supported; ignored"));
-            }
-            match auth.htpasswd {
-                None => None,
-                Some(h) => {
-                    let file = h.file.ok_or_else(|| invalid("auth.htpasswd.file", "is required"))?;
-                    if let Some(alg) = h.algorithm.as_deref()
-                        && !alg.eq_ignore_ascii_case("bcrypt")
-                    {
-                        warnings.push(format!(
-                            "`auth.htpasswd.algorithm: {alg}` ignored: new users are always written with bcrypt"
-                        ));
-                    }
-                    let max_users = match h.max_users {
-                        None => None,
-                        Some(n) if n < 0 => Some(0),
-                        Some(n) => Some(n as u64),
-                    };
-                    Some(Htpasswd {
-                        file: base.join(file),
-                        max_users,
-                    })
-                }
-            }
-        }
-    };
+    let users = auth::resolve(raw.auth, list(raw.ignore_auth_plugins), base, warnings)?;
 
     let groups = raw
         .groups
@@ -225,6 +306,7 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
     let tarball_cache = cache_config("tarball_cache", raw.tarball_cache, defaults::TARBALL_CACHE_SIZE)?;
 
     let store = store::resolve(raw.store, warnings)?;
+    let security = security::resolve(raw.security, warnings)?;
 
     Ok(Config {
         storage,
@@ -235,8 +317,10 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
         max_body_size,
         packages,
         uplinks,
-        htpasswd,
+        htpasswd: users.htpasswd,
+        max_users: users.max_users,
         groups,
+        security,
         web,
         log,
         packument_cache,

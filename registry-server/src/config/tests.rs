@@ -11,6 +11,11 @@ fn embedded_default_is_valid_and_loopback() {
     assert_eq!(loaded.config.listen.to_string(), "127.0.0.1:4873");
     assert_eq!(loaded.config.storage, Path::new("./storage"));
     assert_eq!(loaded.config.packages.len(), 2);
+    assert_eq!(
+        loaded.config.max_body_size,
+        defaults::MAX_BODY_SIZE,
+        "one home for the default"
+    );
 }
 
 #[test]
@@ -54,10 +59,10 @@ listen: 0.0.0.0:4873
 "#;
     let loaded = parse(text).unwrap();
     let c = &loaded.config;
-    assert_eq!(c.storage, Path::new("/etc/reg/./storage"));
+    assert_eq!(c.storage, Path::new("/etc/reg/storage"), "no `.` left in paths");
     assert_eq!(c.max_body_size, 100 * 1024 * 1024);
-    assert_eq!(c.htpasswd.as_ref().unwrap().max_users, Some(0));
-    assert_eq!(c.htpasswd.as_ref().unwrap().file, Path::new("/etc/reg/./htpasswd"));
+    assert_eq!(c.max_users, Some(0));
+    assert_eq!(c.htpasswd.as_ref().unwrap().file, Path::new("/etc/reg/htpasswd"));
     let up = &c.uplinks["npmjs"];
     assert_eq!(up.url, "https://upstream.example.com/");
     assert_eq!(up.maxage, Duration::from_secs(600));
@@ -305,7 +310,215 @@ fn block_entries_are_read_by_the_parser_that_applies_them() {
     let block = &c.packages[0].filter.block;
     let names: Vec<&str> = block.iter().map(|b| b.name.as_str()).collect();
     assert_eq!(names, ["lib", "@s/x", "@s/y"]);
-    let v = |s: &str| semver::Version::parse(s).unwrap();
-    assert!(block[0].covers("lib", Some(&v("1.5.0"))) && !block[0].covers("lib", Some(&v("2.0.0"))));
-    assert!(block[1].covers("@s/x", Some(&v("9.0.0"))));
+    assert!(block[0].covers("lib", "1.5.0") && !block[0].covers("lib", "2.0.0"));
+    assert!(block[1].covers("@s/x", "9.0.0"));
+}
+
+#[test]
+fn near_misses_of_known_keys_are_errors_naming_the_key() {
+    let cases = [
+        ("packges:\n  '**': {access: $all}\n", "packges", "packages"),
+        (
+            "packages:\n  '**': {acess: $all}\n",
+            "packages.'**'.acess",
+            "packages.'**'.access",
+        ),
+        (
+            "uplinks:\n  up: {url: 'http://x.example', timout: 5s}\n",
+            "uplinks.up.timout",
+            "uplinks.up.timeout",
+        ),
+        (
+            "auth:\n  htpasswd: {file: ./h, max_user: 3}\n",
+            "auth.htpasswd.max_user",
+            "auth.htpasswd.max_users",
+        ),
+        ("lisen: 4873\n", "lisen", "listen"),
+        ("Storage: ./s\n", "Storage", "storage"),
+        ("log: {levl: warn}\n", "log.levl", "log.level"),
+        (
+            "security:\n  api: {legacyy: true}\n",
+            "security.api.legacyy",
+            "security.api.legacy",
+        ),
+    ];
+    for (text, key, expected) in cases {
+        match parse(text) {
+            Err(e @ ConfigError::NearMiss { .. }) => {
+                let ConfigError::NearMiss { key: k, expected: x } = &e else {
+                    unreachable!()
+                };
+                assert_eq!((k.as_str(), x.as_str()), (key, expected), "{text:?}");
+                assert!(e.to_string().contains(&format!("did you mean `{expected}`?")), "{e}");
+            }
+            other => panic!("{text:?} gave {other:?}"),
+        }
+    }
+    // A rule's key at the top level would silently not apply.
+    assert!(matches!(parse("proxy: npmjs\n"), Err(ConfigError::Misplaced { key, .. }) if key == "proxy"));
+    // Unrelated keys and Verdaccio's own keys stay warnings.
+    let w = parse("frobnicate: 1\n_debug: true\nconfig_path: /x\n")
+        .unwrap()
+        .warnings
+        .join("\n");
+    assert!(w.contains("`frobnicate`") && w.contains("`_debug`"), "{w}");
+}
+
+#[test]
+fn type_errors_name_the_key_and_no_rust_type() {
+    let cases = [
+        (
+            "packages:\n  '**':\n    access: $all\n  proxy: npmjs\n",
+            "packages.proxy",
+            "a package rule",
+        ),
+        ("uplinks:\n  up: http://x.example\n", "uplinks.up", "an uplink"),
+        (
+            "uplinks:\n  up: {url: 'http://x', max_fails: lots}\n",
+            "uplinks.up.max_fails",
+            "a whole number",
+        ),
+        (
+            "uplinks:\n  up: {url: 'http://x', max_fails: -1}\n",
+            "uplinks.up.max_fails",
+            "a whole number",
+        ),
+        (
+            "packages:\n  '**': {access: {a: 1}}\n",
+            "packages.'**'.access",
+            "names, as a list",
+        ),
+        (
+            "packages:\n  '**': {block: left-pad}\n",
+            "packages.'**'.block",
+            "sequence",
+        ),
+        (
+            "auth:\n  htpasswd: {file: ./h, max_users: many}\n",
+            "auth.htpasswd.max_users",
+            "a whole number",
+        ),
+        ("auth: [htpasswd]\n", "auth", "auth plugins"),
+        ("log: stdout\n", "log", "type, format and level"),
+        (
+            "security: {api: {legacy: yes please}}\n",
+            "security.api.legacy",
+            "a boolean",
+        ),
+        ("web: {enable: maybe}\n", "web.enable", "a boolean"),
+        ("groups: {staff: {a: 1}}\n", "groups.staff", "names"),
+    ];
+    for (text, key, words) in cases {
+        match parse(text) {
+            Err(ConfigError::Invalid { key: k, reason }) => {
+                assert_eq!(k, key, "{text:?}: {reason}");
+                assert!(reason.contains(words), "{text:?}: {reason:?} lacks {words:?}");
+                for rust in ["struct", "enum", "File", "u32", "i64", "Option", "Vec<", "StringList"] {
+                    assert!(!reason.contains(rust), "{text:?}: {reason:?} shows {rust:?}");
+                }
+            }
+            other => panic!("{text:?} gave {other:?}"),
+        }
+    }
+    match parse("- just\n- a list\n") {
+        Err(ConfigError::Yaml(reason)) => assert!(reason.contains("a mapping of settings"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn listen_is_checked_for_range_and_form() {
+    for (text, words) in [
+        ("listen: 99999", "port 99999 is out of range"),
+        ("listen: '0.0.0.0:123456'", "out of range"),
+        ("listen: 'localhost:http'", "not a port number"),
+        ("listen: {host: x}", "expected an address"),
+    ] {
+        match parse(text) {
+            Err(ConfigError::Invalid { key, reason }) => {
+                assert_eq!(key, "listen");
+                assert!(reason.contains(words), "{text}: {reason}");
+            }
+            other => panic!("{text:?} gave {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn unimplemented_auth_plugins_refuse_to_start_unless_ignored() {
+    for text in [
+        "auth:\n  ldap:\n    type: ldap\n    client_options: {url: 'ldap://ldap.example'}\n",
+        "auth:\n  htpasswd: {file: ./h}\n  gitlab: {url: 'https://gitlab.example'}\n",
+    ] {
+        match parse(text) {
+            Err(e @ ConfigError::UnsupportedAuthPlugin { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains("ignore_auth_plugins") && msg.contains("htpasswd"), "{msg}");
+            }
+            other => panic!("{text:?} gave {other:?}"),
+        }
+    }
+    let typo = parse("auth:\n  htpassword: {file: ./h}\n").unwrap_err().to_string();
+    assert!(typo.contains("did you mean `auth.htpasswd`?"), "{typo}");
+
+    // Ignored on request; registration then stays closed, since the users were meant to come
+    // from the plugin.
+    let loaded = parse("ignore_auth_plugins: [ldap]\nauth:\n  ldap: {type: ldap}\n").unwrap();
+    assert_eq!(
+        loaded.config.max_users,
+        Some(0),
+        "no registration opened by leaving ldap out"
+    );
+    assert!(
+        loaded.warnings.join("\n").contains("auth.ldap"),
+        "{:?}",
+        loaded.warnings
+    );
+    let with_htpasswd =
+        parse("ignore_auth_plugins: ldap\nauth:\n  ldap: {}\n  htpasswd: {file: ./h, max_users: 5}\n").unwrap();
+    assert_eq!(with_htpasswd.config.max_users, Some(5));
+    assert_eq!(
+        parse("listen: 4873").unwrap().config.max_users,
+        None,
+        "Verdaccio's default: open"
+    );
+}
+
+#[test]
+fn a_missing_htpasswd_file_is_an_error_only_when_nobody_could_register() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, "auth:\n  htpasswd:\n    file: ./missing\n    max_users: -1\n").unwrap();
+    match Config::load(Some(&config)) {
+        Err(ConfigError::Invalid { key, reason }) => {
+            assert_eq!(key, "auth.htpasswd.file");
+            assert!(reason.contains("does not exist"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    std::fs::write(&config, "auth:\n  htpasswd:\n    file: ./missing\n").unwrap();
+    let loaded = Config::load(Some(&config)).unwrap();
+    assert!(
+        loaded.warnings.join("\n").contains("does not exist"),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn the_default_uplink_proxies_rules_that_proxy_nothing() {
+    let c = Config::load(None)
+        .unwrap()
+        .config
+        .with_default_uplink("http://127.0.0.1:9/")
+        .unwrap();
+    assert_eq!(c.uplinks[DEFAULT_UPLINK].url, "http://127.0.0.1:9/");
+    assert!(c.packages.iter().all(|r| r.proxy == [DEFAULT_UPLINK]));
+    assert!(
+        Config::load(None)
+            .unwrap()
+            .config
+            .with_default_uplink("ftp://x")
+            .is_err()
+    );
 }

@@ -1,5 +1,8 @@
 //! Who sent a request: `Authorization: Bearer <token>` or `Basic <user:password>`, else anonymous.
-//! A bad credential is a 401, never a silent downgrade to anonymous.
+//! A token that is unknown, expired or revoked makes the request anonymous, as in Verdaccio (CI
+//! setups send a dummy `_authToken` to an open registry): it reads and publishes wherever `$all`
+//! may, and a refusal where a user is needed says the token is not valid. A wrong password, a
+//! malformed header or a token used from an address it does not allow stays a 401 (or 400).
 
 use super::AppState;
 use super::error::ApiError;
@@ -33,7 +36,10 @@ pub async fn identify(state: &AppState, headers: &HeaderMap, addr: Option<IpAddr
     let (scheme, cred) = value.split_once(' ').ok_or(AuthError::BadHeader)?;
     let cred = cred.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
-        Ok(state.auth.authenticate_bearer(cred, addr).await?)
+        match state.auth.authenticate_bearer(cred, addr).await {
+            Err(AuthError::InvalidToken) => Ok(Identity::with_rejected_token()),
+            other => Ok(other?),
+        }
     } else if scheme.eq_ignore_ascii_case("basic") {
         let decoded = STANDARD.decode(cred).map_err(|_| AuthError::BadHeader)?;
         let decoded = String::from_utf8(decoded).map_err(|_| AuthError::BadHeader)?;

@@ -22,6 +22,7 @@ mod user;
 
 use crate::auth::Auth;
 use crate::metrics::Metrics;
+use crate::package::PackageName;
 use crate::registry::Registry;
 use axum::Router;
 use axum::body::Body;
@@ -90,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .endpoint("/-/{*rest}", "other", any(unknown_endpoint))
         .fallback(package_route)
         .layer(CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn(trace::with_request_id))
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
         .layer(trace::layer())
         .layer(PropagateRequestIdLayer::new(trace::REQUEST_ID.clone()))
@@ -124,6 +126,16 @@ fn route_label(method: &Method, target: Option<&PackagePath>) -> &'static str {
     }
 }
 
+/// The package a request would change, when its method changes one.
+fn changed_package(method: &Method, target: &PackagePath) -> Option<PackageName> {
+    match (method, target) {
+        (&Method::PUT, PackagePath::Packument(n) | PackagePath::Revision(n, _) | PackagePath::Version(n, _)) => {
+            Some(n.clone())
+        }
+        _ => None,
+    }
+}
+
 async fn route(
     state: AppState,
     caller: Result<identity::Caller, ApiError>,
@@ -134,8 +146,17 @@ async fn route(
 ) -> ApiResult {
     let target = path::parse(uri.path());
     metrics::set_route(route_label(&method, target.as_ref().ok()));
-    let target = target?;
-    let who = caller?.0;
+    // Everything that refuses a request is decided from its headers before its body is read,
+    // and answered so that the client shows the reason (`body::refuse`).
+    let (target, who) = match (target.map_err(ApiError::from), caller) {
+        (Ok(t), Ok(c)) => (t, c.0),
+        (Err(e), _) | (_, Err(e)) => return Err(body::refuse(&headers, body, e).await),
+    };
+    if let Some(name) = changed_package(&method, &target)
+        && let Err(e) = state.registry.authorize_change(&name, &who)
+    {
+        return Err(body::refuse(&headers, body, e.into()).await);
+    }
     let head = method == Method::HEAD;
     match (method, target) {
         (Method::GET | Method::HEAD, PackagePath::Packument(name)) => {
@@ -153,7 +174,7 @@ async fn route(
         }
         (Method::PUT, PackagePath::Version(name, tag)) => {
             // Verdaccio's legacy `PUT /:pkg/:tag` with a JSON string body.
-            dist_tags::put_tag(&state, &name, &tag, &who, body).await
+            dist_tags::put_tag(&state, &name, &tag, &who, &headers, body).await
         }
         (Method::DELETE, PackagePath::Revision(name, rev)) => publish::delete_package(&state, &name, &rev, &who).await,
         (Method::DELETE, PackagePath::TarballRevision(name, file, rev)) => {

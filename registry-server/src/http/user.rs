@@ -31,7 +31,13 @@ fn user_from_path(couch: &str) -> Result<&str, ApiError> {
 }
 
 pub fn require_user(who: &Identity) -> Result<&str, ApiError> {
-    who.name.as_deref().ok_or_else(|| AuthError::Required.into())
+    who.name.as_deref().ok_or_else(|| {
+        if who.rejected_token {
+            AuthError::InvalidToken.into()
+        } else {
+            AuthError::Required.into()
+        }
+    })
 }
 
 async fn logged_in(state: &AppState, name: &str) -> ApiResult {

@@ -100,6 +100,11 @@ impl Registry {
         Ok(self.rules.check(name.as_str(), action, who)?)
     }
 
+    /// Refuses a change before its body is read (see `AccessRules::check_change`).
+    pub fn authorize_change(&self, name: &PackageName, who: &Identity) -> Result<()> {
+        Ok(self.rules.check_change(name.as_str(), who)?)
+    }
+
     pub async fn read_doc(&self, name: &PackageName) -> Result<Option<Doc>> {
         let Some(v) = self.storage.read(&packument_key(name)?).await? else {
             return Ok(None);

@@ -30,8 +30,9 @@ pub struct S3Storage {
 }
 
 impl S3Storage {
-    /// Builds the client with credentials from the AWS default chain; no request is made until
-    /// the first use (see [`Storage::check`]).
+    /// Builds the client with credentials from the AWS default chain, which is asked once in the
+    /// background so that missing credentials are logged at start; no request to S3 is made
+    /// until the first use (see [`Storage::check`]).
     pub async fn connect(cfg: &S3Store) -> Self {
         Self::connect_with(cfg, None).await
     }
