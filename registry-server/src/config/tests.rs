@@ -304,7 +304,9 @@ fn invalid_s3_values_name_the_key() {
 
 #[test]
 fn block_entries_are_read_by_the_parser_that_applies_them() {
-    let c = parse("packages:\n  '**':\n    block: ['lib@>=1 <2', '@s/x', '@s/y@1.0.0 || >=3']\n")
+    let c = parse(
+        "packages:\n  '**':\n    block: ['lib@>=1 <2', '@s/x', '@s/y@1.0.0 || >=3', 'left-pad@1.x || 2.x', 'q@1 - 2', 'r@~1.2', 's@^1']\n",
+    )
         .unwrap()
         .config;
     let block = &c.packages[0].filter.block;
@@ -312,6 +314,10 @@ fn block_entries_are_read_by_the_parser_that_applies_them() {
     assert_eq!(names, ["lib", "@s/x", "@s/y"]);
     assert!(block[0].covers("lib", "1.5.0") && !block[0].covers("lib", "2.0.0"));
     assert!(block[1].covers("@s/x", "9.0.0"));
+    assert!(block[3].covers("left-pad", "2.0.1") && !block[3].covers("left-pad", "3.0.0"));
+    assert!(block[4].covers("q", "2.5.0") && !block[4].covers("q", "3.0.0"));
+    assert!(block[5].covers("r", "1.2.9") && !block[5].covers("r", "1.3.0"));
+    assert!(block[6].covers("s", "1.9.0") && !block[6].covers("s", "2.0.0"));
 }
 
 #[test]
@@ -521,4 +527,19 @@ fn the_default_uplink_proxies_rules_that_proxy_nothing() {
             .with_default_uplink("ftp://x")
             .is_err()
     );
+}
+
+#[test]
+fn empty_s3_credential_keys_are_absent_with_a_warning() {
+    let text = "store:\n  aws-s3-storage:\n    bucket: b\n    accessKeyId: # your key\n    secretAccessKey: ''\n    sessionToken: AWS_SESSION_TOKEN\n";
+    let loaded = parse(text).unwrap();
+    assert!(matches!(loaded.config.store, Store::S3(_)));
+    let w = loaded.warnings.join("\n");
+    assert!(w.contains("`store.aws-s3-storage.accessKeyId` is empty"), "{w}");
+    assert!(w.contains("`store.aws-s3-storage.secretAccessKey` is empty"), "{w}");
+    assert!(w.contains("reads AWS_SESSION_TOKEN itself"), "{w}");
+    match parse("store:\n  aws-s3-storage:\n    bucket: b\n    keyprefix: npm\n") {
+        Err(ConfigError::NearMiss { expected, .. }) => assert_eq!(expected, "store.aws-s3-storage.keyPrefix"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -64,7 +64,7 @@ fn storage_message(e: &StorageError) -> String {
     match e {
         StorageError::Unavailable(detail) => {
             let which = if detail.starts_with("S3") { " (S3)" } else { "" };
-            format!("storage{which} is unavailable right now; try again")
+            format!("storage is unavailable right now{which}; try again")
         }
         _ => "storage could not be read or written".to_owned(),
     }
@@ -213,7 +213,7 @@ mod tests {
         let detail = "S3 request GET s3://bucket/key failed: dispatch failure: io error: Connection refused (os error 111) at http://10.0.0.1:9000";
         let e = ApiError::from(RegistryError::Storage(StorageError::Unavailable(detail.into())));
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(e.message, "storage (S3) is unavailable right now; try again");
+        assert_eq!(e.message, "storage is unavailable right now (S3); try again");
         let io = StorageError::Io {
             key: "pkg/package.json".into(),
             source: std::io::Error::other("permission denied on /data/pkg"),

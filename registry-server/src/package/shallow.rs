@@ -272,9 +272,9 @@ mod tests {
             };
             for (version, tag) in [("1.2.0", "latest"), ("2.0.0-beta.2", "beta")] {
                 let p = publish_of(version, tag);
-                let full = publish::merge(&name, Some(doc.clone()), &p, "http://h/", now, Some("bob")).unwrap();
+                let full = publish::merge(&name, Some(doc.clone()), &p, "http://h/", now, Some("bob".into())).unwrap();
                 let (shallow, stored) = parse(&bytes).unwrap();
-                let merged = publish::merge(&name, Some(shallow), &p, "http://h/", now, Some("bob")).unwrap();
+                let merged = publish::merge(&name, Some(shallow), &p, "http://h/", now, Some("bob".into())).unwrap();
                 let written: Value = serde_json::from_slice(&stored.to_vec_pretty(&merged)).unwrap();
                 assert_eq!(written, full);
                 // Same order of keys too, as a full write keeps it.

@@ -12,11 +12,18 @@ use chrono::Utc;
 use serde_json::Value;
 
 impl Registry {
-    /// `base` is this registry's URL for `dist.tarball`.
-    pub async fn publish(&self, name: &PackageName, body: &Value, who: &Identity, base: &str) -> Result<()> {
+    /// `base` is this registry's URL for `dist.tarball`; `email` the publisher's, if known.
+    pub async fn publish(
+        &self,
+        name: &PackageName,
+        body: &Value,
+        who: &Identity,
+        email: Option<&str>,
+        base: &str,
+    ) -> Result<()> {
         self.authorize(name, Action::Publish, who)?;
         let parsed = publish::parse(name, body)?;
-        let publisher = who.name.clone();
+        let publisher = who.name.as_deref().map(|name| publish::Publisher { name, email });
         let now = Utc::now();
         // An existing version is refused before anything is written.
         let store_tarballs = Box::pin(async {
@@ -34,10 +41,7 @@ impl Registry {
                     if created {
                         name.validate_new()?;
                     }
-                    Ok((
-                        publish::merge(name, doc, &parsed, base, now, publisher.as_deref())?,
-                        created,
-                    ))
+                    Ok((publish::merge(name, doc, &parsed, base, now, publisher)?, created))
                 },
                 Some(store_tarballs),
             )

@@ -108,7 +108,7 @@ async fn publishes_to_a_busy_package_skip_reading_it_and_lose_nothing_written_el
     let who = Identity::user("tester", vec![]);
     let publish = async |v: &str| {
         let body = request_body("busy", v, format!("busy@{v}").as_bytes());
-        registry.publish(&name, &body, &who, "http://h/").await
+        registry.publish(&name, &body, &who, None, "http://h/").await
     };
     publish("1.0.0").await.unwrap();
     let reads = storage.reads.load(Ordering::SeqCst);

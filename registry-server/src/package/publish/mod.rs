@@ -173,6 +173,30 @@ pub fn timestamp(now: DateTime<Utc>) -> String {
     now.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Who publishes: recorded as `_npmUser` and, on a new package, as its first maintainer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Publisher<'a> {
+    pub name: &'a str,
+    /// The email given at registration (`npm view` prints `<undefined>` without one).
+    pub email: Option<&'a str>,
+}
+
+impl<'a> From<&'a str> for Publisher<'a> {
+    fn from(name: &'a str) -> Self {
+        Publisher { name, email: None }
+    }
+}
+
+impl Publisher<'_> {
+    /// npm's person object: `{"name": ..., "email": ...}`.
+    fn person(&self) -> Value {
+        match self.email {
+            Some(email) => json!({"name": self.name, "email": email}),
+            None => json!({"name": self.name}),
+        }
+    }
+}
+
 /// Merges a checked publish into the stored packument (or a new one). `base` is the registry URL
 /// written into `dist.tarball` (clients always get it rewritten on read).
 pub fn merge(
@@ -181,7 +205,7 @@ pub fn merge(
     publish: &Publish,
     base: &str,
     now: DateTime<Utc>,
-    publisher: Option<&str>,
+    publisher: Option<Publisher<'_>>,
 ) -> Result<Value, PackageError> {
     check_new_versions(existing.as_ref(), publish)?;
     let stamp = timestamp(now);
@@ -206,7 +230,7 @@ pub fn merge(
             .get("maintainers")
             .is_none_or(|m| m.as_array().is_none_or(|a| a.is_empty()))
     {
-        obj.insert("maintainers".into(), json!([{ "name": user }]));
+        obj.insert("maintainers".into(), json!([user.person()]));
     }
     let maintainers = obj.get("maintainers").cloned();
     let mut newest_readme = publish.readme.clone();
@@ -220,7 +244,7 @@ pub fn merge(
         m.insert("name".into(), Value::String(name.to_string()));
         m.insert("version".into(), Value::String(nv.version.clone()));
         if let Some(user) = publisher {
-            m.insert("_npmUser".into(), json!({"name": user}));
+            m.insert("_npmUser".into(), user.person());
         }
         if let Some(ms) = &maintainers {
             m.insert("maintainers".into(), ms.clone());

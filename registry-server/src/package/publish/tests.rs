@@ -14,7 +14,7 @@ fn first_publish_creates_the_document() {
     b["versions"]["1.0.0"]["readme"] = json!("# hello");
     let p = parse(&name, &b).unwrap();
     assert_eq!(p.versions[0].filename, "pkg-1.0.0.tgz");
-    let doc = merge(&name, None, &p, "http://reg/", now(), Some("alice")).unwrap();
+    let doc = merge(&name, None, &p, "http://reg/", now(), Some("alice".into())).unwrap();
     assert_eq!(doc["dist-tags"]["latest"], "1.0.0");
     assert_eq!(
         doc["versions"]["1.0.0"]["dist"]["tarball"],

@@ -1,0 +1,127 @@
+//! Every refusal of a publish, unpublish, tag or login reaches the person at the real npm CLI:
+//! npm prints our reason (an oversized publish too, whose body we read and drop rather than
+//! closing the socket under npm), and a dummy token is anonymous wherever anonymous may act.
+
+mod common;
+
+use common::*;
+use std::process::Output;
+
+fn printed(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// npm failed with `code` and printed every one of `words`.
+fn refused_with(out: &Output, code: &str, words: &[&str]) {
+    let text = printed(out);
+    assert!(!out.status.success(), "npm succeeded:\n{text}");
+    assert!(text.contains(code), "no {code}:\n{text}");
+    for w in words {
+        assert!(text.contains(w), "npm did not print {w:?}:\n{text}");
+    }
+}
+
+#[test]
+fn npm_prints_the_reason_of_every_refusal() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let config = "max_body_size: 64kb\npackages:\n  'owned-*': {access: $all, publish: owner}\n  \
+                  '**': {access: $all, publish: $authenticated, unpublish: $authenticated}\n";
+    let server = Server::start(config, &w.join("storage"));
+    let url = server.url();
+    let owner = Client::anonymous(&url);
+    ok(owner.npm_login("owner", "owner-password"), "npm login owner");
+    let lib = write_package(w, "lib", "1.0.0", &[], "module.exports = 1;\n");
+    owner.npm_ok(&lib, &["publish"]);
+    let owned = write_package(w, "owned-lib", "1.0.0", &[], "module.exports = 1;\n");
+    owner.npm_ok(&owned, &["publish"]);
+
+    // Too large: npm shows E413 and why, not only "a complete log of this run ...".
+    let big = write_package(w, "big-lib", "1.0.0", &[], "module.exports = 1;\n");
+    std::fs::write(big.join("noise.bin"), noise(400 * 1024)).unwrap();
+    let out = owner.npm(&big, &["publish"]);
+    refused_with(&out, "E413", &["too large", "64 KiB", "max_body_size"]);
+
+    // A version that exists.
+    refused_with(
+        &owner.npm(&lib, &["publish"]),
+        "E403",
+        &["cannot publish over the previously published version 1.0.0"],
+    );
+
+    // Anonymous (a dummy token) where a user is needed: publish, unpublish, tag; npm prints why
+    // and does not wait and retry on a broken pipe.
+    let dummy = Client::with_token(&url, "fake");
+    let started = std::time::Instant::now();
+    let next = write_package(w, "lib", "1.0.1", &[], "module.exports = 2;\n");
+    refused_with(
+        &dummy.npm(&next, &["publish"]),
+        "E401",
+        &["invalid, expired or revoked", "npm login"],
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "npm retried: {:?}",
+        started.elapsed()
+    );
+    refused_with(
+        &dummy.npm(w, &["dist-tag", "add", "lib@1.0.0", "stable"]),
+        "E401",
+        &["invalid, expired or revoked"],
+    );
+    refused_with(
+        &dummy.npm(w, &["unpublish", "lib@1.0.0", "--force"]),
+        "E401",
+        &["invalid, expired or revoked"],
+    );
+
+    // Another user: forbidden, saying who and what.
+    let other = Client::anonymous(&url);
+    ok(other.npm_login("other", "other-password"), "npm login other");
+    let owned_next = write_package(w, "owned-lib", "1.0.1", &[], "module.exports = 2;\n");
+    refused_with(
+        &other.npm(&owned_next, &["publish"]),
+        "E403",
+        &["user other is not allowed to publish owned-lib"],
+    );
+    refused_with(
+        &other.npm(w, &["dist-tag", "add", "owned-lib@1.0.0", "stable"]),
+        "E403",
+        &["user other is not allowed to publish owned-lib"],
+    );
+
+    // A wrong password at login.
+    let wrong = Client::anonymous(&url);
+    let out = wrong.npm_login("owner", "not-the-password");
+    refused_with(&out, "E401", &["incorrect username or password"]);
+
+    // Nothing was changed by any of it.
+    let view = owner.npm_ok(w, &["view", "lib", "--json"]);
+    let view: serde_json::Value = serde_json::from_str(&view).unwrap();
+    assert_eq!(view["versions"], serde_json::json!("1.0.0"), "{view}");
+    assert_eq!(view["dist-tags"], serde_json::json!({"latest": "1.0.0"}));
+}
+
+#[test]
+fn a_dummy_token_reads_and_publishes_where_anyone_may() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let server = Server::start(
+        "packages:\n  '**': {access: $all, publish: $all, unpublish: $all}\n",
+        &w.join("storage"),
+    );
+    // CI setups for open registries: npm refuses to publish without some token configured.
+    let ci = Client::with_token(&server.url(), "fake");
+    let lib = write_package(w, "ci-lib", "1.0.0", &[], "module.exports = 'ci';\n");
+    ci.npm_ok(&lib, &["publish"]);
+    let p = project(w, "ci-consumer");
+    ci.npm_ok(&p, &["install", "ci-lib"]);
+    assert_eq!(ci.require(&p, "ci-lib"), "ci");
+    ci.npm_ok(w, &["dist-tag", "add", "ci-lib@1.0.0", "stable"]);
+    // whoami needs a user: refused, saying the token is not valid.
+    refused_with(&ci.npm(w, &["whoami"]), "E401", &["invalid, expired or revoked"]);
+}
