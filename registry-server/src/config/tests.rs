@@ -311,7 +311,7 @@ fn block_entries_are_read_by_the_parser_that_applies_them() {
         .config;
     let block = &c.packages[0].filter.block;
     let names: Vec<&str> = block.iter().map(|b| b.name.as_str()).collect();
-    assert_eq!(names, ["lib", "@s/x", "@s/y"]);
+    assert_eq!(names, ["lib", "@s/x", "@s/y", "left-pad", "q", "r", "s"]);
     assert!(block[0].covers("lib", "1.5.0") && !block[0].covers("lib", "2.0.0"));
     assert!(block[1].covers("@s/x", "9.0.0"));
     assert!(block[3].covers("left-pad", "2.0.1") && !block[3].covers("left-pad", "3.0.0"));
