@@ -129,3 +129,41 @@ fn a_dummy_token_reads_and_publishes_where_anyone_may() {
     // whoami needs a user: refused, saying the token is not valid.
     refused_with(&ci.npm(w, &["whoami"]), "E401", &["invalid, expired or revoked"]);
 }
+
+/// Sends the head of a PUT with `Expect: 100-continue` and returns what the server answers before
+/// any of the body is sent.
+fn first_answer(port: u16, auth: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let auth = auth.map(|a| format!("authorization: {a}\r\n")).unwrap_or_default();
+    write!(
+        s,
+        "PUT /expect-lib HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
+         content-length: 1000000\r\nexpect: 100-continue\r\n{auth}\r\n"
+    )
+    .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn only_an_allowed_request_is_told_to_send_its_body() {
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start_default(&work.path().join("storage"));
+    let refused = first_answer(server.port, None);
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    assert!(
+        !refused.contains("100 Continue") && refused.contains("npm login"),
+        "{refused}"
+    );
+    let stale = first_answer(server.port, Some("Bearer fake"));
+    assert!(
+        stale.starts_with("HTTP/1.1 401") && stale.contains("invalid, expired or revoked"),
+        "{stale}"
+    );
+    let token = login(&server.url(), "expecter", "expecter-password").unwrap();
+    let allowed = first_answer(server.port, Some(&format!("Bearer {token}")));
+    assert!(allowed.starts_with("HTTP/1.1 100 Continue"), "{allowed}");
+}
