@@ -174,7 +174,14 @@ impl From<AuthError> for ApiError {
             | AuthError::WeakPassword
             | AuthError::InvalidCidr(_) => (StatusCode::BAD_REQUEST, None),
             AuthError::RegistrationClosed | AuthError::UserLimit(_) => (StatusCode::FORBIDDEN, None),
-            AuthError::HtpasswdMissing(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
+            AuthError::HtpasswdMissing(_) => {
+                // The path is for the log, not for clients.
+                tracing::error!(error = %message, "not ready");
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "users cannot log in: the configured htpasswd file does not exist",
+                );
+            }
             AuthError::TooManyAttempts(wait) => (StatusCode::TOO_MANY_REQUESTS, Some(wait.as_secs())),
         };
         ApiError {
