@@ -20,6 +20,8 @@ pub const GROUP: &str = "npmregistry.dev";
 pub const SERVER_PORT: i32 = 4873;
 
 /// Desired state of one npm registry: the server Deployment, its storage, and how it is reached.
+// The printer columns repeat `type_ = "string"`, which this lint takes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "npmregistry.dev",
@@ -32,13 +34,15 @@ pub const SERVER_PORT: i32 = 4873;
     status = "NpmRegistryStatus",
     derive = "Default",
     derive = "PartialEq",
-    // Children are named `<name>-storage` and the Service `<name>`: both must stay DNS labels.
-    validation = Rule::new("self.metadata.name.size() <= 55 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
-        .message("metadata.name must be a DNS label of at most 55 characters starting with a letter"),
     printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
     ),
     printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.readyReplicas"),
@@ -99,6 +103,20 @@ pub struct NpmRegistrySpec {
     /// Server log level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_level: Option<LogLevel>,
+
+    /// Sizes of the server's in-memory caches (server defaults: 128Mi of packuments, 64Mi of
+    /// tarballs). When `resources` sets no memory, the pod's memory request and limit are these
+    /// plus the server's fixed overhead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSpec>,
+
+    /// Groups of users: a group name can stand wherever a user name can in `packages`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, Vec<String>>,
+
+    /// The web UI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebSpec>,
 
     /// Exposes the registry through an Ingress (for example an AWS ALB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,20 +224,33 @@ pub struct StorageSpec {
     pub s3: Option<S3Storage>,
 }
 
+/// Size of a claim the operator creates when `size` is not given.
+pub const DEFAULT_VOLUME_SIZE: &str = "10Gi";
+
 /// Volume storage: a claim the operator creates, or an existing claim.
+///
+/// A PersistentVolumeClaim's access mode and class are immutable and its size can only grow: the
+/// transition rules refuse such an edit at admission, so it can never reach the claim and fail there.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.existingClaim) || (!has(self.size) && !has(self.storageClassName))")
     .message("existingClaim cannot be combined with size or storageClassName"))]
+#[x_kube(validation = Rule::new("self.accessMode == oldSelf.accessMode")
+    .message("storage.volume.accessMode cannot change: the PersistentVolumeClaim's access mode is immutable (create a new NpmRegistry and copy the packages)"))]
+#[x_kube(validation = Rule::new("has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)")
+    .message("storage.volume.storageClassName cannot change: the PersistentVolumeClaim's class is immutable (create a new NpmRegistry and copy the packages)"))]
+#[x_kube(validation = Rule::new(format!(
+    "quantity(has(self.size) ? string(self.size) : '{DEFAULT_VOLUME_SIZE}').compareTo(quantity(has(oldSelf.size) ? string(oldSelf.size) : '{DEFAULT_VOLUME_SIZE}')) >= 0"
+)).message("storage.volume.size cannot shrink: a PersistentVolumeClaim only grows (and only when its StorageClass allows volume expansion)"))]
 pub struct VolumeStorage {
-    /// Size of the claim the operator creates (default 10Gi).
+    /// Size of the claim the operator creates (default 10Gi; it may grow, never shrink).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<Quantity>,
-    /// StorageClass of the created claim (for example `gp3` for EBS or `efs-sc` for EFS).
+    /// StorageClass of the created claim (for example `gp3` for EBS or `efs-sc` for EFS); immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub storage_class_name: Option<String>,
-    /// ReadWriteOnce (EBS: one replica, Recreate) or ReadWriteMany (EFS: several replicas).
+    /// ReadWriteOnce (EBS: one replica, Recreate) or ReadWriteMany (EFS: several replicas); immutable.
     #[serde(default)]
     pub access_mode: AccessMode,
     /// Use this existing claim instead of creating one (the operator never deletes it).
@@ -374,6 +405,39 @@ pub struct PackageRule {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20), inner(length(min = 1, max = 63)))]
     pub proxy: Vec<String>,
+    /// Hide upstream versions younger than this (a duration such as `7d`): a release-age quarantine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub quarantine: Option<String>,
+    /// Upstream packages (`name`) or versions (`name@range`, an npm range) never served.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000), inner(length(min = 1, max = 256)))]
+    pub block: Vec<String>,
+}
+
+/// Sizes of the server's in-memory caches.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheSpec {
+    /// Packument (package metadata) cache size, for example `256Mi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packuments: Option<Quantity>,
+    /// Cache of small tarballs (up to 1 MiB each), for example `128Mi`; `0` turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tarballs: Option<Quantity>,
+}
+
+/// The web UI.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebSpec {
+    /// Serve the web UI (the server's default: true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable: Option<bool>,
+    /// Title of the web UI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub title: Option<String>,
 }
 
 /// Authentication.
@@ -620,7 +684,7 @@ pub struct NpmRegistryStatus {
     /// Server pods that pass their readiness probe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
-    /// URL clients use (from the Ingress host).
+    /// URL clients use: from the Ingress host, else the Service's in-cluster address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Host name of the load balancer in front of the Ingress, once it has one.
@@ -639,10 +703,27 @@ pub fn crd() -> CustomResourceDefinition {
         if let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
             let mut value = serde_json::to_value(&*schema).expect("schema serializes");
             strip_null_enum_values(&mut value);
+            restrict_name(&mut value);
             *schema = serde_json::from_value(value).expect("schema deserializes");
         }
     }
     crd
+}
+
+/// Children are named `<name>-storage` and the Service `<name>`: both must stay DNS labels. The
+/// schema may restrict `metadata.name` (and nothing else of `metadata`); the API server then names
+/// the field in its error, which a root-level CEL rule cannot.
+fn restrict_name(schema: &mut serde_json::Value) {
+    schema["properties"]["metadata"] = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "name": {
+                "type": "string",
+                "maxLength": crate::validate::MAX_NAME_LEN,
+                "pattern": crate::validate::NAME_PATTERN,
+            }
+        }
+    });
 }
 
 /// schemars lists `null` among the values of an `Option<enum>`; `nullable: true` already says that,

@@ -2,6 +2,7 @@
 //! `Reconciling` and `Stalled` so Flux (kstatus) and Argo CD (Lua health check) read health right.
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -27,6 +28,10 @@ pub struct Observed<'a> {
     pub generation: Option<i64>,
     pub deployment: Option<&'a Deployment>,
     pub ingress: Option<&'a Ingress>,
+    /// The claim the operator created, for why pods wait on it.
+    pub pvc: Option<&'a PersistentVolumeClaim>,
+    /// The server pods, for why they are not ready.
+    pub pods: &'a [Pod],
     pub url: Option<String>,
     pub failure: Option<Failure>,
 }
@@ -48,7 +53,7 @@ pub fn compute(observed: &Observed, previous: Option<&NpmRegistryStatus>, now: &
         .and_then(|s| s.ready_replicas);
     let (ready, progressing, degraded) = match &observed.failure {
         Some(f) => failed(f),
-        None => from_deployment(observed.deployment),
+        None => from_deployment(observed.deployment, &blocker(observed)),
     };
     // kstatus: Reconciling while not done and not stuck; Stalled when stuck.
     let reconciling = Cond {
@@ -99,7 +104,82 @@ fn failed(f: &Failure) -> (Cond, Cond, Cond) {
     )
 }
 
-fn from_deployment(deployment: Option<&Deployment>) -> (Cond, Cond, Cond) {
+/// Why pods are not ready, from the pods and the claim: (reason, message).
+fn blocker(observed: &Observed) -> Option<(String, String)> {
+    let pod = observed.pods.iter().find_map(pod_blocker);
+    let claim = observed.pvc.and_then(|pvc| {
+        let phase = pvc.status.as_ref()?.phase.as_deref()?;
+        (phase != "Bound").then(|| {
+            (
+                "ClaimNotBound".to_string(),
+                format!(
+                    "PersistentVolumeClaim {} is {phase}: no volume is bound to it yet",
+                    pvc.metadata.name.as_deref().unwrap_or("")
+                ),
+            )
+        })
+    });
+    match (pod, claim) {
+        (Some((reason, message)), Some((_, claim))) => Some((reason, format!("{message}; {claim}"))),
+        (pod, claim) => pod.or(claim),
+    }
+}
+
+/// The first thing that keeps one pod from running: unschedulable, a container waiting (image
+/// pull, crash loop, missing Secret) or terminated.
+fn pod_blocker(pod: &Pod) -> Option<(String, String)> {
+    let name = pod.metadata.name.as_deref().unwrap_or("");
+    let status = pod.status.as_ref()?;
+    let conditions = status.conditions.iter().flatten();
+    if let Some(c) = conditions
+        .clone()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+    {
+        let reason = c.reason.clone().unwrap_or_else(|| "Unschedulable".into());
+        return Some((reason, format!("pod {name}: {}", c.message.clone().unwrap_or_default())));
+    }
+    if conditions.clone().any(|c| c.type_ == "Ready" && c.status == "True") {
+        return None;
+    }
+    let containers = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten());
+    for container in containers {
+        let Some(state) = &container.state else { continue };
+        if let Some(waiting) = &state.waiting
+            && let Some(reason) = waiting
+                .reason
+                .as_deref()
+                .filter(|r| *r != "PodInitializing" && *r != "ContainerCreating")
+        {
+            let mut message = format!("pod {name}, container {}: {reason}", container.name);
+            if let Some(detail) = waiting.message.as_deref().filter(|m| !m.is_empty()) {
+                message = format!("{message}: {detail}");
+            }
+            if let Some(last) = container.last_state.as_ref().and_then(|s| s.terminated.as_ref()) {
+                message = format!(
+                    "{message} (last exit: {}, code {})",
+                    last.reason.as_deref().unwrap_or("unknown"),
+                    last.exit_code
+                );
+            }
+            return Some((reason.to_string(), message));
+        }
+        if let Some(terminated) = &state.terminated {
+            let reason = terminated.reason.clone().unwrap_or_else(|| "Terminated".into());
+            let message = format!(
+                "pod {name}, container {}: {reason} (exit code {})",
+                container.name, terminated.exit_code
+            );
+            return Some((reason, message));
+        }
+    }
+    None
+}
+
+fn from_deployment(deployment: Option<&Deployment>, blocker: &Option<(String, String)>) -> (Cond, Cond, Cond) {
     let ok = |type_, status, reason: &str, message: String| Cond {
         type_,
         status,
@@ -147,12 +227,20 @@ fn from_deployment(deployment: Option<&Deployment>) -> (Cond, Cond, Cond) {
             degraded,
         );
     }
-    let waiting = pod_waiting_reason(&status).unwrap_or_else(|| "PodsNotReady".into());
-    (
-        ok(READY, false, &waiting, pods.clone()),
-        ok(PROGRESSING, !degraded.status, "RolloutInProgress", pods),
-        degraded,
-    )
+    let (reason, message) = match blocker {
+        Some((reason, why)) => (reason.clone(), format!("{pods}: {why}")),
+        None => (
+            pod_waiting_reason(&status).unwrap_or_else(|| "PodsNotReady".into()),
+            pods.clone(),
+        ),
+    };
+    // A stuck rollout is not progressing: say why instead of "in progress".
+    let progressing = if degraded.status {
+        ok(PROGRESSING, false, &degraded.reason.clone(), degraded.message.clone())
+    } else {
+        ok(PROGRESSING, true, "RolloutInProgress", pods)
+    };
+    (ok(READY, false, &reason, message), progressing, degraded)
 }
 
 /// Unavailable pods without a more precise verdict: say so; the Deployment condition's message
@@ -197,11 +285,6 @@ fn load_balancer_hostname(ingress: Option<&Ingress>) -> Option<String> {
         .iter()
         .flatten()
         .find_map(|i| i.hostname.clone().or_else(|| i.ip.clone()))
-}
-
-/// Whether `type_` is `True` in `status`.
-pub fn is_true(status: &NpmRegistryStatus, type_: &str) -> bool {
-    status.conditions.iter().any(|c| c.type_ == type_ && c.status == "True")
 }
 
 #[cfg(test)]
@@ -303,8 +386,71 @@ mod tests {
         assert_eq!(cond(&s, DEGRADED).reason, "ProgressDeadlineExceeded");
         assert_eq!(cond(&s, STALLED).status, "True");
         assert_eq!(cond(&s, PROGRESSING).status, "False");
+        assert_eq!(
+            cond(&s, PROGRESSING).reason,
+            "ProgressDeadlineExceeded",
+            "not RolloutInProgress"
+        );
         assert_eq!(cond(&s, RECONCILING).status, "False");
         assert_eq!(cond(&s, READY).status, "False");
+    }
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "npm-5d9f-x"}, "status": status})).unwrap()
+    }
+
+    #[test]
+    fn why_pods_are_pending_reaches_ready() {
+        let d = deployment(1, 0, vec![]);
+        let unschedulable = pod(serde_json::json!({"phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 3 Insufficient memory."}]}));
+        let pods = [unschedulable];
+        let mut o = observed(Some(&d));
+        o.pods = &pods;
+        let s = compute(&o, None, &time(1));
+        let ready = cond(&s, READY);
+        assert_eq!(ready.reason, "Unschedulable");
+        assert!(
+            ready
+                .message
+                .contains("0/3 nodes are available: 3 Insufficient memory."),
+            "{}",
+            ready.message
+        );
+
+        let pulling = pod(serde_json::json!({"phase": "Pending", "containerStatuses": [{
+            "name": "server", "ready": false, "restartCount": 0, "image": "x", "imageID": "",
+            "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x\""}}}]}));
+        let pods = [pulling];
+        o.pods = &pods;
+        let ready = cond(&compute(&o, None, &time(1)), READY);
+        assert_eq!(ready.reason, "ImagePullBackOff");
+        assert!(
+            ready
+                .message
+                .contains("container server: ImagePullBackOff: Back-off pulling image"),
+            "{}",
+            ready.message
+        );
+    }
+
+    #[test]
+    fn an_unbound_claim_reaches_ready() {
+        let d = deployment(1, 0, vec![]);
+        let pvc: PersistentVolumeClaim = serde_json::from_value(
+            serde_json::json!({"metadata": {"name": "npm-storage"}, "status": {"phase": "Pending"}}),
+        )
+        .unwrap();
+        let mut o = observed(Some(&d));
+        o.pvc = Some(&pvc);
+        let ready = cond(&compute(&o, None, &time(1)), READY);
+        assert_eq!(ready.reason, "ClaimNotBound");
+        assert!(
+            ready.message.contains("PersistentVolumeClaim npm-storage is Pending"),
+            "{}",
+            ready.message
+        );
     }
 
     #[test]

@@ -20,11 +20,14 @@ use super::{
     SERVICE_ACCOUNT_CHECKSUM_ANNOTATION, STORAGE_PATH, View, names,
 };
 use crate::crd::{SERVER_PORT, WhenUnsatisfiable};
+use crate::quantity;
 use crate::validate::uplink_token_env;
 
 pub const CONTAINER_NAME: &str = "server";
 /// The server image's non-root user (the contract with registry-server).
 pub const SERVER_UID: i64 = 10001;
+/// CPU request when the spec sets no resources at all.
+const DEFAULT_CPU_REQUEST: &str = "100m";
 const ZONE_KEY: &str = "topology.kubernetes.io/zone";
 
 /// Checksums of the objects the pods depend on, recorded on the pod template.
@@ -33,7 +36,7 @@ pub struct Checksums {
     pub service_account: String,
 }
 
-pub fn build(view: &View, checksums: &Checksums) -> Deployment {
+pub fn build(view: &View, checksums: &Checksums) -> Result<Deployment, super::BuildError> {
     let spec = view.spec;
     let single_writer = view.single_writer();
     let strategy = if single_writer {
@@ -60,7 +63,7 @@ pub fn build(view: &View, checksums: &Checksums) -> Deployment {
         checksums.service_account.clone(),
     );
 
-    Deployment {
+    Ok(Deployment {
         metadata: view.meta(names::workload(view.name)),
         spec: Some(DeploymentSpec {
             replicas: view.fixed_replicas(),
@@ -76,17 +79,17 @@ pub fn build(view: &View, checksums: &Checksums) -> Deployment {
                     annotations: Some(annotations),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(pod_spec(view)),
+                spec: Some(pod_spec(view)?),
             },
             ..DeploymentSpec::default()
         }),
         ..Deployment::default()
-    }
+    })
 }
 
-fn pod_spec(view: &View) -> PodSpec {
+fn pod_spec(view: &View) -> Result<PodSpec, super::BuildError> {
     let spec = view.spec;
-    PodSpec {
+    Ok(PodSpec {
         service_account_name: Some(names::workload(view.name)),
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),
@@ -103,7 +106,7 @@ fn pod_spec(view: &View) -> PodSpec {
             }),
             ..PodSecurityContext::default()
         }),
-        containers: vec![container(view)],
+        containers: vec![container(view)?],
         volumes: Some(volumes(view)),
         image_pull_secrets: (!spec.image_pull_secrets.is_empty()).then(|| spec.image_pull_secrets.clone()),
         node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
@@ -111,10 +114,10 @@ fn pod_spec(view: &View) -> PodSpec {
         affinity: spec.affinity.clone(),
         topology_spread_constraints: topology_spread(view),
         ..PodSpec::default()
-    }
+    })
 }
 
-fn container(view: &View) -> Container {
+fn container(view: &View) -> Result<Container, super::BuildError> {
     let spec = view.spec;
     let probe = |path: &str, period: i32, failures: i32| Probe {
         http_get: Some(HTTPGetAction {
@@ -166,7 +169,7 @@ fn container(view: &View) -> Container {
             })
         })
         .collect();
-    Container {
+    Ok(Container {
         name: CONTAINER_NAME.into(),
         image: Some(spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.into())),
         image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().into()),
@@ -183,7 +186,7 @@ fn container(view: &View) -> Container {
         startup_probe: Some(probe(PING_PATH, 2, 60)),
         liveness_probe: Some(probe(PING_PATH, 10, 3)),
         readiness_probe: Some(probe(READY_PATH, 5, 2)),
-        resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
+        resources: Some(resources(view)?),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
@@ -196,17 +199,30 @@ fn container(view: &View) -> Container {
         }),
         volume_mounts: Some(mounts),
         ..Container::default()
-    }
+    })
 }
 
-fn default_resources() -> ResourceRequirements {
-    ResourceRequirements {
-        requests: Some(BTreeMap::from([
-            ("cpu".to_string(), Quantity("100m".into())),
-            ("memory".to_string(), Quantity("128Mi".into())),
-        ])),
+/// The spec's resources; when they set no memory, a memory request and an equal limit sized for
+/// the server: its two caches (spec or server defaults) plus its fixed overhead. Memory is bounded
+/// by configuration, so the limit is what the server can use, and a request below it would let the
+/// scheduler overcommit the node.
+fn resources(view: &View) -> Result<ResourceRequirements, super::BuildError> {
+    let mut resources = view.spec.resources.clone().unwrap_or_else(|| ResourceRequirements {
+        requests: Some(BTreeMap::from([(
+            "cpu".to_string(),
+            Quantity(DEFAULT_CPU_REQUEST.into()),
+        )])),
         ..ResourceRequirements::default()
+    });
+    let sets_memory =
+        |list: &Option<BTreeMap<String, Quantity>>| list.as_ref().is_some_and(|l| l.contains_key("memory"));
+    if !sets_memory(&resources.requests) && !sets_memory(&resources.limits) {
+        let memory = quantity::mebibytes(view.cache_bytes()? + registry_config::defaults::MEMORY_OVERHEAD);
+        for list in [&mut resources.requests, &mut resources.limits] {
+            list.get_or_insert_default().insert("memory".into(), memory.clone());
+        }
     }
+    Ok(resources)
 }
 
 fn volumes(view: &View) -> Vec<Volume> {
@@ -352,6 +368,61 @@ mod tests {
             ]
         );
         assert_eq!(pod.service_account_name.as_deref(), Some("npm"));
+    }
+
+    fn resources_of(spec: NpmRegistrySpec) -> ResourceRequirements {
+        pod(&deployment(spec)).containers[0].resources.clone().unwrap()
+    }
+
+    #[test]
+    fn memory_is_sized_from_the_caches_when_the_spec_sets_none() {
+        use registry_config::defaults::{MEMORY_OVERHEAD, PACKUMENT_CACHE_SIZE, TARBALL_CACHE_SIZE};
+        let mib = |b: u64| format!("{}Mi", b.div_ceil(1 << 20));
+        let r = resources_of(volume_spec());
+        let default = mib(PACKUMENT_CACHE_SIZE + TARBALL_CACHE_SIZE + MEMORY_OVERHEAD);
+        assert_eq!(r.requests.as_ref().unwrap()["memory"], Quantity(default.clone()));
+        assert_eq!(r.limits.as_ref().unwrap()["memory"], Quantity(default));
+        assert_eq!(r.requests.unwrap()["cpu"], Quantity("100m".into()));
+
+        let mut spec = volume_spec();
+        spec.cache = Some(CacheSpec {
+            packuments: Some(Quantity("1Gi".into())),
+            tarballs: Some(Quantity("256Mi".into())),
+        });
+        // CPU only: memory is still derived, the CPU kept.
+        spec.resources = Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([("cpu".to_string(), Quantity("0.5".into()))])),
+            ..Default::default()
+        });
+        let r = resources_of(spec);
+        let sized = mib((1 << 30) + (256 << 20) + MEMORY_OVERHEAD);
+        assert_eq!(r.limits.as_ref().unwrap()["memory"], Quantity(sized.clone()));
+        assert_eq!(r.requests.as_ref().unwrap()["memory"], Quantity(sized));
+        assert_eq!(r.requests.unwrap()["cpu"], Quantity("0.5".into()));
+    }
+
+    #[test]
+    fn memory_the_spec_sets_is_kept_as_is() {
+        let mut spec = volume_spec();
+        let set = ResourceRequirements {
+            limits: Some(BTreeMap::from([("memory".to_string(), Quantity("2Gi".into()))])),
+            ..Default::default()
+        };
+        spec.resources = Some(set.clone());
+        assert_eq!(resources_of(spec), set);
+    }
+
+    #[test]
+    fn a_cache_size_that_is_no_quantity_is_an_error() {
+        let mut spec = volume_spec();
+        spec.cache = Some(CacheSpec {
+            packuments: Some(Quantity("lots".into())),
+            tarballs: None,
+        });
+        assert!(matches!(
+            build_all(&registry(spec)),
+            Err(crate::resources::BuildError::Quantity(_))
+        ));
     }
 
     #[test]
