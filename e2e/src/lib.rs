@@ -1,5 +1,8 @@
 //! Helpers for the cluster suite: find the cluster, install the CRD, run the operator in-process,
-//! give each test its own namespace, and poll until something holds.
+//! give each test its own namespace, and poll until something holds; and (`container`) run the
+//! rendered server pod in podman.
+
+pub mod container;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::configmap::CONFIG_KEY;
 use super::{
-    CONFIG_CHECKSUM_ANNOTATION, CONFIG_DIR, CONFIG_PATH, DEFAULT_IMAGE, PING_PATH, READY_PATH,
+    CONFIG_CHECKSUM_ANNOTATION, CONFIG_DIR, CONFIG_PATH, DEFAULT_IMAGE, PING_PATH, READY_PATH, SERVER_BINARY,
     SERVICE_ACCOUNT_CHECKSUM_ANNOTATION, STORAGE_PATH, View, names,
 };
 use crate::crd::{SERVER_PORT, WhenUnsatisfiable};
@@ -173,7 +173,7 @@ fn container(view: &View) -> Result<Container, super::BuildError> {
         name: CONTAINER_NAME.into(),
         image: Some(spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.into())),
         image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().into()),
-        command: Some(vec!["npm-registry-server".into()]),
+        command: Some(vec![SERVER_BINARY.into()]),
         args: Some(vec!["--config".into(), CONFIG_PATH.into()]),
         ports: Some(vec![ContainerPort {
             name: Some("http".into()),
@@ -338,7 +338,7 @@ mod tests {
         let pod = pod(&d);
         let c = &pod.containers[0];
         assert_eq!(c.image.as_deref(), Some(DEFAULT_IMAGE));
-        assert_eq!(c.command, Some(vec!["npm-registry-server".to_string()]));
+        assert_eq!(c.command, Some(vec!["/usr/local/bin/npm-registry-server".to_string()]));
         assert_eq!(
             c.args,
             Some(vec![

@@ -33,6 +33,9 @@ pub const DEFAULT_IMAGE: &str = concat!(
 /// Our own annotations and labels live under the API group.
 pub const CONFIG_CHECKSUM_ANNOTATION: &str = "npmregistry.dev/config-checksum";
 pub const SERVICE_ACCOUNT_CHECKSUM_ANNOTATION: &str = "npmregistry.dev/service-account-checksum";
+/// The server binary in its image (registry-server/Dockerfile puts it there; so does the
+/// container test's image). An absolute path: an image built from scratch may set no PATH.
+pub const SERVER_BINARY: &str = "/usr/local/bin/npm-registry-server";
 /// Where the server reads its config and writes packages (the contract with registry-server).
 pub const CONFIG_DIR: &str = "/etc/npm-registry";
 pub const CONFIG_PATH: &str = "/etc/npm-registry/config.yaml";
