@@ -103,27 +103,13 @@ impl Tools {
         for lib in ldd.split_whitespace().filter(|w| w.starts_with('/')) {
             copy(Path::new(lib), lib);
         }
-        let scratch = tempfile::tempdir().unwrap();
-        let file = |name: &str, text: &str| {
-            let path = scratch.path().join(name);
-            std::fs::write(&path, text).unwrap();
-            path
-        };
+        // The very files registry-server/Dockerfile copies.
+        for file in IMAGE_FILES {
+            copy(&crate::repo_root().join(file.source), file.dest);
+        }
         let (uid, gid) = IMAGE_USER;
-        copy(
-            &file(
-                "passwd",
-                &format!(
-                    "root:x:0:0:root:/root:/sbin/nologin\nnpm-registry:x:{uid}:{gid}:npm-registry:/var/lib/npm-registry:/sbin/nologin\n"
-                ),
-            ),
-            "/etc/passwd",
-        );
-        copy(
-            &file("group", &format!("root:x:0:\nnpm-registry:x:{gid}:\n")),
-            "/etc/group",
-        );
         copy(Path::new(CA_CERTIFICATES), CA_CERTIFICATES);
+        let scratch = tempfile::tempdir().unwrap();
         let home = scratch.path().join("home");
         std::fs::create_dir(&home).unwrap();
         let mut cmd = self.buildah();
@@ -146,6 +132,24 @@ impl Tools {
 
 /// The user the image runs as by default (the Dockerfiles' `USER`).
 pub const IMAGE_USER: (i64, i64) = (10001, 10001);
+
+/// A file of the repository that the image holds.
+pub struct ImageFile {
+    pub source: &'static str,
+    pub dest: &'static str,
+}
+
+/// The files both Dockerfiles copy into their runtime stage, and so does the test image.
+pub const IMAGE_FILES: [ImageFile; 2] = [
+    ImageFile {
+        source: "registry-server/image/passwd",
+        dest: "/etc/passwd",
+    },
+    ImageFile {
+        source: "registry-server/image/group",
+        dest: "/etc/group",
+    },
+];
 /// Where Debian (and distroless) keep the CA bundle.
 pub const CA_CERTIFICATES: &str = "/etc/ssl/certs/ca-certificates.crt";
 

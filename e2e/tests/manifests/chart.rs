@@ -208,4 +208,3 @@ fn crd_copies_are_byte_identical_to_crds() {
         "helm template --include-crds does not carry {CRD} byte for byte"
     );
 }
-

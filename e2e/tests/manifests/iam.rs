@@ -82,4 +82,3 @@ fn irsa_trust_policy_admits_only_the_registry_service_account() {
         "{sub}"
     );
 }
-

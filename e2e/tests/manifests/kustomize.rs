@@ -49,4 +49,3 @@ fn kustomize_base_renders_valid_objects() {
     assert_eq!(image, format!("{OPERATOR_IMAGE}:{}", app_version()));
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
 }
-

@@ -18,3 +18,4 @@ mod kustomize;
 mod readme;
 mod support;
 mod tiltfile;
+mod workflows;

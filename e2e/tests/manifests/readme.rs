@@ -234,4 +234,3 @@ fn readme_eks_section_is_followed_line_by_line() {
         assert!(section.contains(word), "the prerequisites must name {word}");
     }
 }
-

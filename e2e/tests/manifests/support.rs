@@ -239,4 +239,3 @@ pub fn config_rules() -> (Value, Value) {
         find(&docs, "Role")["rules"].clone(),
     )
 }
-

@@ -18,4 +18,3 @@ fn tiltfile_builds_both_images_and_installs_the_chart() {
         assert!(tilt.contains(want), "Tiltfile: {want}");
     }
 }
-
