@@ -96,7 +96,7 @@ fn check_paths(words: &[String], line: &str) {
     for word in words {
         let path = word.strip_prefix("file://").unwrap_or(word);
         let path = path.split_once('=').map_or(path, |(_, p)| p);
-        if ["config/", "charts/", "crds/", "operator/", "e2e/"]
+        if ["config/", "charts/", "crds/", "operator/", "e2e/", "registry-server/"]
             .iter()
             .any(|p| path.starts_with(p))
         {
@@ -136,7 +136,37 @@ fn follow(line: &str) -> &'static str {
             cmd.args(&words[1..]).arg("--dry-run=client");
             let out = run(cmd, line);
             assert!(out.contains("kind: Deployment"), "{line}: nothing rendered");
+            if let Some(repository) = words.iter().find_map(|w| w.strip_prefix("image.repository=")) {
+                let image = format!("image: \"{repository}:{}\"", app_version());
+                assert!(out.contains(&image), "{line}: the operator runs {image}");
+            }
             "helm install"
+        }
+        ("docker", "buildx") => {
+            // Needs Docker and the registry: check that it builds both architectures of an image
+            // this repository ships, and pushes it.
+            let value = |flag: &str| {
+                let i = words
+                    .iter()
+                    .position(|w| w == flag)
+                    .unwrap_or_else(|| panic!("`{line}`: no {flag}"));
+                words[i + 1].clone()
+            };
+            assert_eq!(value("--platform"), "linux/amd64,linux/arm64", "`{line}`");
+            assert!(
+                words.iter().any(|w| w == "--push") && words.last().unwrap() == ".",
+                "`{line}`"
+            );
+            let dockerfile = value("-f");
+            let tag = value("-t");
+            let image = dockerfile
+                .replace("registry-server/Dockerfile", "npm-registry-server")
+                .replace("operator/Dockerfile", "npm-registry-operator");
+            assert!(
+                tag.contains(&format!("/{image}:{}", app_version())),
+                "`{line}`: {tag} names {image} at the chart's appVersion"
+            );
+            "docker buildx"
         }
         ("kubectl", "kustomize") => {
             let mut cmd = kubectl();
@@ -161,9 +191,12 @@ fn follow(line: &str) -> &'static str {
             "npm config"
         }
         // These need the cluster, AWS or the running registry: their files were checked above.
-        ("kubectl", _) | ("aws", _) | ("eksctl", _) | ("helm", "test" | "status") | ("npm", "login" | "whoami") => {
-            "checked only"
-        }
+        ("kubectl", _)
+        | ("aws", _)
+        | ("eksctl", _)
+        | ("docker", "login")
+        | ("helm", "test" | "status")
+        | ("npm", "login" | "whoami") => "checked only",
         _ => panic!("`{line}`: the test does not know how to follow this command; teach follow()"),
     }
 }
@@ -219,6 +252,35 @@ fn readme_eks_section_is_followed_line_by_line() {
     assert!(
         has(&|k, _| k == "npm config"),
         "the section must `npm config set registry`"
+    );
+    // Until a release exists: both images built and pushed, and the chart pointed at the operator's.
+    for dockerfile in ["registry-server/Dockerfile", "operator/Dockerfile"] {
+        assert!(
+            has(&|k, l| k == "docker buildx" && l.contains(dockerfile)),
+            "the section must build and push the image of {dockerfile}"
+        );
+    }
+    let pushed = |image: &str| {
+        steps
+            .iter()
+            .filter(|(k, _)| *k == "docker buildx")
+            .find_map(|(_, l)| {
+                let words = shell_words(l);
+                let tag = &words[words.iter().position(|w| w == "-t")? + 1];
+                tag.contains(&format!("/{image}:"))
+                    .then(|| tag.split(':').next().unwrap().to_string())
+            })
+            .unwrap_or_else(|| panic!("no push of {image}"))
+    };
+    let operator_image = pushed("npm-registry-operator");
+    assert!(
+        has(&|k, l| k == "helm install" && l.contains(&format!("image.repository={operator_image}"))),
+        "the chart must be installed with the pushed operator image {operator_image}"
+    );
+    let words = section.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains(&format!("spec.image: {}", pushed("npm-registry-server"))),
+        "the section must point spec.image at the pushed server image"
     );
     for sample in [
         "config/samples/npmregistry-eks-s3.yaml",
