@@ -2,7 +2,8 @@
 //! release binary with buildah (no base image is pulled: the binary, the shared libraries `ldd`
 //! lists, CA certificates and a passwd file naming the non-root user), and the rendered pod spec
 //! translated field by field into `podman run` (same command, args, env, user and groups,
-//! read-only root, dropped capabilities, volumes with the kubelet's ownership and modes).
+//! read-only root, dropped capabilities, memory and CPU limits, volumes with the kubelet's
+//! ownership and modes).
 //!
 //! A pod spec field the translation does not know makes it panic, so the pod in the container
 //! can never silently differ from the pod the operator asks for.
@@ -224,6 +225,26 @@ impl PodRun {
         if let Some(profile) = pod_security.seccomp_profile.as_ref() {
             // podman's default seccomp profile is the runtime default.
             assert_eq!(profile.type_, "RuntimeDefault");
+        }
+
+        // Limits are what the kernel enforces (requests only schedule).
+        let limits = container
+            .resources
+            .as_ref()
+            .and_then(|r| r.limits.clone())
+            .unwrap_or_default();
+        for (resource, quantity) in &limits {
+            match resource.as_str() {
+                "memory" => {
+                    let bytes = operator::quantity::bytes(quantity).expect("a memory quantity");
+                    args.extend(["--memory".into(), bytes.to_string()]);
+                }
+                "cpu" => {
+                    let nanos = operator::quantity::nanos(&quantity.0).expect("a CPU quantity");
+                    args.extend(["--cpus".into(), format!("{}", nanos as f64 / 1e9)]);
+                }
+                other => panic!("limit {other} is not translated"),
+            }
         }
 
         let volumes = tempfile::tempdir().unwrap();

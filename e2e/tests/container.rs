@@ -92,6 +92,10 @@ async fn run_sample(tools: &Tools, moto: &Moto, upstream: u16, file: &str, mut m
         Vec::new()
     };
     let pod = PodRun::new(&desired.deployment, &desired.config_map, &secrets, &credentials);
+    assert!(
+        pod.args.iter().any(|a| a == "--memory"),
+        "{file}: every pod has a memory limit (the spec's, or the caches plus the overhead)"
+    );
 
     let name = format!("npmreg-e2e-{}-{}", file.trim_end_matches(".yaml"), std::process::id());
     let running = Running::start(tools, &name, &pod);
