@@ -47,7 +47,8 @@ fn everything() -> NpmRegistrySpec {
         "replicas": 2,
         "storage": {"s3": {"bucket": "npm-bucket", "region": "eu-west-1", "keyPrefix": "npm/",
             "endpoint": "https://s3.example.com", "forcePathStyle": true,
-            "kmsKeyId": "arn:aws:kms:eu-west-1:123456789012:key/k"}},
+            "kmsKeyId": "arn:aws:kms:eu-west-1:123456789012:key/k", "tarballRedirect": "10m",
+            "connectTimeout": "2s", "requestTimeout": "20s", "maxAttempts": 5}},
         "uplinks": [{"name": "upstream", "url": "https://upstream.example.com/", "timeout": "10s",
             "maxage": "5m", "maxFails": 3, "failTimeout": "1m", "cache": false,
             "auth": {"type": "basic", "secretRef": {"name": "tokens", "key": "upstream"}}}],
@@ -103,6 +104,15 @@ fn a_spec_with_every_field_reads_back_without_a_warning_and_as_meant() {
     assert_eq!(
         s3.sse_kms_key_id.as_deref(),
         Some("arn:aws:kms:eu-west-1:123456789012:key/k")
+    );
+    assert_eq!(s3.tarball_redirect, Some(std::time::Duration::from_secs(600)));
+    assert_eq!(
+        (
+            s3.connect_timeout.as_secs(),
+            s3.request_timeout.as_secs(),
+            s3.max_attempts
+        ),
+        (2, 20, 5)
     );
 }
 

@@ -38,7 +38,7 @@ pub struct UplinkSpec {
     pub auth: Option<UplinkAuth>,
 }
 
-const DURATION_PATTERN: &str = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d|w|M|y)?$";
+pub(super) const DURATION_PATTERN: &str = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d|w|M|y)?$";
 
 /// Uplink credentials.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -107,4 +107,21 @@ pub struct S3Storage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048))]
     pub kms_key_id: Option<String>,
+    /// Answer tarball downloads with a redirect to a presigned S3 URL valid this long (`5m`; at
+    /// most 7 days): large tarballs then never pass through the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = super::server::DURATION_PATTERN))]
+    pub tarball_redirect: Option<String>,
+    /// Time to connect to S3 (server default 3s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = super::server::DURATION_PATTERN))]
+    pub connect_timeout: Option<String>,
+    /// Limit of one attempt of one S3 call (server default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = super::server::DURATION_PATTERN))]
+    pub request_timeout: Option<String>,
+    /// Attempts per S3 call (server default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10))]
+    pub max_attempts: Option<i32>,
 }

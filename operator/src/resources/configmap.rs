@@ -98,7 +98,10 @@ pub fn config(view: &View) -> Result<ConfigFile, BuildError> {
                 endpoint: s3.endpoint.clone(),
                 force_path_style: s3.force_path_style,
                 sse_kms_key_id: s3.kms_key_id.clone(),
-                ..S3StoreFile::default()
+                tarball_redirect: s3.tarball_redirect.clone().map(Value::from),
+                connect_timeout: s3.connect_timeout.clone().map(Value::from),
+                request_timeout: s3.request_timeout.clone().map(Value::from),
+                max_attempts: s3.max_attempts.map(|n| n.max(1) as u32),
             };
             let value = serde_yaml::to_value(store).expect("the S3 section serializes");
             BTreeMap::from([(S3_PLUGIN.to_string(), value)])
@@ -328,6 +331,7 @@ mod tests {
             endpoint: Some("https://s3.example.com".into()),
             force_path_style: Some(true),
             kms_key_id: Some("arn:aws:kms:eu-west-1:123456789012:key/k".into()),
+            ..S3Storage::default()
         });
         let yaml = render_spec(spec);
         assert!(!yaml.contains("storage: /var"), "{yaml}");
