@@ -386,10 +386,15 @@ async fn poke(ns: &TestNamespace, name: &str, i: usize) {
     }
 }
 
-/// Waits until our writes to the children stop for 5 s (the first reconciles after a create settle).
+/// Waits until our writes to the children and the registry's status stop changing for 5 s (the
+/// first reconciles after a create settle, and so do the Deployment controller's first verdicts).
 async fn settled(ns: &TestNamespace, registry: &NpmRegistry) {
     let deadline = tokio::time::Instant::now() + e2e::timeout();
-    let mut last = our_writes(ns, registry).await;
+    let snapshot = || async {
+        let status = ns.api::<NpmRegistry>().get(&registry.name_any()).await.unwrap().status;
+        (our_writes(ns, registry).await, serde_json::to_string(&status).unwrap())
+    };
+    let mut last = snapshot().await;
     let mut quiet_since = tokio::time::Instant::now();
     while quiet_since.elapsed() < Duration::from_secs(5) {
         assert!(
@@ -397,7 +402,7 @@ async fn settled(ns: &TestNamespace, registry: &NpmRegistry) {
             "the children never settled: {last:?}"
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = our_writes(ns, registry).await;
+        let now = snapshot().await;
         if now != last {
             last = now;
             quiet_since = tokio::time::Instant::now();
