@@ -27,3 +27,8 @@ pub const UPLINK_FAIL_TIMEOUT: Duration = Duration::from_secs(300);
 pub const UPLINK_MAX_FAILS: u32 = 2;
 /// `web.title`.
 pub const WEB_TITLE: &str = "npm registry";
+/// The server's resident memory beyond its two caches (`packument_cache.max_size` +
+/// `tarball_cache.max_size`): the runtime, buffers of requests in flight, the htpasswd and token
+/// state. A pod's memory is sized as caches + this. Measured RSS, to be re-measured whenever the
+/// server's memory profile changes (the memory work owns the figure).
+pub const MEMORY_OVERHEAD: u64 = 160 * MIB;

@@ -44,6 +44,7 @@ pub struct ConfigFile {
     /// Verdaccio's name before 5.22.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logs: Option<LogFile>,
+    /// A storage plugin by its name; [`S3_PLUGIN`] holds an [`S3StoreFile`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<BTreeMap<String, Value>>,
     /// Ours: the in-memory packument and tarball caches.
@@ -284,6 +285,38 @@ pub struct LogFile {
     pub sync: Option<bool>,
 }
 
+/// The name of the S3 storage plugin under `store` (Verdaccio's `verdaccio-aws-s3-storage`).
+pub const S3_PLUGIN: &str = "aws-s3-storage";
+
+/// `store.aws-s3-storage`: the plugin's keys (camelCase, as Verdaccio spells them) plus ours
+/// (`sseKmsKeyId`, `tarballRedirect`, `connectTimeout`, `requestTimeout`, `maxAttempts`).
+/// Credentials are never part of the file.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct S3StoreFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(rename = "s3ForcePathStyle", skip_serializing_if = "Option::is_none")]
+    pub force_path_style: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sse_kms_key_id: Option<String>,
+    /// `true`, `false` or a lifetime (`5m`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tarball_redirect: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+}
+
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, expecting = "a mapping with max_size and revalidate_after")]
 pub struct CacheFile {
@@ -353,5 +386,23 @@ mod tests {
             "listen: 0.0.0.0:4873\npackages:\n  '@internal/*':\n    access:\n    - $all\n  '**':\n    access:\n    - $all\n    proxy: public\n"
         );
         assert_eq!(serde_yaml::from_str::<ConfigFile>(&yaml).unwrap(), file);
+    }
+
+    #[test]
+    fn the_s3_section_uses_the_plugin_spelling() {
+        let s3 = S3StoreFile {
+            bucket: Some("b".into()),
+            key_prefix: Some("npm/".into()),
+            force_path_style: Some(true),
+            sse_kms_key_id: Some("k".into()),
+            max_attempts: Some(3),
+            ..S3StoreFile::default()
+        };
+        let yaml = serde_yaml::to_string(&s3).unwrap();
+        assert_eq!(
+            yaml,
+            "bucket: b\nkeyPrefix: npm/\ns3ForcePathStyle: true\nsseKmsKeyId: k\nmaxAttempts: 3\n"
+        );
+        assert_eq!(serde_yaml::from_str::<S3StoreFile>(&yaml).unwrap(), s3);
     }
 }
