@@ -84,7 +84,7 @@ fi
 
 # One release build of the server, for the container test's image (CI builds it once).
 cargo build --release --locked -p registry-server
-export NPM_REGISTRY_SERVER_BIN="$PWD/target/release/npm-registry-server"
+export NPM_REGISTRY_SERVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/npm-registry-server"
 
 # cargo prints one summary per test binary; close with the workspace total so the last line says
 # how many tests ran.

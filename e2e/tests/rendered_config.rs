@@ -93,7 +93,8 @@ fn a_spec_with_every_field_reads_back_without_a_warning_and_as_meant() {
     let all = config.packages.iter().find(|p| p.pattern == "**").unwrap();
     assert_eq!(all.filter.min_age, Some(std::time::Duration::from_secs(7 * 86400)));
     assert_eq!(all.filter.block.len(), 3);
-    assert_eq!(config.htpasswd.unwrap().max_users, Some(10));
+    assert!(config.htpasswd.is_some());
+    assert_eq!(config.max_users, Some(10));
     let registry_server::config::Store::S3(s3) = config.store else {
         panic!("S3 store")
     };
@@ -144,18 +145,22 @@ fn keys_the_spec_leaves_out_are_left_to_the_server_defaults() {
     );
 }
 
-/// The check above can fail: the server does warn on a key it does not know.
+/// The check above can fail: the server refuses a near miss of a key it knows, and warns on any
+/// other key it does not know.
 #[test]
-fn the_server_warns_on_a_key_it_does_not_know() {
+fn the_server_refuses_or_warns_on_a_key_it_does_not_know() {
     let text = rendered(serde_json::json!({
         "apiVersion": "npmregistry.dev/v1alpha1", "kind": "NpmRegistry",
         "metadata": {"name": "npm"}, "spec": {"storage": {"s3": {"bucket": "b"}}},
     }));
-    let typo = text.replace("packages:", "package:") + "packument_cache:\n  max_sise: 1\n";
-    let warnings = Config::parse(&typo, Path::new(CONFIG_DIR)).unwrap().warnings;
-    assert!(warnings.iter().any(|w| w.contains("`package`")), "{warnings:?}");
-    assert!(warnings.iter().any(|w| w.contains("max_sise")), "{warnings:?}");
-    let s3_typo = text.replace("bucket:", "bukket: x\n    bucket:");
-    let warnings = Config::parse(&s3_typo, Path::new(CONFIG_DIR)).unwrap().warnings;
-    assert!(warnings.iter().any(|w| w.contains("bukket")), "{warnings:?}");
+    let refused = |text: &str| Config::parse(text, Path::new(CONFIG_DIR)).unwrap_err().to_string();
+    let error = refused(&text.replace("packages:", "package:"));
+    assert!(error.contains("`packages`"), "{error}");
+    let error = refused(&format!("{text}packument_cache:\n  max_sise: 1\n"));
+    assert!(error.contains("max_size"), "{error}");
+    let error = refused(&text.replace("bucket:", "bukket: x\n    bucket:"));
+    assert!(error.contains("bucket"), "{error}");
+    let unknown = format!("{text}zz_not_a_setting: 1\n");
+    let warnings = Config::parse(&unknown, Path::new(CONFIG_DIR)).unwrap().warnings;
+    assert!(warnings.iter().any(|w| w.contains("zz_not_a_setting")), "{warnings:?}");
 }
