@@ -27,3 +27,9 @@ pub const UPLINK_FAIL_TIMEOUT: Duration = Duration::from_secs(300);
 pub const UPLINK_MAX_FAILS: u32 = 2;
 /// `web.title`.
 pub const WEB_TITLE: &str = "npm registry";
+/// `repair.interval`: how often one replica looks for leftovers (orphan tarballs, missing package
+/// list entries, temp files, stale deletions, the search index).
+pub const REPAIR_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// `repair.grace`: how old a leftover must be before it is repaired, longer than any write in
+/// flight can take (a tarball stored by a publish that has not written its packument yet).
+pub const REPAIR_GRACE: Duration = Duration::from_secs(10 * 60);

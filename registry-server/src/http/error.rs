@@ -54,7 +54,7 @@ fn package_status(e: &PackageError) -> StatusCode {
         | MissingAttachment(_)
         | InvalidTag(_) => StatusCode::BAD_REQUEST,
         VersionExists(_) => StatusCode::FORBIDDEN,
-        StaleRevision { .. } => StatusCode::CONFLICT,
+        StaleRevision { .. } | MissingRevision | TarballInUse(_) => StatusCode::CONFLICT,
         UnknownTag(_) | UnknownVersion(_) => StatusCode::NOT_FOUND,
         Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
