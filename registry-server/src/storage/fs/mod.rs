@@ -15,6 +15,8 @@ const LOCK_DIR: &str = ".locks";
 /// Blobs up to this size are read in one go (one trip to the blocking pool); larger ones stream.
 const READ_WHOLE: u64 = 1024 * 1024;
 const READ_CHUNK: usize = 256 * 1024;
+/// Longest lock file name spelled from its key; longer keys are hashed (file names stop at 255).
+const MAX_LOCK_NAME: usize = 200;
 
 #[derive(Debug, Clone)]
 pub struct FsStorage {
@@ -34,9 +36,18 @@ fn revision_of(meta: &fs::Metadata) -> Revision {
     ))
 }
 
+/// What temp files' names start with, so that leftovers of a crash can be found.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// A temp file beside `path`. Short whatever the target's name: a file name may be 255 bytes, a
+/// name built on it would not fit.
 fn temp_name(path: &Path) -> PathBuf {
-    let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("tmp");
-    path.with_file_name(format!(".{file}.tmp-{:016x}", rand::random::<u64>()))
+    path.with_file_name(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()))
+}
+
+/// Whether a file name is one of our temp files (or one of the older `.<file>.tmp-<hex>`).
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with(TEMP_PREFIX) || (name.starts_with('.') && name.contains(TEMP_PREFIX))
 }
 
 fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -59,10 +70,18 @@ impl FsStorage {
         self.root.join(key.as_str())
     }
 
+    /// The lock file of `key`: the key spelled flat, or its hash when that would be too long a
+    /// file name (short keys keep the spelling older versions use, so both lock alike during an
+    /// upgrade).
     fn lock_path(&self, key: &Key) -> PathBuf {
-        self.root
-            .join(LOCK_DIR)
-            .join(format!("{}.lock", key.as_str().replace('/', "%2F")))
+        let flat = format!("{}.lock", key.as_str().replace('/', "%2F"));
+        let file = if flat.len() <= MAX_LOCK_NAME {
+            flat
+        } else {
+            use sha2::Digest;
+            format!("{}.lock", hex::encode(sha2::Sha256::digest(key.as_str().as_bytes())))
+        };
+        self.root.join(LOCK_DIR).join(file)
     }
 
     /// Runs `f` holding the exclusive lock of `key`, on a blocking thread.
