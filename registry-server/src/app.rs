@@ -61,6 +61,7 @@ pub async fn build(config: &Config) -> Result<Router, BuildError> {
         public_url: config.public_url.clone(),
         url_prefix: config.url_prefix.clone(),
         max_body_size: config.max_body_size,
+        trusted_proxies: config.trusted_proxies.clone(),
     });
     Ok(router(AppState {
         registry,

@@ -5,6 +5,7 @@
 mod duration;
 mod listen;
 mod rule;
+mod server;
 mod size;
 mod store;
 mod uplink;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 pub use duration::parse_duration;
 pub use rule::PackageRule;
+pub use server::{Connections, TrustedProxies};
 pub use size::parse_size;
 pub use store::{S3Store, Store};
 pub use uplink::{Uplink, UplinkAuth, UplinkAuthKind};
@@ -61,6 +63,18 @@ pub struct Config {
     pub log: Log,
     pub packument_cache: CacheConfig,
     pub tarball_cache: CacheConfig,
+    /// `server`: timeouts and limits of connections.
+    pub connections: Connections,
+    /// `server.trustProxy`: whose forwarded headers are believed (none: the TCP peer is the client).
+    pub trusted_proxies: TrustedProxies,
+    pub repair: Repair,
+}
+
+/// `repair`: how often leftovers are looked for, and how old they must be.
+#[derive(Debug, Clone)]
+pub struct Repair {
+    pub interval: Duration,
+    pub grace: Duration,
 }
 
 /// One of our in-memory caches: its size (0: off), and how often a cached entry is checked
@@ -225,6 +239,15 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
     let tarball_cache = cache_config("tarball_cache", raw.tarball_cache, defaults::TARBALL_CACHE_SIZE)?;
 
     let store = store::resolve(raw.store, warnings)?;
+    let (connections, trusted_proxies) = server::resolve(raw.server, max_body_size, warnings)?;
+    let repair = raw.repair.unwrap_or_default();
+    let repair = Repair {
+        interval: duration_value("repair.interval", repair.interval, defaults::REPAIR_INTERVAL)?,
+        grace: duration_value("repair.grace", repair.grace, defaults::REPAIR_GRACE)?,
+    };
+    if repair.interval.is_zero() {
+        return Err(invalid("repair.interval", "must be longer than zero"));
+    }
 
     Ok(Config {
         storage,
@@ -241,6 +264,9 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
         log,
         packument_cache,
         tarball_cache,
+        connections,
+        trusted_proxies,
+        repair,
     })
 }
 

@@ -15,7 +15,22 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, 
     }
     axum::body::to_bytes(body, limit as usize)
         .await
-        .map_err(|_| ApiError::too_large(limit))
+        .map_err(|e| unreadable(&e, limit))
+}
+
+/// Why a body could not be read: too large (413), too slow (408, see `serve`), or broken off.
+fn unreadable(e: &axum::Error, limit: u64) -> ApiError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return ApiError::too_large(limit);
+        }
+        if let Some(t) = c.downcast_ref::<crate::serve::BodyTimeout>() {
+            return ApiError::new(axum::http::StatusCode::REQUEST_TIMEOUT, t.to_string());
+        }
+        cause = c.source();
+    }
+    ApiError::bad_request(format!("the request body could not be read: {e}"))
 }
 
 pub async fn read_json(headers: &HeaderMap, body: Body, limit: u64) -> Result<Value, ApiError> {
