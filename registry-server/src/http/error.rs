@@ -118,7 +118,10 @@ impl From<AuthError> for ApiError {
             | AuthError::WeakPassword
             | AuthError::InvalidCidr(_) => (StatusCode::BAD_REQUEST, None),
             AuthError::RegistrationClosed | AuthError::UserLimit(_) => (StatusCode::FORBIDDEN, None),
-            AuthError::TooManyAttempts(wait) => (StatusCode::TOO_MANY_REQUESTS, Some(wait.as_secs())),
+            AuthError::TooManyAttempts(wait) | AuthError::Slowed(wait) | AuthError::TooManyTokens(wait) => {
+                (StatusCode::TOO_MANY_REQUESTS, Some(wait.as_secs().max(1)))
+            }
+            AuthError::Busy => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
         };
         ApiError {
             status,
