@@ -209,7 +209,7 @@ packages:
                 let mut n = 0u32;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let from = format!("10.{g}.{}.{}", n / 250, n % 250 + 1);
-                    let user = if n % 2 == 0 { "gina" } else { "nobody-here" };
+                    let user = if n.is_multiple_of(2) { "gina" } else { "nobody-here" };
                     let _ = login_from(&http, &url, &from, user, "guess");
                     n += 1;
                 }
