@@ -49,6 +49,8 @@ storage_keys! {
     Tokens => ".npm-registry/tokens",
     /// A token, by the SHA-256 of its secret.
     Token { hash } => ".npm-registry/tokens/{hash}.json",
+    /// Which replica runs the repair task, until when.
+    RepairLease => ".npm-registry/repair-lease.json",
 }
 
 impl StorageKey<'_> {

@@ -128,6 +128,35 @@ fn remove_empty_parents(root: &Path, path: &Path) {
     }
 }
 
+/// Removes temp files older than `older_than` under `dir` (symlinks not followed, the lock
+/// folder left alone); returns how many went.
+fn sweep(dir: &Path, older_than: std::time::Duration) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if kind.is_dir() && name != LOCK_DIR {
+            removed += sweep(&entry.path(), older_than);
+        } else if kind.is_file() && is_temp_name(&name) {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| m.elapsed().is_ok_and(|age| age >= older_than));
+            if old && fs::remove_file(entry.path()).is_ok() {
+                tracing::info!(file = %entry.path().display(), "removed a temp file left by an interrupted write");
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
 #[async_trait]
 impl Storage for FsStorage {
     async fn read(&self, key: &Key) -> Result<Option<Versioned>, StorageError> {
@@ -278,7 +307,8 @@ impl Storage for FsStorage {
     async fn list(&self, prefix: &Key) -> Result<Vec<String>, StorageError> {
         let mut dir = match tokio::fs::read_dir(self.path(prefix)).await {
             Ok(d) => d,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            // A file is a folder with nothing in it (a stray file at the root of the storage).
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(Vec::new()),
             Err(e) => return Err(StorageError::io(prefix, e)),
         };
         let mut names = Vec::new();
@@ -291,6 +321,43 @@ impl Storage for FsStorage {
         }
         names.sort();
         Ok(names)
+    }
+
+    async fn list_root(&self) -> Result<Vec<String>, StorageError> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut names = Vec::new();
+            let entries = fs::read_dir(&root).map_err(|e| StorageError::Io {
+                key: root.display().to_string(),
+                source: e,
+            })?;
+            for entry in entries.flatten() {
+                if let Some(n) = entry.file_name().to_str()
+                    && !n.starts_with('.')
+                {
+                    names.push(n.to_owned());
+                }
+            }
+            names.sort();
+            Ok(names)
+        })
+        .await
+        .map_err(|e| StorageError::Unavailable(format!("storage task failed: {e}")))?
+    }
+
+    async fn modified(&self, key: &Key) -> Result<Option<std::time::SystemTime>, StorageError> {
+        match tokio::fs::metadata(self.path(key)).await {
+            Ok(m) => Ok(m.modified().ok()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(key, e)),
+        }
+    }
+
+    async fn sweep_temp(&self, older_than: std::time::Duration) -> Result<usize, StorageError> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || Ok(sweep(&root, older_than)))
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("storage task failed: {e}")))?
     }
 
     async fn check(&self) -> Result<(), StorageError> {
