@@ -51,7 +51,8 @@ pub async fn build(config: &Config) -> Result<Router, BuildError> {
     auth.start();
     let cache = PackumentCache::new(config.packument_cache.max_size, config.packument_cache.revalidate_after);
     let rules = AccessRules::new(config.packages.clone());
-    let mut registry = Registry::new(storage.clone(), rules, cache, metrics.clone());
+    let mut registry = Registry::new(storage.clone(), rules, cache, metrics.clone())
+        .with_search_revalidation(config.packument_cache.revalidate_after);
     if !config.uplinks.is_empty() {
         let uplinks = Uplinks::new(&config.uplinks, storage, metrics.clone()).map_err(BuildError::Uplink)?;
         registry = registry.with_uplinks(Arc::new(uplinks));

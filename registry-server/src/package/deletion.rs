@@ -118,7 +118,8 @@ pub fn tombstone(name: &PackageName, doc: &Value, now: DateTime<Utc>) -> (Value,
         "_rev": doc.get("_rev").cloned().unwrap_or(Value::Null),
         "versions": {},
         "dist-tags": {},
-        "time": {"unpublished": super::publish::timestamp(now)},
+        // The creation time stays: it tells this package's search entries from a new one's.
+        "time": {"created": doc.pointer("/time/created").cloned().unwrap_or(Value::Null), "unpublished": super::publish::timestamp(now)},
         FIELD: marks,
     });
     (tomb, files.into_iter().collect())

@@ -45,9 +45,19 @@ where
             (Step::Write(mut doc), revision) => {
                 doc["_rev"] = Value::String(revision::next(doc.get("_rev").and_then(Value::as_str)));
                 let bytes = Bytes::from(serde_json::to_vec_pretty(&doc).expect("JSON serializes"));
-                won(registry.storage.write(key, bytes, revision.as_ref()).await)?.map(|_| ())
+                let written = won(registry.storage.write(key, bytes, revision.as_ref()).await)?;
+                if written.is_some() {
+                    registry.index_written(self.name, &doc, None);
+                }
+                written.map(|_| ())
             }
-            (Step::Delete, Some(revision)) => won(registry.storage.delete(key, &revision).await)?,
+            (Step::Delete, Some(revision)) => {
+                let deleted = won(registry.storage.delete(key, &revision).await)?;
+                if let (Some(()), Some(doc)) = (&deleted, &doc) {
+                    registry.index_deleted(self.name, doc);
+                }
+                deleted
+            }
         };
         registry.cache.invalidate(self.name);
         Ok(done.map(|()| out))

@@ -14,6 +14,7 @@ mod publish;
 mod read;
 pub mod repair;
 mod search;
+pub mod search_index;
 mod tags;
 mod unpublish;
 mod update;
@@ -36,6 +37,8 @@ use crate::uplink::Uplinks;
 use serde_json::Value;
 use std::sync::Arc;
 
+const DEFAULT_SEARCH_REVALIDATION: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub struct Registry {
     storage: Arc<dyn Storage>,
     rules: AccessRules,
@@ -44,6 +47,7 @@ pub struct Registry {
     uplinks: Option<Arc<Uplinks>>,
     writes: write::Writes,
     repair: RepairPolicy,
+    search: Arc<search_index::SearchIndex>,
 }
 
 /// A stored packument and the storage revision it was read at.
@@ -84,14 +88,24 @@ fn tarball_key(name: &PackageName, file: &str) -> Result<Key, StorageError> {
 impl Registry {
     pub fn new(storage: Arc<dyn Storage>, rules: AccessRules, cache: PackumentCache, metrics: Arc<Metrics>) -> Self {
         Registry {
-            storage,
             rules,
             cache,
             metrics,
             uplinks: None,
             writes: write::Writes::new(),
             repair: RepairPolicy::default(),
+            search: Arc::new(search_index::SearchIndex::new(
+                storage.clone(),
+                DEFAULT_SEARCH_REVALIDATION,
+            )),
+            storage,
         }
+    }
+
+    /// How often a search checks whether other replicas changed the index.
+    pub fn with_search_revalidation(mut self, every: std::time::Duration) -> Self {
+        self.search = Arc::new(search_index::SearchIndex::new(self.storage.clone(), every));
+        self
     }
 
     /// How leftovers are found and repaired (`repair` in the config).

@@ -10,6 +10,7 @@
 
 use super::deletes::Step;
 use super::{Registry, Result, package_list, packument_key, parse_doc, tarball_key};
+use crate::package::search::{self, Entry};
 use crate::package::{PackageName, deletion};
 use crate::storage::{Storage, StorageError, StorageKey};
 use bytes::Bytes;
@@ -55,11 +56,19 @@ pub struct Repaired {
     pub listed: usize,
     pub unlisted: usize,
     pub temp_files: usize,
+    /// Search index entries put right (all of them when the index was built).
+    pub search_entries: usize,
 }
 
 impl Repaired {
     fn anything(&self) -> bool {
-        self.orphan_tarballs + self.finished_deletions + self.listed + self.unlisted + self.temp_files > 0
+        self.orphan_tarballs
+            + self.finished_deletions
+            + self.listed
+            + self.unlisted
+            + self.temp_files
+            + self.search_entries
+            > 0
     }
 }
 
@@ -96,7 +105,9 @@ impl<'s> Held<'s> {
         let key = StorageKey::RepairLease.key()?;
         let now = Utc::now();
         let current = storage.read(&key).await?;
-        let lease = current.as_ref().and_then(|v| serde_json::from_slice::<Lease>(&v.bytes).ok());
+        let lease = current
+            .as_ref()
+            .and_then(|v| serde_json::from_slice::<Lease>(&v.bytes).ok());
         if let Some(l) = &lease
             && ((l.holder != holder && l.until > now) || l.last_pass.is_some_and(|t| now - t < ttl(interval)))
         {
@@ -111,7 +122,10 @@ impl<'s> Held<'s> {
             renewed: std::time::Instant::now(),
         };
         let expected = current.map(|v| v.revision);
-        Ok(held.write(expected.as_ref(), now + ttl(LEASE_TTL), last_pass).await?.then_some(held))
+        Ok(held
+            .write(expected.as_ref(), now + ttl(LEASE_TTL), last_pass)
+            .await?
+            .then_some(held))
     }
 
     async fn write(
@@ -126,7 +140,11 @@ impl<'s> Held<'s> {
             last_pass,
         };
         let bytes = Bytes::from(serde_json::to_vec(&lease).expect("serializes"));
-        match self.storage.write(&StorageKey::RepairLease.key()?, bytes, expected).await {
+        match self
+            .storage
+            .write(&StorageKey::RepairLease.key()?, bytes, expected)
+            .await
+        {
             Ok(r) => {
                 self.revision = r;
                 Ok(true)
@@ -143,7 +161,8 @@ impl<'s> Held<'s> {
         }
         self.renewed = std::time::Instant::now();
         let rev = self.revision.clone();
-        self.write(Some(&rev), Utc::now() + ttl(LEASE_TTL), self.last_pass).await
+        self.write(Some(&rev), Utc::now() + ttl(LEASE_TTL), self.last_pass)
+            .await
     }
 
     /// Lets the lease go, recording that a pass just ended.
@@ -159,12 +178,22 @@ pub fn start(registry: Arc<Registry>) {
     let holder = format!("{:016x}", rand::random::<u64>());
     tokio::spawn(async move {
         let interval = registry.repair.interval;
-        let mut wait = interval.min(Duration::from_secs(10));
+        // Without a search index (new storage, Verdaccio's), the first pass builds it at once.
+        let built = registry.search.is_built().await.unwrap_or(true);
+        let mut wait = if built {
+            interval.min(Duration::from_secs(10))
+        } else {
+            Duration::ZERO
+        };
         loop {
             tokio::time::sleep(wait + Duration::from_millis(rand::random_range(0..1000))).await;
             wait = interval;
             let storage = registry.storage.as_ref();
-            match Held::take(storage, &holder, interval).await {
+            let due = match registry.search.is_built().await {
+                Ok(false) => Duration::ZERO,
+                _ => interval,
+            };
+            match Held::take(storage, &holder, due).await {
                 Ok(Some(mut lease)) => {
                     match registry.repair_with(&mut lease).await {
                         Ok(r) if r.anything() => tracing::info!(repaired = ?r, "repair pass"),
@@ -194,8 +223,11 @@ impl Registry {
     /// One repair pass over every local package, holding the lease.
     async fn repair_with(&self, lease: &mut Held<'_>) -> Result<Repaired> {
         let mut done = Repaired::default();
+        let started = Utc::now();
         let listed: BTreeSet<String> = package_list::read(self.storage.as_ref()).await?.into_iter().collect();
         let mut present = BTreeSet::new();
+        let mut entries = Vec::new();
+        let mut skipped = BTreeSet::new();
         for name in self.local_package_names().await? {
             if !lease.keep().await? {
                 tracing::warn!("repair lease lost to another replica; pass stopped");
@@ -203,13 +235,19 @@ impl Registry {
             }
             done.packages += 1;
             match self.repair_package(&name, &mut done).await {
-                Ok(true) => {
+                Ok(Some(entry)) => {
                     present.insert(name.to_string());
+                    entries.push(entry);
                 }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(package = %name, error = %e, "cannot repair package; skipped"),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(package = %name, error = %e, "cannot repair package; skipped");
+                    skipped.insert(name.to_string());
+                }
             }
         }
+        // A skipped package keeps the entry it has.
+        done.search_entries = self.search.reconcile(entries, &skipped, started).await?;
         for name in present.difference(&listed) {
             if let Ok(n) = PackageName::parse(name) {
                 package_list::add(self.storage.as_ref(), &n).await?;
@@ -246,8 +284,8 @@ impl Registry {
         Ok(names)
     }
 
-    /// Repairs one package; whether it exists (a document that is not a tombstone).
-    async fn repair_package(&self, name: &PackageName, done: &mut Repaired) -> Result<bool> {
+    /// Repairs one package; its search entry when it exists (a document that is not a tombstone).
+    async fn repair_package(&self, name: &PackageName, done: &mut Repaired) -> Result<Option<Entry>> {
         done.finished_deletions += self.finish_stale_deletions(name).await?.len();
         let folder = StorageKey::PackageDir { package: name.as_str() }.key()?;
         let files: Vec<String> = self
@@ -259,7 +297,10 @@ impl Registry {
             .collect();
         let stored = self.storage.read(&packument_key(name)?).await?;
         let doc = stored.map(|v| parse_doc(name, &v.bytes)).transpose()?;
-        let exists = doc.as_ref().is_some_and(|d| !deletion::is_tombstone(d));
+        let entry = doc
+            .as_ref()
+            .filter(|d| !deletion::is_tombstone(d))
+            .map(|d| Entry::from_doc(name.as_str(), d, search::latest_manifest(d)));
         let accounted = |d: &serde_json::Value| -> BTreeSet<String> {
             let mut files = deletion::named_files(name, d);
             files.extend(deletion::pending(d).map(|(f, _)| f.to_owned()));
@@ -275,7 +316,7 @@ impl Registry {
             }
         }
         if orphans.is_empty() {
-            return Ok(exists);
+            return Ok(entry);
         }
         let now = Utc::now();
         let marked = self
@@ -299,6 +340,6 @@ impl Registry {
             self.delete_marked(name, &marked, now).await?;
             done.orphan_tarballs += marked.len();
         }
-        Ok(exists)
+        Ok(entry)
     }
 }

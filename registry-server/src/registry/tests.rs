@@ -210,3 +210,64 @@ async fn an_unpublish_leaves_no_document_and_no_tarball() {
     assert_eq!(store.list(&folder).await.unwrap(), Vec::<String>::new());
     assert!(package_list::read(&store).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_package_list_is_newest_first_paginated_and_filtered_by_access() {
+    let store = MemoryStorage::default();
+    let config = Config::parse(
+        "packages:\n  '@private/*': { access: $authenticated, publish: $authenticated }\n  '**': { access: $all, publish: $authenticated }\n",
+        std::path::Path::new("."),
+    )
+    .unwrap()
+    .config;
+    let cache = PackumentCache::new(1 << 20, std::time::Duration::ZERO);
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let registry = Registry::new(
+        Arc::new(store.clone()),
+        AccessRules::new(config.packages),
+        cache,
+        metrics,
+    );
+    let who = Identity::user("tester", vec![]);
+    for name in ["first", "@private/second", "third"] {
+        let p = PackageName::parse(name).unwrap();
+        let mut body = request_body(name, "1.0.0", name.as_bytes());
+        body["versions"]["1.0.0"]["license"] = serde_json::json!("ISC");
+        registry.publish(&p, &body, &who, "http://h/").await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let names = |page: &[crate::package::search::Entry]| page.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+    let (page, total) = registry.packages(0, 2, &who).await.unwrap();
+    assert_eq!(
+        (names(&page), total),
+        (vec!["third".into(), "@private/second".into()], 3)
+    );
+    assert_eq!(page[0].version.as_deref(), Some("1.0.0"));
+    assert_eq!(page[0].license.as_deref(), Some("ISC"));
+    assert_eq!(page[0].description.as_deref(), Some("test"));
+    assert!(page[0].published.is_some());
+    let (page, total) = registry.packages(0, 10, &Identity::anonymous()).await.unwrap();
+    assert_eq!((names(&page), total), (vec!["third".into(), "first".into()], 2));
+    let (hits, total) = registry.search("second", 0, 10, &Identity::anonymous()).await.unwrap();
+    assert_eq!(
+        (hits.len(), total),
+        (0, 0),
+        "a package the caller may not read is not found"
+    );
+    assert_eq!(registry.search("second", 0, 10, &who).await.unwrap().1, 1);
+
+    // The index in storage, written shortly after, is what another replica reads.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let other = Registry::new(
+        Arc::new(store.clone()),
+        AccessRules::new(
+            Config::parse(crate::config::EMBEDDED_DEFAULT, std::path::Path::new("."))
+                .unwrap()
+                .config
+                .packages,
+        ),
+        PackumentCache::new(1 << 20, std::time::Duration::ZERO),
+        Arc::new(crate::metrics::Metrics::default()),
+    );
+    assert_eq!(other.packages(0, 10, &who).await.unwrap().1, 3);
+}

@@ -222,6 +222,7 @@ where
             return Ok(None);
         };
         registry.cache.invalidate(name);
+        registry.index_written(name, &doc, Some(&stored));
         if adding {
             registry.keep(name, written, doc, stored, weight);
         }
