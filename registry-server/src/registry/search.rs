@@ -66,7 +66,7 @@ impl Registry {
             };
             let parsed = search::latest_manifest(doc).is_none().then(raw).flatten();
             let latest = search::latest_manifest(doc).or(parsed.as_ref());
-            Change::Upsert(Entry::from_doc(name.as_str(), doc, latest))
+            Change::Upsert(Box::new(Entry::from_doc(name.as_str(), doc, latest)))
         };
         self.search.note(name.as_str(), change);
     }

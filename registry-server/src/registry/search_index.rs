@@ -29,7 +29,7 @@ const FLUSH_DELAY: Duration = Duration::from_millis(100);
 /// A change to a package's entry not yet in storage.
 #[derive(Debug, Clone)]
 pub enum Change {
-    Upsert(Entry),
+    Upsert(Box<Entry>),
     /// The package is gone as of this state (its creation time, the revision that removed it).
     Remove {
         created: Option<String>,
@@ -51,7 +51,7 @@ impl Change {
             return false;
         }
         match self {
-            Change::Upsert(e) => entries.insert(name.to_owned(), e.clone()).as_ref() != Some(e),
+            Change::Upsert(e) => entries.insert(name.to_owned(), (**e).clone()).as_ref() != Some(&**e),
             Change::Remove { .. } => entries.remove(name).is_some(),
         }
     }
@@ -271,7 +271,7 @@ fn apply_in_memory(shard: &mut Shard, name: &str, change: &Change) {
         Change::Upsert(e) => {
             shard
                 .entries
-                .insert(name.to_owned(), Arc::new(Searchable::new(e.clone())));
+                .insert(name.to_owned(), Arc::new(Searchable::new((**e).clone())));
         }
         Change::Remove { .. } => {
             shard.entries.remove(name);
