@@ -17,7 +17,7 @@ const WORDS: &[&str] = &[
 ];
 
 fn name_of(i: usize) -> String {
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         format!("@team{}/lib-{i:05}", (i / 5) % 10)
     } else {
         format!("pkg-{i:05}")
