@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 pub const SHARDS: usize = 16;
 /// How long changes gather before they are written (one write per shard).
 const FLUSH_DELAY: Duration = Duration::from_millis(100);
+/// How long a failed write of the index waits before it is tried again.
+const RETRY_DELAY: Duration = Duration::from_secs(2);
 
 /// A change to a package's entry not yet in storage.
 #[derive(Debug, Clone)]
@@ -116,10 +118,14 @@ impl SearchIndex {
             .lock()
             .expect("not poisoned")
             .insert(name.to_owned(), change);
+        self.schedule_flush(FLUSH_DELAY);
+    }
+
+    fn schedule_flush(self: &Arc<Self>, after: Duration) {
         if !self.flush_scheduled.swap(true, Ordering::AcqRel) {
             let index = self.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(FLUSH_DELAY).await;
+                tokio::time::sleep(after).await;
                 index.flush_scheduled.store(false, Ordering::Release);
                 index.flush().await;
             });
@@ -141,7 +147,14 @@ impl SearchIndex {
             match compare_and_swap("the search index", write).await {
                 Ok((revision, entries)) => self.install(i, revision, entries),
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot update the search index; the repair pass will");
+                    // Kept for the next try (unless newer changes came meanwhile).
+                    tracing::warn!(error = %e, "cannot update the search index; retrying");
+                    let mut pending = self.pending.lock().expect("not poisoned");
+                    for (name, change) in changes {
+                        pending.entry(name).or_insert(change);
+                    }
+                    drop(pending);
+                    self.schedule_flush(RETRY_DELAY);
                 }
             }
         }
