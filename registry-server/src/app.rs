@@ -5,7 +5,7 @@ use crate::auth::access::AccessRules;
 use crate::config::{Config, Store};
 use crate::http::{AppState, Settings, router};
 use crate::metrics::Metrics;
-use crate::registry::{PackumentCache, Registry};
+use crate::registry::{PackumentCache, Registry, RepairPolicy};
 use crate::storage::blob_cache::BlobCache;
 use crate::storage::fs::FsStorage;
 use crate::storage::instrumented::Instrumented;
@@ -51,16 +51,20 @@ pub async fn build(config: &Config) -> Result<Router, BuildError> {
     auth.start();
     let cache = PackumentCache::new(config.packument_cache.max_size, config.packument_cache.revalidate_after);
     let rules = AccessRules::new(config.packages.clone());
-    let mut registry = Registry::new(storage.clone(), rules, cache, metrics.clone());
+    let mut registry = Registry::new(storage.clone(), rules, cache, metrics.clone())
+        .with_search_revalidation(config.packument_cache.revalidate_after);
     if !config.uplinks.is_empty() {
         let uplinks = Uplinks::new(&config.uplinks, storage, metrics.clone()).map_err(BuildError::Uplink)?;
         registry = registry.with_uplinks(Arc::new(uplinks));
     }
-    let registry = Arc::new(registry);
+    let repair = RepairPolicy::new(config.repair.interval, config.repair.grace);
+    let registry = Arc::new(registry.with_repair(repair));
+    crate::registry::repair::start(registry.clone());
     let settings = Arc::new(Settings {
         public_url: config.public_url.clone(),
         url_prefix: config.url_prefix.clone(),
         max_body_size: config.max_body_size,
+        trusted_proxies: config.trusted_proxies.clone(),
     });
     Ok(router(AppState {
         registry,

@@ -148,6 +148,7 @@ async fn serve() -> anyhow::Result<()> {
     } else {
         uplinks.join(" ")
     };
+    raise_file_limit(config.connections.max_connections);
     let app = registry_server::app::build(&config)
         .await
         .context("cannot open storage")?;
@@ -165,8 +166,50 @@ async fn serve() -> anyhow::Result<()> {
         "npm registry listening on http://{}/",
         listener.local_addr()?
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    registry_server::serve::run(
+        listener,
+        app,
+        &config.connections,
+        config.max_body_size,
+        shutdown_signal(),
+    )
+    .await?;
     Ok(())
+}
+
+/// Lets the process open as many files as its hard limit allows (the soft limit is often 1024):
+/// each connection is a file descriptor, and storage needs its own. Warns when even the hard
+/// limit leaves too little room for `server.maxConnections`.
+fn raise_file_limit(max_connections: usize) {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                return;
+            }
+            if lim.rlim_cur < lim.rlim_max {
+                let raised = libc::rlimit {
+                    rlim_cur: lim.rlim_max,
+                    rlim_max: lim.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    lim = raised;
+                }
+            }
+        }
+        // Room for storage files, the listener and the uplinks' connections.
+        const RESERVE: u64 = 256;
+        if (max_connections as u64).saturating_add(RESERVE) > lim.rlim_cur {
+            tracing::warn!(
+                max_connections,
+                open_files = lim.rlim_cur,
+                "server.maxConnections is close to the open-file limit; new connections may fail"
+            );
+        }
+    }
 }

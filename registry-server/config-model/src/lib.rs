@@ -59,14 +59,18 @@ pub struct ConfigFile {
     /// Which tokens Verdaccio issued and how to check them (`api.legacy`, `api.jwt`, `web`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub security: Option<SecurityFile>,
+    /// Verdaccio's `server` section (`trustProxy`, `keepAliveTimeout`) and our connection limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerFile>,
+    /// Ours: the background repair of leftovers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repair: Option<RepairFile>,
 
     // Verdaccio settings this server accepts without using them; each gets a warning.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugins: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub middlewares: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub server: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub i18n: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,10 +108,9 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// Verdaccio keys that are read but have no effect here.
     pub fn unused_verdaccio_keys(&self) -> Vec<&'static str> {
-        let pairs: [(&'static str, bool); 19] = [
+        let pairs: [(&'static str, bool); 18] = [
             ("plugins", self.plugins.is_some()),
             ("middlewares", self.middlewares.is_some()),
-            ("server", self.server.is_some()),
             ("i18n", self.i18n.is_some()),
             ("notify", self.notify.is_some()),
             ("publish", self.publish.is_some()),
@@ -283,6 +286,47 @@ pub struct LogFile {
     pub redact: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync: Option<bool>,
+}
+
+/// `server`: how connections are served. `trustProxy` and `keepAliveTimeout` are Verdaccio's keys
+/// (same meaning); the rest are ours, camelCase like them.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerFile {
+    /// The proxies whose `X-Forwarded-For`/`-Host`/`-Proto` headers are believed: IPs, CIDRs,
+    /// `loopback`, `linklocal`, `uniquelocal`; a list or one comma-separated string.
+    #[serde(rename = "trustProxy", skip_serializing_if = "Option::is_none")]
+    pub trust_proxy: Option<Value>,
+    /// How long an idle keep-alive connection stays open (seconds, or `75s`).
+    #[serde(rename = "keepAliveTimeout", skip_serializing_if = "Option::is_none")]
+    pub keep_alive_timeout: Option<Value>,
+    /// How long a client may take to send a request's headers.
+    #[serde(rename = "headersTimeout", skip_serializing_if = "Option::is_none")]
+    pub headers_timeout: Option<Value>,
+    /// How long a request or response body may move slower than 1 KiB/s before it is cut off.
+    #[serde(rename = "bodyTimeout", skip_serializing_if = "Option::is_none")]
+    pub body_timeout: Option<Value>,
+    /// Connections open at once; more wait to be accepted.
+    #[serde(rename = "maxConnections", skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<Value>,
+    /// Request body bytes all requests together may hold in memory (`64mb`); a request over it
+    /// gets 503 before its body is read.
+    #[serde(rename = "maxBodyBytesInFlight", skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes_in_flight: Option<Value>,
+    /// Verdaccio's other `server` settings: accepted with a warning, unused.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// `repair`: the background task that removes orphan tarballs, finishes stopped deletions,
+/// completes the package list, sweeps temp files and rebuilds the search index.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RepairFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grace: Option<Value>,
 }
 
 /// The name of the S3 storage plugin under `store` (Verdaccio's `verdaccio-aws-s3-storage`).

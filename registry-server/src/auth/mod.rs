@@ -20,7 +20,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration as ChronoDuration, SecondsFormat, Utc};
 use htpasswd::HtpasswdFile;
-use limiter::LoginLimiter;
+use limiter::{LoginLimiter, Refused};
 use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -40,8 +40,14 @@ const MIN_PASSWORD: usize = 3;
 pub enum AuthError {
     #[error("incorrect username or password")]
     BadCredentials,
-    #[error("too many failed logins; try again in {} minutes", .0.as_secs() / 60)]
+    #[error("too many failed logins from this address; try again in {} minutes", .0.as_secs().div_ceil(60))]
     TooManyAttempts(Duration),
+    #[error("this user's password is being guessed at; try again in {} seconds", .0.as_secs().max(1))]
+    Slowed(Duration),
+    #[error("too many unknown tokens from this address; try again in {} seconds", .0.as_secs().max(1))]
+    TooManyTokens(Duration),
+    #[error("too many password checks are waiting; try again in a moment")]
+    Busy,
     #[error("the token is invalid, expired or revoked; log in again with `npm login`")]
     InvalidToken,
     #[error("this token may not be used from {0}")]
@@ -82,6 +88,7 @@ pub struct Auth {
     groups: BTreeMap<String, Vec<String>>,
     max_users: Option<u64>,
     limiter: LoginLimiter,
+    hasher: password::Hasher,
     tokens: Cache<String, TokenRecord>,
     basic: Cache<String, ()>,
     verdaccio: VerdaccioTokens,
@@ -136,6 +143,7 @@ impl Auth {
             groups,
             max_users: config.max_users,
             limiter: LoginLimiter::default(),
+            hasher: password::Hasher::new(),
             tokens: ttl_cache(),
             basic: ttl_cache(),
             verdaccio: VerdaccioTokens::new(config.security.api.clone()),
@@ -194,34 +202,34 @@ impl Auth {
             return Ok(false);
         };
         let password = password.to_owned();
-        Ok(tokio::task::spawn_blocking(move || password::verify(&password, &hash))
-            .await
-            .unwrap_or(false))
+        self.hasher.run(move || password::verify(&password, &hash)).await
     }
 
-    /// Checks a password, counting failures per user and per client address.
+    /// Checks a password within the login limits (`limiter`): reserved first, so concurrent
+    /// guesses cannot overtake the count; bcrypt runs behind the hasher's bound.
     pub async fn check_password(&self, name: &str, password: &str, addr: Option<IpAddr>) -> Result<(), AuthError> {
-        let addr = addr.map(|a| a.to_string());
-        self.limiter
-            .check(name, addr.as_deref())
-            .map_err(AuthError::TooManyAttempts)?;
+        let attempt = self.limiter.begin(name, addr).await.map_err(|r| match r {
+            Refused::TooMany(wait) => AuthError::TooManyAttempts(wait),
+            Refused::Slowed(wait) => AuthError::Slowed(wait),
+        })?;
         let hash = self.password_hash(name).await?;
         let password = password.to_owned();
-        // bcrypt is deliberately slow: keep it off the async workers.
-        let ok = tokio::task::spawn_blocking(move || match hash {
-            Some(h) => password::verify(&password, &h),
-            None => {
-                let _ = password::verify(&password, &DUMMY_HASH);
-                false
-            }
-        })
-        .await
-        .unwrap_or(false);
+        let ok = self
+            .hasher
+            .run(move || match hash {
+                Some(h) => password::verify(&password, &h),
+                None => {
+                    // Unknown users cost the same, so timing does not tell which names exist.
+                    let _ = password::verify(&password, &DUMMY_HASH);
+                    false
+                }
+            })
+            .await?;
         if ok {
-            self.limiter.succeeded(name, addr.as_deref());
+            attempt.succeeded();
             Ok(())
         } else {
-            self.limiter.failed(name, addr.as_deref());
+            attempt.failed();
             Err(AuthError::BadCredentials)
         }
     }
@@ -243,9 +251,7 @@ impl Auth {
             }
         }
         let password = password.to_owned();
-        let hash = tokio::task::spawn_blocking(move || password::hash(&password))
-            .await
-            .map_err(|e| AuthError::Storage(StorageError::Unavailable(e.to_string())))?;
+        let hash = self.hasher.run(move || password::hash(&password)).await?;
         let record = UserRecord {
             name: name.to_owned(),
             password: hash,
@@ -287,9 +293,11 @@ impl Auth {
         let record = match self.tokens.get(&key) {
             Some(r) => r,
             None => {
-                let r = store::get_token(self.storage.as_ref(), &key)
-                    .await?
-                    .ok_or(AuthError::InvalidToken)?;
+                self.limiter.check_token(addr).map_err(AuthError::TooManyTokens)?;
+                let Some(r) = store::get_token(self.storage.as_ref(), &key).await? else {
+                    self.limiter.bad_token(addr);
+                    return Err(AuthError::InvalidToken);
+                };
                 self.tokens.insert(key.clone(), r.clone());
                 r
             }

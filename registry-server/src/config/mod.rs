@@ -10,6 +10,7 @@ pub mod listen;
 mod read;
 mod rule;
 mod security;
+mod server;
 mod size;
 mod store;
 mod uplink;
@@ -24,6 +25,7 @@ use std::time::Duration;
 pub use duration::parse_duration;
 pub use rule::PackageRule;
 pub use security::{ApiTokens, JwtCheck, Security};
+pub use server::{Connections, TrustedProxies};
 pub use size::parse_size;
 pub use store::{S3Store, Store};
 pub use uplink::{Uplink, UplinkAuth, UplinkAuthKind};
@@ -77,6 +79,18 @@ pub struct Config {
     pub log: Log,
     pub packument_cache: CacheConfig,
     pub tarball_cache: CacheConfig,
+    /// `server`: timeouts and limits of connections.
+    pub connections: Connections,
+    /// `server.trustProxy`: whose forwarded headers are believed (none: the TCP peer is the client).
+    pub trusted_proxies: TrustedProxies,
+    pub repair: Repair,
+}
+
+/// `repair`: how often leftovers are looked for, and how old they must be.
+#[derive(Debug, Clone)]
+pub struct Repair {
+    pub interval: Duration,
+    pub grace: Duration,
 }
 
 /// One of our in-memory caches: its size (0: off), and how often a cached entry is checked
@@ -245,6 +259,15 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
 
     let store = store::resolve(raw.store, warnings)?;
     let security = security::resolve(raw.security, warnings)?;
+    let (connections, trusted_proxies) = server::resolve(raw.server, max_body_size, warnings)?;
+    let repair = raw.repair.unwrap_or_default();
+    let repair = Repair {
+        interval: duration_value("repair.interval", repair.interval, defaults::REPAIR_INTERVAL)?,
+        grace: duration_value("repair.grace", repair.grace, defaults::REPAIR_GRACE)?,
+    };
+    if repair.interval.is_zero() {
+        return Err(invalid("repair.interval", "must be longer than zero"));
+    }
 
     Ok(Config {
         storage,
@@ -263,6 +286,9 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
         log,
         packument_cache,
         tarball_cache,
+        connections,
+        trusted_proxies,
+        repair,
     })
 }
 

@@ -79,7 +79,8 @@ listen: 0.0.0.0:4873
     assert_eq!(c.packages[1].proxy, ["npmjs"]);
     let w = loaded.warnings.join("\n");
     assert!(w.contains("`plugins`"), "{w}");
-    assert!(w.contains("`server`"), "{w}");
+    assert!(!w.contains("`server`"), "server.keepAliveTimeout is used: {w}");
+    assert_eq!(c.connections.keep_alive_timeout, Duration::from_secs(60));
     assert!(w.contains("`middlewares`"), "{w}");
 }
 

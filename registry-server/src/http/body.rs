@@ -63,7 +63,7 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, 
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("the request body could not be read: {e}")))?;
+        let chunk = chunk.map_err(|e| unreadable(&e))?;
         if (buf.len() + chunk.len()) as u64 > limit {
             let seen = (buf.len() + chunk.len()) as u64;
             drop(buf);
@@ -73,6 +73,18 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, 
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
+}
+
+/// Why a body could not be read: too slow (408, see `serve`), or broken off.
+fn unreadable(e: &axum::Error) -> ApiError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(t) = c.downcast_ref::<crate::serve::BodyTimeout>() {
+            return ApiError::new(axum::http::StatusCode::REQUEST_TIMEOUT, t.to_string());
+        }
+        cause = c.source();
+    }
+    ApiError::bad_request(format!("the request body could not be read: {e}"))
 }
 
 pub async fn read_json(headers: &HeaderMap, body: Body, limit: u64) -> Result<Value, ApiError> {

@@ -109,7 +109,7 @@ fn package_status(e: &PackageError) -> StatusCode {
         | MissingAttachment(_)
         | InvalidTag(_) => StatusCode::BAD_REQUEST,
         VersionExists(_) => StatusCode::FORBIDDEN,
-        StaleRevision { .. } => StatusCode::CONFLICT,
+        StaleRevision { .. } | MissingRevision | TarballInUse(_) => StatusCode::CONFLICT,
         UnknownTag(_) | UnknownVersion(_) => StatusCode::NOT_FOUND,
         Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -182,7 +182,10 @@ impl From<AuthError> for ApiError {
                     "users cannot log in: the configured htpasswd file does not exist",
                 );
             }
-            AuthError::TooManyAttempts(wait) => (StatusCode::TOO_MANY_REQUESTS, Some(wait.as_secs())),
+            AuthError::TooManyAttempts(wait) | AuthError::Slowed(wait) | AuthError::TooManyTokens(wait) => {
+                (StatusCode::TOO_MANY_REQUESTS, Some(wait.as_secs().max(1)))
+            }
+            AuthError::Busy => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
         };
         ApiError {
             status,

@@ -6,26 +6,21 @@
 
 use super::AppState;
 use super::error::ApiError;
+use super::forwarded::ClientIp;
 use crate::auth::{AuthError, Identity};
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 /// The authenticated caller, as an extractor.
 pub struct Caller(pub Identity);
 
-/// The client's address: the last `X-Forwarded-For` hop (added by the load balancer in front of
-/// us), else the socket's peer.
-pub fn client_addr(headers: &HeaderMap, peer: Option<&ConnectInfo<SocketAddr>>) -> Option<IpAddr> {
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .and_then(|v| v.trim().parse().ok())
-        .or_else(|| peer.map(|c| c.0.ip()))
+/// The client's address, as `forwarded` resolved it (`X-Forwarded-For` only from trusted proxies).
+pub fn client_addr(parts: &Parts) -> Option<IpAddr> {
+    parts.extensions.get::<ClientIp>().map(|c| c.0)
 }
 
 pub async fn identify(state: &AppState, headers: &HeaderMap, addr: Option<IpAddr>) -> Result<Identity, ApiError> {
@@ -54,7 +49,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let addr = client_addr(&parts.headers, parts.extensions.get::<ConnectInfo<SocketAddr>>());
+        let addr = client_addr(parts);
         identify(state, &parts.headers, addr).await.map(Caller)
     }
 }
@@ -66,9 +61,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(client_addr(
-            &parts.headers,
-            parts.extensions.get::<ConnectInfo<SocketAddr>>(),
-        )))
+        Ok(ClientAddr(client_addr(parts)))
     }
 }

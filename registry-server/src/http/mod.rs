@@ -8,6 +8,7 @@ mod body;
 mod dist_tags;
 mod encoding;
 pub mod error;
+pub mod forwarded;
 mod health;
 mod identity;
 mod metrics;
@@ -57,6 +58,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     pub url_prefix: String,
     pub max_body_size: u64,
+    /// Whose `X-Forwarded-*` headers are believed (`forwarded`).
+    pub trusted_proxies: crate::config::TrustedProxies,
 }
 
 /// How fixed endpoints are routed: each with the label its requests are counted under.
@@ -73,6 +76,7 @@ impl Endpoints for Router<AppState> {
 
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
+    let settings = state.settings.clone();
     Router::new()
         .endpoint("/metrics", "metrics", get(metrics::endpoint))
         .endpoint("/-/ping", "ping", get(health::ping))
@@ -92,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(package_route)
         .layer(CatchPanicLayer::new())
         .layer(axum::middleware::from_fn(trace::with_request_id))
+        .layer(axum::middleware::from_fn_with_state(settings, forwarded::resolve))
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
         .layer(trace::layer())
         .layer(PropagateRequestIdLayer::new(trace::REQUEST_ID.clone()))

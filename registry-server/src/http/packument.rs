@@ -2,7 +2,7 @@
 //! `GET /:pkg/:version-or-tag`.
 
 use super::AppState;
-use super::base_url::base_url;
+use super::base_url::{self, base_url};
 use super::encoding;
 use super::error::{ApiError, ApiResult};
 use crate::auth::Identity;
@@ -90,7 +90,7 @@ pub async fn get(
     );
     h.insert(
         header::VARY,
-        HeaderValue::from_static("Accept, Accept-Encoding, Authorization"),
+        base_url::vary(&state.settings, "Accept, Accept-Encoding, Authorization"),
     );
     // Private registries change under clients' feet: always revalidate (cheap with the ETag).
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -115,7 +115,10 @@ pub async fn version(
     let full = packument::client_view(&doc, name, &base_url(&state.settings, headers));
     let v = packument::version_view(&full, spec)
         .ok_or_else(|| ApiError::not_found(format!("version or dist-tag {spec} of {name} not found")))?;
-    Ok(axum::Json(v).into_response())
+    let mut res = axum::Json(v).into_response();
+    res.headers_mut()
+        .insert(header::VARY, base_url::vary(&state.settings, "Authorization"));
+    Ok(res)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! ranges, packument views, the merge of a publish, whole-document updates (deprecate, unpublish
 //! of a version), dist-tags, search.
 
+pub mod deletion;
 pub mod error;
 pub mod integrity;
 pub mod merge;

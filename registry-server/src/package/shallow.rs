@@ -143,6 +143,11 @@ impl Stored<'_> {
         serde_json::to_vec_pretty(&WithStored { doc, stored: &self.0 }).expect("a JSON value serializes")
     }
 
+    /// One stored manifest, parsed (the `latest` one, for the search index).
+    pub fn manifest(&self, version: &str) -> Option<Value> {
+        serde_json::from_str(self.0.get(version)?.get()).ok()
+    }
+
     /// The same manifests, no longer borrowed from the bytes they were read from.
     pub fn into_owned(self) -> Stored<'static> {
         Stored(

@@ -6,12 +6,15 @@
 
 mod audit;
 pub mod cache;
+mod deletes;
 mod error;
 mod package_list;
 mod proxy;
 mod publish;
 mod read;
+pub mod repair;
 mod search;
+pub mod search_index;
 mod tags;
 mod unpublish;
 mod update;
@@ -23,15 +26,18 @@ pub use crate::storage::{Blob, StorageError};
 pub use audit::{AuditAnswer, AuditRequest};
 pub use cache::{Encoding, PackumentCache, Prepared};
 pub use error::{RegistryError, Result};
+pub use repair::RepairPolicy;
 
 use crate::auth::Identity;
 use crate::auth::access::{AccessRules, Action};
 use crate::metrics::Metrics;
-use crate::package::{PackageError, PackageName};
+use crate::package::{PackageError, PackageName, deletion};
 use crate::storage::{Key, Revision, Storage, StorageKey};
 use crate::uplink::Uplinks;
 use serde_json::Value;
 use std::sync::Arc;
+
+const DEFAULT_SEARCH_REVALIDATION: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct Registry {
     storage: Arc<dyn Storage>,
@@ -40,6 +46,8 @@ pub struct Registry {
     metrics: Arc<Metrics>,
     uplinks: Option<Arc<Uplinks>>,
     writes: write::Writes,
+    repair: RepairPolicy,
+    search: Arc<search_index::SearchIndex>,
 }
 
 /// A stored packument and the storage revision it was read at.
@@ -54,6 +62,11 @@ fn corrupt(name: &PackageName, e: serde_json::Error) -> RegistryError {
 
 fn parse_doc(name: &PackageName, bytes: &[u8]) -> Result<Value> {
     serde_json::from_slice(bytes).map_err(|e| corrupt(name, e))
+}
+
+/// The document as readers see it: a tombstone (a package being unpublished) is no package.
+fn visible(doc: Value) -> Option<Value> {
+    (!deletion::is_tombstone(&doc)).then_some(doc)
 }
 
 fn not_found(name: &PackageName) -> RegistryError {
@@ -75,13 +88,30 @@ fn tarball_key(name: &PackageName, file: &str) -> Result<Key, StorageError> {
 impl Registry {
     pub fn new(storage: Arc<dyn Storage>, rules: AccessRules, cache: PackumentCache, metrics: Arc<Metrics>) -> Self {
         Registry {
-            storage,
             rules,
             cache,
             metrics,
             uplinks: None,
             writes: write::Writes::new(),
+            repair: RepairPolicy::default(),
+            search: Arc::new(search_index::SearchIndex::new(
+                storage.clone(),
+                DEFAULT_SEARCH_REVALIDATION,
+            )),
+            storage,
         }
+    }
+
+    /// How often a search checks whether other replicas changed the index.
+    pub fn with_search_revalidation(mut self, every: std::time::Duration) -> Self {
+        self.search = Arc::new(search_index::SearchIndex::new(self.storage.clone(), every));
+        self
+    }
+
+    /// How leftovers are found and repaired (`repair` in the config).
+    pub fn with_repair(mut self, policy: RepairPolicy) -> Self {
+        self.repair = policy;
+        self
     }
 
     /// Lets packages whose rule names uplinks come from them.
@@ -105,12 +135,13 @@ impl Registry {
         Ok(self.rules.check_change(name.as_str(), who)?)
     }
 
+    /// The stored packument, `None` when there is none (or it is a tombstone).
     pub async fn read_doc(&self, name: &PackageName) -> Result<Option<Doc>> {
         let Some(v) = self.storage.read(&packument_key(name)?).await? else {
             return Ok(None);
         };
-        Ok(Some(Doc {
-            value: parse_doc(name, &v.bytes)?,
+        Ok(visible(parse_doc(name, &v.bytes)?).map(|value| Doc {
+            value,
             revision: v.revision,
         }))
     }

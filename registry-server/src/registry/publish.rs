@@ -1,7 +1,7 @@
 //! `PUT /:pkg` with attachments: new versions merged into the packument, their tarballs stored
 //! once the merge has accepted them and before the metadata that names them.
 
-use super::write::Reading;
+use super::write::{Prepare, Reading};
 use super::{Registry, RegistryError, Result, package_list, tarball_key};
 use crate::auth::Identity;
 use crate::auth::access::Action;
@@ -26,11 +26,14 @@ impl Registry {
         let publisher = who.name.as_deref().map(|name| publish::Publisher { name, email });
         let now = Utc::now();
         // An existing version is refused before anything is written.
-        let store_tarballs = Box::pin(async {
-            for v in &parsed.versions {
-                self.store_tarball(name, &v.filename, &v.tarball).await?;
-            }
-            Ok(())
+        let parsed_ref = &parsed;
+        let store_tarballs: Prepare<'_> = Box::new(move || {
+            Box::pin(async move {
+                for v in &parsed_ref.versions {
+                    self.store_tarball(name, &v.filename, &v.tarball).await?;
+                }
+                Ok(())
+            })
         });
         let created = self
             .modify(

@@ -2,7 +2,7 @@
 //! current (the hot path of every install), the merged and stored documents, and tarballs.
 
 use super::cache::Prepared;
-use super::{Registry, RegistryError, Result, not_found, packument_key, parse_doc, tarball_key};
+use super::{Registry, RegistryError, Result, not_found, packument_key, parse_doc, tarball_key, visible};
 use crate::auth::Identity;
 use crate::auth::access::Action;
 use crate::package::PackageName;
@@ -61,7 +61,7 @@ impl Registry {
         let stored = self.storage.read(&key).await?.ok_or_else(|| not_found(name))?;
         let (n, b) = (name.clone(), base.to_owned());
         let prepared = tokio::task::spawn_blocking(move || -> Result<Prepared> {
-            let doc = parse_doc(&n, &stored.bytes)?;
+            let doc = visible(parse_doc(&n, &stored.bytes)?).ok_or_else(|| not_found(&n))?;
             Ok(Prepared::build(&n, &doc, stored.revision, &b))
         })
         .await

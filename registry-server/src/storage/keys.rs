@@ -49,6 +49,12 @@ storage_keys! {
     Tokens => ".npm-registry/tokens",
     /// A token, by the SHA-256 of its secret.
     Token { hash } => ".npm-registry/tokens/{hash}.json",
+    /// Which replica runs the repair task, until when.
+    RepairLease => ".npm-registry/repair-lease.json",
+    /// A shard of the search index (`00`, `01`, ...).
+    SearchShard { shard } => ".npm-registry/search/{shard}.json",
+    /// Says the search index was built in this storage.
+    SearchMarker => ".npm-registry/search/index.json",
 }
 
 impl StorageKey<'_> {

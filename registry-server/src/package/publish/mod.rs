@@ -130,10 +130,12 @@ pub fn parse(name: &PackageName, body: &Value) -> Result<Publish, PackageError> 
         let sri = dist.and_then(|d| d.get("integrity")).and_then(Value::as_str);
         let sha = dist.and_then(|d| d.get("shasum")).and_then(Value::as_str);
         integrity::verify(&expected, &bytes, sri, sha)?;
+        let filename = name.tarball_filename(version);
+        PackageName::check_filename_length(&filename)?;
         out.push(NewVersion {
             version: version.clone(),
             manifest,
-            filename: name.tarball_filename(version),
+            filename,
             tarball: bytes,
         });
     }
@@ -158,12 +160,17 @@ pub fn parse(name: &PackageName, body: &Value) -> Result<Publish, PackageError> 
 }
 
 /// Checks that none of the publish's versions exist yet: a version is never published over.
+/// Versions are compared by semver precedence, as npm compares them: build metadata does not
+/// count (`1.0.0+build.1` and `1.0.0+build.2` are one version).
 fn check_new_versions(existing: Option<&Value>, publish: &Publish) -> Result<(), PackageError> {
-    if let Some(doc) = existing {
-        for v in &publish.versions {
-            if doc.get("versions").and_then(|vs| vs.get(&v.version)).is_some() {
-                return Err(PackageError::VersionExists(v.version.clone()));
-            }
+    let Some(stored) = existing.and_then(|d| d.get("versions")).and_then(Value::as_object) else {
+        return Ok(());
+    };
+    let stored: Vec<semver::Version> = stored.keys().filter_map(|v| semver::Version::parse(v).ok()).collect();
+    for v in &publish.versions {
+        let new = semver::Version::parse(&v.version).map_err(|_| PackageError::InvalidVersion(v.version.clone()))?;
+        if let Some(old) = stored.iter().find(|old| old.cmp_precedence(&new).is_eq()) {
+            return Err(PackageError::VersionExists(old.to_string()));
         }
     }
     Ok(())

@@ -115,3 +115,40 @@ fn scoped_attachment_keys_are_accepted() {
     let p = parse(&name, &b).unwrap();
     assert_eq!(p.versions[0].filename, "pkg-2.0.0.tgz");
 }
+
+#[test]
+fn versions_differing_only_in_build_metadata_are_one_version() {
+    let name = PackageName::parse("pkg").unwrap();
+    let one = merge(
+        &name,
+        None,
+        &parse(&name, &body("pkg", "1.0.0+build.1", b"a")).unwrap(),
+        "http://reg/",
+        now(),
+        None,
+    )
+    .unwrap();
+    for again in ["1.0.0+build.2", "1.0.0"] {
+        let p = parse(&name, &body("pkg", again, b"b")).unwrap();
+        assert_eq!(
+            merge(&name, Some(one.clone()), &p, "http://reg/", now(), None),
+            Err(PackageError::VersionExists("1.0.0+build.1".into())),
+            "{again}"
+        );
+    }
+    let p = parse(&name, &body("pkg", "1.0.1+build.1", b"c")).unwrap();
+    assert!(merge(&name, Some(one), &p, "http://reg/", now(), None).is_ok());
+}
+
+#[test]
+fn a_tarball_name_that_cannot_be_a_file_name_is_refused() {
+    let long = "a".repeat(214);
+    let name = PackageName::parse(&long).unwrap();
+    assert!(parse(&name, &body(&long, "1.0.0", b"a")).is_ok());
+    let version = format!("1.0.0-{}", "b".repeat(40));
+    let err = parse(&name, &body(&long, &version, b"a")).unwrap_err();
+    assert!(
+        matches!(&err, PackageError::BadRequest(m) if m.contains("limit is 255")),
+        "{err}"
+    );
+}
