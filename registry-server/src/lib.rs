@@ -9,3 +9,4 @@ pub mod package;
 pub mod registry;
 pub mod storage;
 pub mod uplink;
+pub mod web;

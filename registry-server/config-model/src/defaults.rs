@@ -27,3 +27,5 @@ pub const UPLINK_FAIL_TIMEOUT: Duration = Duration::from_secs(300);
 pub const UPLINK_MAX_FAILS: u32 = 2;
 /// `web.title`.
 pub const WEB_TITLE: &str = "npm registry";
+/// `web.cache_size`: package pages and rendered READMEs kept in memory.
+pub const WEB_CACHE_SIZE: u64 = 32 * MIB;

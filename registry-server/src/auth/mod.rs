@@ -3,11 +3,14 @@
 //! random and stored only as SHA-256 hashes.
 
 pub mod access;
+pub mod expiring;
 mod htpasswd;
 pub mod identity;
 mod limiter;
 mod password;
+pub mod sessions;
 pub mod store;
+pub mod web_login;
 
 pub use identity::Identity;
 

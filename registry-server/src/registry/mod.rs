@@ -1,12 +1,14 @@
 //! The registry's use cases over a [`Storage`], one room each: [`read`] (the cached read paths),
 //! [`write`] (the one compare-and-swap loop), [`publish`], [`update`], [`unpublish`], [`tags`],
-//! [`proxy`] (uplinks), [`search`], [`audit`]; who may do what is asked of `auth::access`.
+//! [`proxy`] (uplinks), [`search`], [`listing`] (local packages, newest first), [`audit`]; who
+//! may do what is asked of `auth::access`.
 //! Every packument change is read → pure change (in `package`) → compare-and-swap write, retried
 //! on conflict, so concurrent writers (threads, processes, pods) never lose each other's work.
 
 mod audit;
 pub mod cache;
 mod error;
+mod listing;
 mod package_list;
 mod proxy;
 mod publish;
@@ -40,6 +42,7 @@ pub struct Registry {
     metrics: Arc<Metrics>,
     uplinks: Option<Arc<Uplinks>>,
     writes: write::Writes,
+    listing: listing::Listing,
 }
 
 /// A stored packument and the storage revision it was read at.
@@ -81,6 +84,7 @@ impl Registry {
             metrics,
             uplinks: None,
             writes: write::Writes::new(),
+            listing: listing::Listing::default(),
         }
     }
 
