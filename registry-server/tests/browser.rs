@@ -151,6 +151,7 @@ fn npm_web_login(client: &Client, cwd: &Path) -> (std::process::Child, String) {
         seen.push(line);
     }
     let _ = npm.kill();
+    let _ = npm.wait();
     let mut err = String::new();
     std::io::Read::read_to_string(&mut npm.stderr.take().unwrap(), &mut err).unwrap();
     panic!("npm printed no login URL:\n{}\n--- stderr\n{err}", seen.join("\n"));
@@ -167,6 +168,7 @@ fn wait_success(mut npm: std::process::Child) {
         }
         if Instant::now() > deadline {
             let _ = npm.kill();
+            let _ = npm.wait();
             panic!("npm login did not finish within a minute of the approval");
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -241,10 +241,7 @@ fn login_and_logout_through_the_form() {
         "-/ui/login",
         &[
             ("x-forwarded-proto", "https"),
-            (
-                "origin",
-                &url.replace("http:", "https:").trim_end_matches('/').to_owned(),
-            ),
+            ("origin", url.replace("http:", "https:").trim_end_matches('/')),
         ],
         Some(&[("username", "reggie"), ("password", "reggie-pw-4"), ("csrf", &csrf)]),
     );

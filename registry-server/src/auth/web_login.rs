@@ -6,12 +6,26 @@
 
 use super::expiring::{Expiring, Kind, Ticket};
 use crate::storage::{Storage, StorageError};
+use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How long npm may wait for the browser.
 pub const WEB_LOGIN_TTL: Duration = Duration::from_secs(10 * 60);
+/// Anyone may start a login, and each start writes to storage: per client address and per
+/// process, at most this many within [`WEB_LOGIN_TTL`].
+pub const STARTS_PER_ADDRESS: u32 = 30;
+pub const STARTS_PER_PROCESS: u32 = 5000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("too many web logins started; try again in {} minutes", WEB_LOGIN_TTL.as_secs() / 60)]
+    TooMany,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "lowercase")]
@@ -35,17 +49,36 @@ pub enum Status {
 
 pub struct WebLogins {
     records: Expiring,
+    /// Logins started, by client address and in all (`None`), within the window.
+    starts: Cache<Option<IpAddr>, u32>,
 }
 
 impl WebLogins {
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         WebLogins {
             records: Expiring::new(storage, Kind::WebLogin),
+            starts: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(WEB_LOGIN_TTL)
+                .build(),
         }
     }
 
-    /// Starts a login; the ticket goes into both URLs npm is given.
-    pub async fn start(&self) -> Result<String, StorageError> {
+    /// Counts a start from `from`; false past the limits.
+    fn admit(&self, from: Option<IpAddr>) -> bool {
+        let count = |key: Option<IpAddr>, limit: u32| {
+            let n = self.starts.get(&key).unwrap_or(0);
+            (n < limit).then(|| self.starts.insert(key, n + 1)).is_some()
+        };
+        let per_address = from.is_none_or(|a| count(Some(a), STARTS_PER_ADDRESS));
+        per_address && count(None, STARTS_PER_PROCESS)
+    }
+
+    /// Starts a login from client address `from`; the ticket goes into both URLs npm is given.
+    pub async fn start(&self, from: Option<IpAddr>) -> Result<String, StartError> {
+        if !self.admit(from) {
+            return Err(StartError::TooMany);
+        }
         self.records.sweep().await;
         let ticket = Ticket::new(WEB_LOGIN_TTL);
         self.records.create(&ticket, &Record::Pending).await?;
@@ -112,7 +145,7 @@ mod tests {
     async fn approved_once_then_gone() {
         let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::default());
         let (npm_side, browser_side) = (WebLogins::new(storage.clone()), WebLogins::new(storage));
-        let ticket = npm_side.start().await.unwrap();
+        let ticket = npm_side.start(None).await.unwrap();
         assert_eq!(npm_side.poll(&ticket).await.unwrap(), Status::Pending);
         assert!(browser_side.is_pending(&ticket).await.unwrap());
         assert!(browser_side.decide(&ticket, Some("alice")).await.unwrap());
@@ -129,9 +162,20 @@ mod tests {
     #[tokio::test]
     async fn refused() {
         let logins = WebLogins::new(Arc::new(MemoryStorage::default()));
-        let ticket = logins.start().await.unwrap();
+        let ticket = logins.start(None).await.unwrap();
         assert!(logins.decide(&ticket, None).await.unwrap());
         assert_eq!(logins.poll(&ticket).await.unwrap(), Status::Refused);
         assert_eq!(logins.poll(&ticket).await.unwrap(), Status::Gone);
+    }
+
+    #[tokio::test]
+    async fn starts_are_limited_per_address() {
+        let logins = WebLogins::new(Arc::new(MemoryStorage::default()));
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        for _ in 0..STARTS_PER_ADDRESS {
+            logins.start(Some(a)).await.unwrap();
+        }
+        assert!(matches!(logins.start(Some(a)).await, Err(StartError::TooMany)));
+        assert!(logins.start(Some(b)).await.is_ok(), "another address");
     }
 }

@@ -151,13 +151,13 @@ pub async fn profile_update(Caller(who): Caller) -> ApiError {
 /// `POST /-/v1/login` (npm's default `npm login`): a pending login in storage; npm prints the
 /// login URL (our login page) and polls the done URL until the browser approves. With the UI
 /// off it is a 404, on which npm falls back to the CouchDB flow.
-pub async fn web_login(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+pub async fn web_login(State(state): State<AppState>, ClientAddr(addr): ClientAddr, headers: HeaderMap) -> ApiResult {
     if !state.web.enabled {
         return Err(ApiError::not_found(
             "web login is not available on this registry; npm falls back to username and password",
         ));
     }
-    let ticket = state.web.logins.start().await?;
+    let ticket = state.web.logins.start(addr).await?;
     let base = base_url(&state.settings, &headers);
     // The ticket is URL-safe; it travels in queries, which the request log leaves out.
     Ok(Json(json!({
