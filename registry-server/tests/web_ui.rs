@@ -33,6 +33,15 @@ fn rules_config(htpasswd: &Path) -> String {
     )
 }
 
+/// A server with these htpasswd users and [`rules_config`]; its work folder.
+fn start_with_users(users: &[(&str, &str)]) -> (tempfile::TempDir, Server) {
+    let work = tempfile::tempdir().unwrap();
+    let htpasswd = work.path().join("htpasswd");
+    write_htpasswd(&htpasswd, users);
+    let server = Server::start(&rules_config(&htpasswd), &work.path().join("storage"));
+    (work, server)
+}
+
 fn seed(url: &str, w: &Path, carol_password: &str) {
     let carol = Client::anonymous(url);
     carol.set_token(&login(url, "carol", carol_password).unwrap());
@@ -49,11 +58,8 @@ const HIDDEN_FROM_ANONYMOUS: [&str; 2] = ["@team/tool", "@staff/secret"];
 
 #[test]
 fn every_page_respects_every_access_rule() {
-    let work = tempfile::tempdir().unwrap();
+    let (work, server) = start_with_users(&[("alice", "alice-pw-1"), ("carol", "carol-pw-2")]);
     let w = work.path();
-    let htpasswd = w.join("htpasswd");
-    write_htpasswd(&htpasswd, &[("alice", "alice-pw-1"), ("carol", "carol-pw-2")]);
-    let server = Server::start(&rules_config(&htpasswd), &w.join("storage"));
     let url = server.url();
     seed(&url, w, "carol-pw-2");
 
@@ -138,11 +144,7 @@ fn every_page_respects_every_access_rule() {
 
 #[test]
 fn login_and_logout_through_the_form() {
-    let work = tempfile::tempdir().unwrap();
-    let w = work.path();
-    let htpasswd = w.join("htpasswd");
-    write_htpasswd(&htpasswd, &[("alice", "alice-pw-1"), ("dave", "dave-pw-3")]);
-    let server = Server::start(&rules_config(&htpasswd), &w.join("storage"));
+    let (_work, server) = start_with_users(&[("alice", "alice-pw-1"), ("dave", "dave-pw-3")]);
     let url = server.url();
     // A user who registered with `npm adduser` (kept in storage) logs in too.
     login(&url, "reggie", "reggie-pw-4").unwrap();

@@ -232,6 +232,53 @@ pub async fn show(State(state): State<AppState>, viewer: Viewer, Path(raw): Path
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::access::AccessRules;
+    use crate::config::Config;
+    use crate::metrics::Metrics;
+    use crate::package::publish::request_body;
+    use crate::registry::PackumentCache;
+    use crate::storage::memory::MemoryStorage;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_page_is_read_once_per_revision_and_a_readme_rendered_once_per_content() {
+        let rules = Config::parse(
+            "packages:\n  '**': {access: $all, publish: $all}\n",
+            std::path::Path::new("."),
+        )
+        .unwrap()
+        .config
+        .packages;
+        let registry = Registry::new(
+            Arc::new(MemoryStorage::default()),
+            AccessRules::new(rules),
+            PackumentCache::new(1 << 20, Duration::from_secs(60)),
+            Arc::new(Metrics::default()),
+        );
+        let (name, who, base) = (PackageName::parse("p").unwrap(), Identity::anonymous(), "http://h/");
+        let publish = |version: &str| {
+            let mut body = request_body("p", version, b"tarball bytes");
+            body["readme"] = serde_json::json!("# Hello\n");
+            body
+        };
+        registry.publish(&name, &publish("1.0.0"), &who, base).await.unwrap();
+        let cache = PageCache::new(1 << 20);
+        let page = || async {
+            let prepared = registry.prepared(&name, &who, base).await.unwrap();
+            cache.page(&registry, &name, &who, prepared).await.unwrap()
+        };
+        let first = page().await;
+        assert!(first.readme.contains("<h1>Hello</h1>"), "{}", first.readme);
+        assert_eq!(first.tarball_size, Some(13));
+        assert!(Arc::ptr_eq(&first, &page().await), "the same revision: the same page");
+        registry.publish(&name, &publish("1.0.1"), &who, base).await.unwrap();
+        let second = page().await;
+        assert_eq!(second.model.version.as_deref(), Some("1.0.1"));
+        assert!(
+            Arc::ptr_eq(&first.readme, &second.readme),
+            "the same README is not rendered again"
+        );
+    }
 
     #[test]
     fn names_from_paths() {
