@@ -318,6 +318,25 @@ fn web_login_across_two_replicas() {
     assert_eq!(api.get(&done_url).send().unwrap().status, 404, "single use");
     assert_eq!(browser.get(&on_b).status, 410, "the link is used up");
 
+    // The session made on b is known on a, and a form rendered by a is accepted by b (one
+    // signing key in storage).
+    let on_a = Browser::new(&a.url());
+    *on_a.cookies.borrow_mut() = browser.cookies.borrow().clone();
+    let home = on_a.get("");
+    assert!(home.body.contains("title=\"Logged in\">alice</span>"), "{}", home.body);
+    let from_a = home.field("csrf");
+    let elsewhere = Browser::new(&b.url());
+    *elsewhere.cookies.borrow_mut() = on_a.cookies.borrow().clone();
+    let origin = a.url().trim_end_matches('/').to_owned();
+    let r = elsewhere.request(Method::POST, "-/ui/logout", &[("origin", &origin)], Some(&[("csrf", &from_a)]));
+    assert_eq!(r.status, 403, "b's origin is another port: a cross-site post to b");
+    assert_eq!(elsewhere.post("-/ui/logout", &[("csrf", &from_a)]).status, 303);
+    // (a trusts the session it read for up to 10 s more, as for tokens; b, which ended it, at once.)
+    let replay = Browser::new(&b.url());
+    *replay.cookies.borrow_mut() = on_a.cookies.borrow().clone();
+    assert!(replay.get("").body.contains(">Log in</a>"), "the session is over");
+    assert_eq!(browser.login("alice", "alice-pw-1").status, 303);
+
     // Already logged in: the login URL asks to approve; refusing tells npm.
     let again = api
         .request(Method::POST, &format!("{}-/v1/login", b.url()))
