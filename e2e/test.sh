@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test in the workspace. First installs the real npm clients the tests drive (npm 10,
-# pnpm, yarn 1, yarn 4, bun) and Verdaccio into e2e/peers/node_modules, from e2e/peers/package-lock.json,
-# moto (the S3 server the S3 tests start) into the Python venv e2e/peers/venv, helm, kubectl and the
+# pnpm, yarn 1, yarn 4, bun), Verdaccio and playwright-core into e2e/peers/node_modules, from
+# e2e/peers/package-lock.json, Debian's chromium (browser tests), moto (the S3 server the S3 tests start) into the Python venv e2e/peers/venv, helm, kubectl and the
 # workflow/Dockerfile linters, podman/buildah/runc (as root on Debian), and builds the release
 # server binary the container test runs.
 set -euo pipefail
@@ -11,6 +11,19 @@ peers=e2e/peers
 if [ ! -f "$peers/node_modules/.package-lock.json" ] || [ "$peers/package-lock.json" -nt "$peers/node_modules/.package-lock.json" ]; then
   echo "installing test peers into $peers/node_modules"
   npm ci --prefix "$peers" --no-audit --no-fund --loglevel=error
+fi
+
+# Chromium for the web UI's browser tests (registry-server/tests/browser.rs, driven by the
+# playwright-core peer above): Debian's package, installed when missing and we are root with
+# apt-get. Without it those tests skip with the reason, except with CI set, where they fail.
+if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing chromium for the browser tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium is missing and cannot be installed here (needs root and apt-get)"
+  fi
 fi
 
 moto_pin="moto[s3]==5.2.5"

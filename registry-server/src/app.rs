@@ -2,6 +2,8 @@
 
 use crate::auth::Auth;
 use crate::auth::access::AccessRules;
+use crate::auth::sessions::Sessions;
+use crate::auth::web_login::WebLogins;
 use crate::config::{Config, Store};
 use crate::http::{AppState, Settings, router};
 use crate::metrics::Metrics;
@@ -12,6 +14,7 @@ use crate::storage::instrumented::Instrumented;
 use crate::storage::s3::S3Storage;
 use crate::storage::{Storage, StorageError};
 use crate::uplink::Uplinks;
+use crate::web::Web;
 use axum::Router;
 use std::sync::Arc;
 
@@ -53,6 +56,12 @@ pub async fn build(config: &Config) -> Result<Router, BuildError> {
     let rules = AccessRules::new(config.packages.clone());
     let mut registry = Registry::new(storage.clone(), rules, cache, metrics.clone())
         .with_search_revalidation(config.packument_cache.revalidate_after);
+    let web = Web::new(
+        &config.web,
+        Sessions::new(storage.clone()),
+        WebLogins::new(storage.clone()),
+    )
+    .await;
     if !config.uplinks.is_empty() {
         let uplinks = Uplinks::new(&config.uplinks, storage, metrics.clone()).map_err(BuildError::Uplink)?;
         registry = registry.with_uplinks(Arc::new(uplinks));
@@ -71,5 +80,6 @@ pub async fn build(config: &Config) -> Result<Router, BuildError> {
         auth,
         settings,
         metrics,
+        web: Arc::new(web),
     }))
 }

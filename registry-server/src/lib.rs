@@ -10,3 +10,4 @@ pub mod registry;
 pub mod serve;
 pub mod storage;
 pub mod uplink;
+pub mod web;

@@ -49,3 +49,5 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_CONNECTIONS: u64 = 2048;
 /// `server.maxBodyBytesInFlight` (raised to `max_body_size` when that is larger).
 pub const MAX_BODY_BYTES_IN_FLIGHT: u64 = 64 * MIB;
+/// `web.cache_size`: package pages and rendered READMEs kept in memory.
+pub const WEB_CACHE_SIZE: u64 = 32 * MIB;

@@ -264,6 +264,13 @@ pub struct WebFile {
     pub enable: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// An image file (relative to the config file's folder) or an http(s) URL, as in Verdaccio.
+    /// Either way the server reads it once at start and serves it itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo: Option<String>,
+    /// Ours: the in-memory cache of package pages and rendered READMEs (`32mb`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_size: Option<Value>,
     /// Verdaccio's many UI settings: accepted without a warning, unused.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,

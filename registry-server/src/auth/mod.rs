@@ -5,12 +5,15 @@
 //! anonymous (see `http::identity`), so it fails only where a user is needed.
 
 pub mod access;
+pub mod expiring;
 mod htpasswd;
 pub mod identity;
 mod limiter;
 mod password;
+pub mod sessions;
 pub mod store;
 mod verdaccio;
+pub mod web_login;
 
 pub use identity::Identity;
 

@@ -110,6 +110,16 @@ pub struct Htpasswd {
 pub struct Web {
     pub enable: bool,
     pub title: String,
+    pub logo: Option<Logo>,
+    /// Bytes of package pages and rendered READMEs kept in memory.
+    pub cache_size: u64,
+}
+
+/// Where `web.logo` comes from; read once at start and served by us either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Logo {
+    File(PathBuf),
+    Url(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,11 +257,7 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
         .map(|(g, members)| (g, members.into_vec()))
         .collect();
 
-    let web = raw.web.unwrap_or_default();
-    let web = Web {
-        enable: web.enable.unwrap_or(true),
-        title: web.title.unwrap_or_else(|| defaults::WEB_TITLE.to_owned()),
-    };
+    let web = resolve_web(raw.web.unwrap_or_default(), base)?;
 
     let log = resolve_log(raw.log.or(raw.logs))?;
     let packument_cache = cache_config("packument_cache", raw.packument_cache, defaults::PACKUMENT_CACHE_SIZE)?;
@@ -289,6 +295,30 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
         connections,
         trusted_proxies,
         repair,
+    })
+}
+
+fn resolve_web(raw: file::WebFile, base: &Path) -> Result<Web, ConfigError> {
+    let logo = match raw.logo.filter(|l| !l.trim().is_empty()) {
+        None => None,
+        Some(l) if l.starts_with("http://") || l.starts_with("https://") => {
+            url::Url::parse(&l).map_err(|e| invalid("web.logo", format!("{l:?} is not a URL: {e}")))?;
+            Some(Logo::Url(l))
+        }
+        Some(l) => Some(Logo::File(base.join(l))),
+    };
+    let bad_size = || invalid("web.cache_size", "must be a size such as 32mb");
+    let cache_size = match raw.cache_size {
+        None => defaults::WEB_CACHE_SIZE,
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(bad_size)?,
+        Some(Value::String(s)) => parse_size(&s).map_err(|r| invalid("web.cache_size", r))?,
+        Some(_) => return Err(bad_size()),
+    };
+    Ok(Web {
+        enable: raw.enable.unwrap_or(true),
+        title: raw.title.unwrap_or_else(|| defaults::WEB_TITLE.to_owned()),
+        logo,
+        cache_size,
     })
 }
 

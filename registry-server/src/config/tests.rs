@@ -82,6 +82,32 @@ listen: 0.0.0.0:4873
     assert!(!w.contains("`server`"), "server.keepAliveTimeout is used: {w}");
     assert_eq!(c.connections.keep_alive_timeout, Duration::from_secs(60));
     assert!(w.contains("`middlewares`"), "{w}");
+    assert_eq!(c.web.title, "Verdaccio");
+    assert_eq!(c.web.logo, Some(Logo::File("/etc/reg/x.png".into())));
+    assert!(c.web.enable);
+}
+
+#[test]
+fn web_settings() {
+    let c = parse("web:\n  enable: false\n  logo: https://cdn.example.com/logo.svg\n  cache_size: 1mb\n  primary_color: '#4b5e40'\n")
+        .unwrap();
+    assert!(
+        c.warnings.is_empty(),
+        "Verdaccio's other UI keys are accepted: {:?}",
+        c.warnings
+    );
+    let w = &c.config.web;
+    assert!(!w.enable);
+    assert_eq!(w.title, "npm registry");
+    assert_eq!(w.logo, Some(Logo::Url("https://cdn.example.com/logo.svg".into())));
+    assert_eq!(w.cache_size, 1024 * 1024);
+    let w = parse("storage: x\n").unwrap().config.web;
+    assert!(w.enable && w.logo.is_none());
+    assert_eq!(w.cache_size, registry_config::defaults::WEB_CACHE_SIZE);
+    for bad in ["web: {cache_size: lots}", "web: {logo: 'https://'}"] {
+        let e = parse(bad).unwrap_err().to_string();
+        assert!(e.contains("web."), "{bad}: {e}");
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! request id; the detail (bucket, endpoint, cause chain) goes to the log once, with that id.
 
 use crate::auth::AuthError;
+use crate::auth::web_login::{StartError, WEB_LOGIN_TTL};
 use crate::package::PackageError;
 use crate::registry::{RegistryError, StorageError};
 use crate::uplink::{FetchError, UplinkError};
@@ -191,6 +192,19 @@ impl From<AuthError> for ApiError {
             status,
             message,
             retry_after,
+        }
+    }
+}
+
+impl From<StartError> for ApiError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::Storage(s) => s.into(),
+            StartError::TooMany => ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: e.to_string(),
+                retry_after: Some(WEB_LOGIN_TTL.as_secs()),
+            },
         }
     }
 }

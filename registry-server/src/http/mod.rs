@@ -1,16 +1,17 @@
 //! The HTTP layer: a thin axum router over [`Registry`]. Fixed endpoints live under `/-/`, each
 //! routed once with its metrics label; every other path is a package URL, parsed by
 //! [`path::parse`] and dispatched by method in [`route`], which labels it by what it parsed.
+//! The web UI's pages (`crate::web`) are routed here too, each with its label.
 
 mod audit;
-mod base_url;
+pub(crate) mod base_url;
 mod body;
 mod dist_tags;
-mod encoding;
+pub(crate) mod encoding;
 pub mod error;
 pub mod forwarded;
 mod health;
-mod identity;
+pub(crate) mod identity;
 mod metrics;
 mod packument;
 pub mod path;
@@ -25,6 +26,7 @@ use crate::auth::Auth;
 use crate::metrics::Metrics;
 use crate::package::PackageName;
 use crate::registry::Registry;
+use crate::web::Web;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -44,6 +46,7 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    pub web: Arc<Web>,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<Metrics> {
@@ -77,8 +80,10 @@ impl Endpoints for Router<AppState> {
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
     let settings = state.settings.clone();
-    Router::new()
-        .endpoint("/metrics", "metrics", get(metrics::endpoint))
+    let web = crate::web::routes(&state.web)
+        .into_iter()
+        .fold(Router::new(), |r, (path, label, route)| r.endpoint(path, label, route));
+    web.endpoint("/metrics", "metrics", get(metrics::endpoint))
         .endpoint("/-/ping", "ping", get(health::ping))
         .endpoint("/-/ready", "ready", get(health::ready))
         .endpoint("/-/v1/search", "search", get(search::search))
@@ -89,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .endpoint("/-/whoami", "user", get(user::whoami))
         .endpoint("/-/npm/v1/user", "user", get(user::profile).post(user::profile_update))
         .endpoint("/-/v1/login", "user", post(user::web_login))
+        .endpoint("/-/v1/done", "user", get(user::web_login_done))
         .endpoint("/-/npm/v1/tokens", "tokens", get(tokens::list).post(tokens::create))
         .endpoint("/-/npm/v1/tokens/token/{key}", "tokens", delete(tokens::revoke))
         .endpoint("/-/npm/v1/security/{*rest}", "audit", post(audit::forward))
@@ -165,6 +171,9 @@ async fn route(
     let head = method == Method::HEAD;
     match (method, target) {
         (Method::GET | Method::HEAD, PackagePath::Packument(name)) => {
+            if let Some(page) = crate::web::package_redirect(&state, &headers, &name) {
+                return Ok(page);
+            }
             packument::get(&state, &name, &who, &headers, uri.query(), head).await
         }
         (Method::GET | Method::HEAD, PackagePath::Version(name, spec)) => {

@@ -1,6 +1,7 @@
 //! The registry's use cases over a [`Storage`], one room each: [`read`] (the cached read paths),
 //! [`write`] (the one compare-and-swap loop), [`publish`], [`update`], [`unpublish`], [`tags`],
-//! [`proxy`] (uplinks), [`search`], [`audit`]; who may do what is asked of `auth::access`.
+//! [`proxy`] (uplinks), [`search`], [`listing`] (local packages, newest first), [`audit`]; who
+//! may do what is asked of `auth::access`.
 //! Every packument change is read → pure change (in `package`) → compare-and-swap write, retried
 //! on conflict, so concurrent writers (threads, processes, pods) never lose each other's work.
 
@@ -8,6 +9,7 @@ mod audit;
 pub mod cache;
 mod deletes;
 mod error;
+mod listing;
 mod package_list;
 mod proxy;
 mod publish;
@@ -48,6 +50,7 @@ pub struct Registry {
     writes: write::Writes,
     repair: RepairPolicy,
     search: Arc<search_index::SearchIndex>,
+    listing: listing::Listing,
 }
 
 /// A stored packument and the storage revision it was read at.
@@ -99,6 +102,7 @@ impl Registry {
                 DEFAULT_SEARCH_REVALIDATION,
             )),
             storage,
+            listing: listing::Listing::default(),
         }
     }
 

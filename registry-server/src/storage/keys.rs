@@ -55,6 +55,16 @@ storage_keys! {
     SearchShard { shard } => ".npm-registry/search/{shard}.json",
     /// Says the search index was built in this storage.
     SearchMarker => ".npm-registry/search/index.json",
+    /// The folder of the web UI's browser sessions.
+    WebSessions => ".npm-registry/web/sessions",
+    /// A browser session, by its expiry and the SHA-256 of its secret (`auth::expiring`).
+    WebSession { name } => ".npm-registry/web/sessions/{name}.json",
+    /// The folder of pending `npm login --auth-type=web` logins.
+    WebLogins => ".npm-registry/web/logins",
+    /// A pending web login, named like a session.
+    WebLogin { name } => ".npm-registry/web/logins/{name}.json",
+    /// The web UI's signing key (CSRF tokens), made once by the first replica that needs it.
+    WebKey => ".npm-registry/web/key.json",
 }
 
 impl StorageKey<'_> {
@@ -88,6 +98,10 @@ mod tests {
             ".npm-registry/uplinks/p/p-1.0.0.tgz"
         );
         assert_eq!(key(StorageKey::Token { hash: "ab" }), ".npm-registry/tokens/ab.json");
+        assert_eq!(
+            key(StorageKey::WebSession { name: "1700000000-ab" }),
+            ".npm-registry/web/sessions/1700000000-ab.json"
+        );
         assert!(StorageKey::User { name: "../x" }.key().is_err());
         assert!(StorageKey::Packument { package: "" }.key().is_err());
     }
