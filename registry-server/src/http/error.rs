@@ -107,7 +107,8 @@ fn package_status(e: &PackageError) -> StatusCode {
         | InvalidVersion(_)
         | Integrity { .. }
         | MissingAttachment(_)
-        | InvalidTag(_) => StatusCode::BAD_REQUEST,
+        | InvalidTag(_)
+        | Provenance(_) => StatusCode::BAD_REQUEST,
         VersionExists(_) => StatusCode::FORBIDDEN,
         StaleRevision { .. } => StatusCode::CONFLICT,
         UnknownTag(_) | UnknownVersion(_) => StatusCode::NOT_FOUND,
