@@ -7,5 +7,6 @@ pub mod http;
 pub mod metrics;
 pub mod package;
 pub mod registry;
+pub mod signing;
 pub mod storage;
 pub mod uplink;

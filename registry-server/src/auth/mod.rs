@@ -8,6 +8,7 @@ pub mod access;
 mod htpasswd;
 pub mod identity;
 mod limiter;
+pub mod oidc;
 mod password;
 pub mod store;
 mod verdaccio;

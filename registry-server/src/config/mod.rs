@@ -10,6 +10,7 @@ pub mod listen;
 mod read;
 mod rule;
 mod security;
+mod signing;
 mod size;
 mod store;
 mod uplink;
@@ -24,6 +25,7 @@ use std::time::Duration;
 pub use duration::parse_duration;
 pub use rule::PackageRule;
 pub use security::{ApiTokens, JwtCheck, Security};
+pub use signing::{KeySource, RetiredKey, Signing};
 pub use size::parse_size;
 pub use store::{S3Store, Store};
 pub use uplink::{Uplink, UplinkAuth, UplinkAuthKind};
@@ -77,6 +79,8 @@ pub struct Config {
     pub log: Log,
     pub packument_cache: CacheConfig,
     pub tarball_cache: CacheConfig,
+    /// The key that signs hosted versions.
+    pub signing: Signing,
 }
 
 /// One of our in-memory caches: its size (0: off), and how often a cached entry is checked
@@ -245,6 +249,14 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
 
     let store = store::resolve(raw.store, warnings)?;
     let security = security::resolve(raw.security, warnings)?;
+    let signing = signing::resolve(raw.signing, base)?;
+    if public_url.is_none() && packages.iter().any(|r| !r.trusted_publishers.is_empty()) {
+        warnings.push(
+            "trusted_publishers without public_url: an id-token's audience is checked against the host \
+             clients send in each request; set public_url so that it is checked against this registry's own"
+                .to_owned(),
+        );
+    }
 
     Ok(Config {
         storage,
@@ -263,6 +275,7 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
         log,
         packument_cache,
         tarball_cache,
+        signing,
     })
 }
 

@@ -72,7 +72,11 @@ fn leaf_certificate(material: &Value) -> Result<Option<Vec<u8>>, PackageError> {
     }
     if let Some(chain) = material.get("x509CertificateChain") {
         let leaf = chain.pointer("/certificates/0/rawBytes");
-        return base64_field(leaf, "verificationMaterial.x509CertificateChain.certificates[0].rawBytes").map(Some);
+        return base64_field(
+            leaf,
+            "verificationMaterial.x509CertificateChain.certificates[0].rawBytes",
+        )
+        .map(Some);
     }
     if material.get("publicKey").is_some() {
         return Ok(None);

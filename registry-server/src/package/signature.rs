@@ -38,9 +38,7 @@ pub struct PublicKey {
 
 impl PublicKey {
     fn new(verifying: VerifyingKey) -> Self {
-        let der = verifying
-            .to_public_key_der()
-            .expect("a P-256 point encodes as SPKI");
+        let der = verifying.to_public_key_der().expect("a P-256 point encodes as SPKI");
         PublicKey {
             keyid: format!("SHA256:{}", STANDARD_NO_PAD.encode(Sha256::digest(der.as_bytes()))),
             key: STANDARD.encode(der.as_bytes()),
@@ -79,7 +77,9 @@ pub struct RegistryKey {
 impl std::fmt::Debug for RegistryKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the private half, even in a debug log.
-        f.debug_struct("RegistryKey").field("keyid", &self.public.keyid).finish()
+        f.debug_struct("RegistryKey")
+            .field("keyid", &self.public.keyid)
+            .finish()
     }
 }
 

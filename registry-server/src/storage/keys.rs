@@ -49,6 +49,15 @@ storage_keys! {
     Tokens => ".npm-registry/tokens",
     /// A token, by the SHA-256 of its secret.
     Token { hash } => ".npm-registry/tokens/{hash}.json",
+    /// The registry's signing keys when they are not given as a file: the current one and those
+    /// it replaced (with when they stopped signing).
+    SigningKeys => ".npm-registry/signing/keys.json",
+    /// An uplink's signing keys as its `/-/npm/v1/keys` last listed them.
+    UplinkKeys { uplink } => ".npm-registry/uplink-keys/{uplink}.json",
+    /// The attestations (provenance bundles) published with a local version.
+    Attestations { package, version } => ".npm-registry/attestations/{package}/{version}.json",
+    /// An upstream version's attestations as the pull-through cache keeps them.
+    UplinkAttestations { package, version } => ".npm-registry/uplinks/{package}/-attestations/{version}.json",
 }
 
 impl StorageKey<'_> {

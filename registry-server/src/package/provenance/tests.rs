@@ -61,13 +61,26 @@ fn a_subject_that_is_not_this_publish_is_refused_naming_the_mismatch() {
     let tarball = b"tarball bytes";
     let other = tarball_sha512(b"other bytes");
     let b = bundle(&statement("pkg:npm/%40s/p@1.0.0", &other));
-    let e = validate(&b.to_string(), "@s/p", "1.0.0", tarball).unwrap_err().to_string();
-    assert!(e.contains("does not match the tarball's sha512") && e.contains(&other), "{e}");
+    let e = validate(&b.to_string(), "@s/p", "1.0.0", tarball)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("does not match the tarball's sha512") && e.contains(&other),
+        "{e}"
+    );
     let b = bundle(&statement("pkg:npm/%40s/p@1.0.1", &tarball_sha512(tarball)));
-    let e = validate(&b.to_string(), "@s/p", "1.0.0", tarball).unwrap_err().to_string();
-    assert!(e.contains("pkg:npm/%40s/p@1.0.1") && e.contains("pkg:npm/%40s/p@1.0.0"), "{e}");
+    let e = validate(&b.to_string(), "@s/p", "1.0.0", tarball)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("pkg:npm/%40s/p@1.0.1") && e.contains("pkg:npm/%40s/p@1.0.0"),
+        "{e}"
+    );
     let b = bundle(&statement("pkg:npm/@s/p@1.0.0", &tarball_sha512(tarball)));
-    assert!(validate(&b.to_string(), "@s/p", "1.0.0", tarball).is_err(), "npm escapes the @");
+    assert!(
+        validate(&b.to_string(), "@s/p", "1.0.0", tarball).is_err(),
+        "npm escapes the @"
+    );
 }
 
 #[test]
@@ -87,7 +100,10 @@ fn shapes_that_are_no_provenance_bundle_are_refused() {
     let good = bundle(&statement("pkg:npm/p@1.0.0", &tarball_sha512(tarball)));
     let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
         (Box::new(|b| b["mediaType"] = json!("application/json")), "mediaType"),
-        (Box::new(|b| b["dsseEnvelope"]["payloadType"] = json!("text/plain")), "payloadType"),
+        (
+            Box::new(|b| b["dsseEnvelope"]["payloadType"] = json!("text/plain")),
+            "payloadType",
+        ),
         (Box::new(|b| b["dsseEnvelope"]["signatures"] = json!([])), "signatures"),
         (Box::new(|b| b["dsseEnvelope"]["payload"] = json!("%%%")), "base64"),
         (
@@ -96,7 +112,10 @@ fn shapes_that_are_no_provenance_bundle_are_refused() {
             }),
             "dsseEnvelope",
         ),
-        (Box::new(|b| b["verificationMaterial"] = json!({})), "verificationMaterial"),
+        (
+            Box::new(|b| b["verificationMaterial"] = json!({})),
+            "verificationMaterial",
+        ),
         (
             Box::new(|b| b["verificationMaterial"]["certificate"]["rawBytes"] = json!(STANDARD.encode(b"junk"))),
             "X.509",
@@ -111,7 +130,9 @@ fn shapes_that_are_no_provenance_bundle_are_refused() {
     assert!(validate("not json", "p", "1.0.0", tarball).is_err());
     let mut two = statement("pkg:npm/p@1.0.0", &tarball_sha512(tarball));
     two["subject"] = json!([two["subject"][0], two["subject"][0]]);
-    let e = validate(&bundle(&two).to_string(), "p", "1.0.0", tarball).unwrap_err().to_string();
+    let e = validate(&bundle(&two).to_string(), "p", "1.0.0", tarball)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("exactly one subject"), "{e}");
 }
 
