@@ -6,6 +6,7 @@ use crate::config::{Config, Store};
 use crate::http::{AppState, Settings, router};
 use crate::metrics::Metrics;
 use crate::registry::{PackumentCache, Registry};
+use crate::signing::Signer;
 use crate::storage::blob_cache::BlobCache;
 use crate::storage::fs::FsStorage;
 use crate::storage::instrumented::Instrumented;
@@ -21,6 +22,8 @@ pub enum BuildError {
     Storage(#[from] StorageError),
     #[error("cannot set up uplinks: {0}")]
     Uplink(String),
+    #[error("cannot set up signing: {0}")]
+    Signing(#[from] crate::signing::SigningError),
 }
 
 /// The backend behind the in-memory tarball cache, unless that is switched off.
@@ -51,7 +54,8 @@ pub async fn build(config: &Config) -> Result<Router, BuildError> {
     auth.start();
     let cache = PackumentCache::new(config.packument_cache.max_size, config.packument_cache.revalidate_after);
     let rules = AccessRules::new(config.packages.clone());
-    let mut registry = Registry::new(storage.clone(), rules, cache, metrics.clone());
+    let signer = Signer::start(&config.signing, storage.clone()).await?;
+    let mut registry = Registry::new(storage.clone(), rules, cache, metrics.clone()).with_signer(signer);
     if !config.uplinks.is_empty() {
         let uplinks = Uplinks::new(&config.uplinks, storage, metrics.clone()).map_err(BuildError::Uplink)?;
         registry = registry.with_uplinks(Arc::new(uplinks));

@@ -3,6 +3,7 @@
 //! request id; the detail (bucket, endpoint, cause chain) goes to the log once, with that id.
 
 use crate::auth::AuthError;
+use crate::auth::oidc::OidcError;
 use crate::package::PackageError;
 use crate::registry::{RegistryError, StorageError};
 use crate::uplink::{FetchError, UplinkError};
@@ -193,13 +194,37 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<OidcError> for ApiError {
+    fn from(e: OidcError) -> Self {
+        let message = e.to_string();
+        let status = match e {
+            OidcError::Storage(s) => return RegistryError::Storage(s).into(),
+            // The cause (a URL, a connection error) is for the log, which has it already.
+            OidcError::Issuer { issuer, .. } => {
+                return ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!("the OIDC issuer {issuer} could not be asked for its keys; try again"),
+                );
+            }
+            OidcError::NoToken
+            | OidcError::Malformed(_)
+            | OidcError::UnknownIssuer { .. }
+            | OidcError::UnknownKey { .. }
+            | OidcError::Invalid(_) => StatusCode::UNAUTHORIZED,
+            OidcError::NoTrustedPublisher(_) | OidcError::Claims { .. } => StatusCode::FORBIDDEN,
+        };
+        ApiError::new(status, message)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = match super::trace::current_request_id() {
             Some(id) if self.status.is_server_error() => format!("{} (request id {id})", self.message),
             _ => self.message,
         };
-        let mut res = (self.status, Json(json!({ "error": message }))).into_response();
+        // `message` too: npm prints that one for some endpoints (the OIDC exchange).
+        let mut res = (self.status, Json(json!({ "error": message, "message": message }))).into_response();
         let retry = self
             .retry_after
             .or((self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(1));

@@ -13,6 +13,7 @@ mod publish;
 mod read;
 mod search;
 mod tags;
+mod trust;
 mod unpublish;
 mod update;
 mod write;
@@ -28,6 +29,8 @@ use crate::auth::Identity;
 use crate::auth::access::{AccessRules, Action};
 use crate::metrics::Metrics;
 use crate::package::{PackageError, PackageName};
+use crate::signing::Signer;
+use crate::signing::uplinks::UplinkKeys;
 use crate::storage::{Key, Revision, Storage, StorageKey};
 use crate::uplink::Uplinks;
 use serde_json::Value;
@@ -40,6 +43,10 @@ pub struct Registry {
     metrics: Arc<Metrics>,
     uplinks: Option<Arc<Uplinks>>,
     writes: write::Writes,
+    /// Signs hosted versions (`None`: signing is off).
+    signer: Option<Arc<Signer>>,
+    /// The uplinks' signing keys, served beside ours.
+    uplink_keys: Option<Arc<UplinkKeys>>,
 }
 
 /// A stored packument and the storage revision it was read at.
@@ -81,12 +88,21 @@ impl Registry {
             metrics,
             uplinks: None,
             writes: write::Writes::new(),
+            signer: None,
+            uplink_keys: None,
         }
     }
 
-    /// Lets packages whose rule names uplinks come from them.
+    /// Lets packages whose rule names uplinks come from them (and serves the uplinks' keys).
     pub fn with_uplinks(mut self, uplinks: Arc<Uplinks>) -> Self {
+        self.uplink_keys = Some(UplinkKeys::new(uplinks.clone(), self.storage.clone()));
         self.uplinks = Some(uplinks);
+        self
+    }
+
+    /// Signs hosted versions with `signer`'s key.
+    pub fn with_signer(mut self, signer: Option<Arc<Signer>>) -> Self {
+        self.signer = signer;
         self
     }
 

@@ -98,7 +98,8 @@ fn a_tampered_envelope_is_refused() {
 fn shapes_that_are_no_provenance_bundle_are_refused() {
     let tarball = b"t";
     let good = bundle(&statement("pkg:npm/p@1.0.0", &tarball_sha512(tarball)));
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+    type Spoil = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Spoil, &str)> = vec![
         (Box::new(|b| b["mediaType"] = json!("application/json")), "mediaType"),
         (
             Box::new(|b| b["dsseEnvelope"]["payloadType"] = json!("text/plain")),
