@@ -10,6 +10,9 @@ use crate::package::merge::VersionFilter;
 pub enum Action {
     Access,
     Publish,
+    /// A change to a package that publishes nothing (dist-tags, deprecation, stars, owners):
+    /// whoever may publish it may make it; a trusted publisher's grant may not.
+    Change,
     Unpublish,
 }
 
@@ -66,7 +69,7 @@ impl AccessRules {
         };
         let principals = match action {
             Action::Access => &rule.access,
-            Action::Publish => &rule.publish,
+            Action::Publish | Action::Change => &rule.publish,
             Action::Unpublish => &rule.unpublish,
         };
         principals.iter().any(|p| who.matches(p))
@@ -80,6 +83,7 @@ impl AccessRules {
         let verb = match action {
             Action::Access => "read",
             Action::Publish => "publish",
+            Action::Change => "change",
             Action::Unpublish => "unpublish or change",
         };
         // The trusted publisher's grant (its rule named it) publishes its package, whatever

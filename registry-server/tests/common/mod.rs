@@ -8,6 +8,7 @@
 mod clients;
 mod fixtures;
 pub mod moto;
+pub mod oidc_issuer;
 pub mod raw_http;
 pub mod round_trip;
 mod server;
