@@ -12,6 +12,7 @@ pub mod oidc_issuer;
 pub mod raw_http;
 pub mod round_trip;
 mod server;
+pub mod sigstore;
 pub mod upstream;
 pub mod verdaccio;
 
