@@ -49,11 +49,7 @@ fn a_generated_key_is_kept_in_storage_and_served_as_npm_reads_keys() {
     let sig = k.sign("@s/p", "1.0.0", "sha512-abc==");
     assert!(openssl_verifies(&k.public().key, &payload, &sig));
     assert!(!openssl_verifies(&k.public().key, "@s/p@1.0.1:sha512-abc==", &sig));
-    assert!(!openssl_verifies(
-        &listed[0]["key"].as_str().unwrap().to_owned(),
-        &payload,
-        &sig
-    ));
+    assert!(!openssl_verifies(listed[0]["key"].as_str().unwrap(), &payload, &sig));
 
     drop(server);
     let again = Server::start(ANYONE_PUBLISHES, &storage);
