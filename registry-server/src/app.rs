@@ -8,6 +8,7 @@ use crate::config::{Config, Store};
 use crate::http::{AppState, Settings, router};
 use crate::metrics::Metrics;
 use crate::registry::{PackumentCache, Registry, RepairPolicy};
+use crate::signing::Signer;
 use crate::storage::blob_cache::BlobCache;
 use crate::storage::fs::FsStorage;
 use crate::storage::instrumented::Instrumented;
@@ -24,6 +25,8 @@ pub enum BuildError {
     Storage(#[from] StorageError),
     #[error("cannot set up uplinks: {0}")]
     Uplink(String),
+    #[error("cannot set up signing: {0}")]
+    Signing(#[from] crate::signing::SigningError),
 }
 
 /// The backend behind the in-memory tarball cache, unless that is switched off.
@@ -54,8 +57,10 @@ pub async fn build(config: &Config) -> Result<Router, BuildError> {
     auth.start();
     let cache = PackumentCache::new(config.packument_cache.max_size, config.packument_cache.revalidate_after);
     let rules = AccessRules::new(config.packages.clone());
+    let signer = Signer::start(&config.signing, storage.clone()).await?;
     let mut registry = Registry::new(storage.clone(), rules, cache, metrics.clone())
-        .with_search_revalidation(config.packument_cache.revalidate_after);
+        .with_search_revalidation(config.packument_cache.revalidate_after)
+        .with_signer(signer);
     let web = Web::new(
         &config.web,
         Sessions::new(storage.clone()),

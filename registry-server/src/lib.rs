@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod package;
 pub mod registry;
 pub mod serve;
+pub mod signing;
 pub mod storage;
 pub mod uplink;
 pub mod web;

@@ -151,7 +151,7 @@ async fn serve() -> anyhow::Result<()> {
     raise_file_limit(config.connections.max_connections);
     let app = registry_server::app::build(&config)
         .await
-        .context("cannot open storage")?;
+        .context("cannot start the registry")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

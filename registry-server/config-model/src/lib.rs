@@ -65,6 +65,9 @@ pub struct ConfigFile {
     /// Ours: the background repair of leftovers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repair: Option<RepairFile>,
+    /// Ours: the key that signs hosted versions (`dist.signatures`, `GET /-/npm/v1/keys`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing: Option<SigningFile>,
 
     // Verdaccio settings this server accepts without using them; each gets a warning.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -184,6 +187,58 @@ pub struct RuleFile {
     /// Ours: upstream packages (`name`) or versions (`name@range`) never served.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub block: Option<Vec<String>>,
+    /// Ours: CI workflows that may publish matching packages without a token of their own, by
+    /// npm's OIDC trusted publishing (`POST /-/npm/v1/oidc/token/exchange/package/<name>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_publishers: Option<Vec<TrustedPublisherFile>>,
+}
+
+/// One trusted publisher: the OIDC issuer whose id-tokens are accepted, and the claims a token
+/// must carry (each exactly, or as a pattern where `*` stands for any text).
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    default,
+    expecting = "a trusted publisher: a mapping with issuer (an https URL) and claims (claim name: value)"
+)]
+pub struct TrustedPublisherFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claims: Option<BTreeMap<String, Value>>,
+}
+
+/// The registry's signing key: a PEM file (a mounted Secret), or else one generated on first
+/// start and kept in the storage backend, shared by every replica.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    default,
+    expecting = "a mapping with enabled, key_file, rotate_before and retired_keys"
+)]
+pub struct SigningFile {
+    /// `false`: no signatures and no keys (`GET /-/npm/v1/keys` answers 404).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// An ECDSA P-256 private key, PEM (`PRIVATE KEY` or `EC PRIVATE KEY`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// Without `key_file`: a stored key made before this time (RFC 3339) is retired once the
+    /// time has come, and a new one made (the old one keeps verifying what it signed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotate_before: Option<String>,
+    /// Keys signed with before `key_file`'s, still served so that what they signed verifies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retired_keys: Option<Vec<RetiredKeyFile>>,
+}
+
+/// A retired signing key: its PEM (public or private) and when it stopped signing.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, expecting = "a mapping with key_file and expires")]
+pub struct RetiredKeyFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// RFC 3339; npm trusts the key for versions published before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]

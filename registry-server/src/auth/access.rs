@@ -10,6 +10,9 @@ use crate::package::merge::VersionFilter;
 pub enum Action {
     Access,
     Publish,
+    /// A change to a package that publishes nothing (dist-tags, deprecation, stars, owners):
+    /// whoever may publish it may make it; a trusted publisher's grant may not.
+    Change,
     Unpublish,
 }
 
@@ -29,6 +32,15 @@ pub enum Denied {
     /// A package the caller may not read is reported as missing: its existence is not revealed.
     #[error("package {0} not found")]
     Hidden(String),
+    /// A trusted publisher's token used for anything but publishing its package.
+    #[error(
+        "this token was given to a trusted publisher of {granted} and may only publish {granted}, not {verb} {name}"
+    )]
+    OutOfGrant {
+        granted: String,
+        verb: &'static str,
+        name: String,
+    },
     #[error("user {user} is not allowed to {verb} {name}")]
     Forbidden {
         user: String,
@@ -57,7 +69,7 @@ impl AccessRules {
         };
         let principals = match action {
             Action::Access => &rule.access,
-            Action::Publish => &rule.publish,
+            Action::Publish | Action::Change => &rule.publish,
             Action::Unpublish => &rule.unpublish,
         };
         principals.iter().any(|p| who.matches(p))
@@ -68,14 +80,30 @@ impl AccessRules {
         if who.readonly && action != Action::Access {
             return Err(Denied::ReadOnlyToken(name.to_owned()));
         }
-        if self.allows(name, action, who) {
-            return Ok(());
-        }
         let verb = match action {
             Action::Access => "read",
             Action::Publish => "publish",
+            Action::Change => "change",
             Action::Unpublish => "unpublish or change",
         };
+        // The trusted publisher's grant (its rule named it) publishes its package, whatever
+        // `publish` says; it changes nothing else, and reads as anonymous callers do.
+        if let Some(grant) = &who.grant {
+            match action {
+                Action::Publish if grant.package == name => return Ok(()),
+                Action::Access => {}
+                _ => {
+                    return Err(Denied::OutOfGrant {
+                        granted: grant.package.clone(),
+                        verb,
+                        name: name.to_owned(),
+                    });
+                }
+            }
+        }
+        if self.allows(name, action, who) {
+            return Ok(());
+        }
         let name = name.to_owned();
         Err(match (&who.name, action) {
             (None, _) if who.rejected_token => Denied::InvalidToken { verb, name },
@@ -106,6 +134,18 @@ impl AccessRules {
             block: Vec::new(),
         };
         self.rule_for(name).map_or(&NONE, |r| &r.filter)
+    }
+
+    /// Whether anyone, logged in or not, may read the package (npm's "public" visibility).
+    pub fn is_public(&self, name: &str) -> bool {
+        self.allows(name, Action::Access, &Identity::anonymous())
+    }
+
+    /// The CI workflows that may publish the package by OIDC trusted publishing.
+    pub fn trusted_publishers(&self, name: &str) -> &[crate::auth::oidc::TrustedPublisher] {
+        self.rule_for(name)
+            .map(|r| r.trusted_publishers.as_slice())
+            .unwrap_or(&[])
     }
 
     /// The uplinks a package may be fetched from, in failover order.
@@ -176,6 +216,31 @@ mod tests {
             r.check_change("other", &Identity::anonymous()),
             Err(Denied::LoginRequired { .. })
         ));
+    }
+
+    #[test]
+    fn a_publishing_grant_publishes_its_package_whatever_the_rule_and_nothing_else() {
+        let r =
+            rules("packages:\n  '@acme/*': {access: $all, publish: alice}\n  '**': {access: $all, publish: $all}\n");
+        let grant = crate::auth::identity::PublishGrant {
+            package: "@acme/widgets".into(),
+            issuer: "https://issuer.example".into(),
+            subject: None,
+            claims: Default::default(),
+        };
+        let ci = Identity::publisher(grant, "k".into());
+        assert!(r.check("@acme/widgets", Action::Publish, &ci).is_ok());
+        assert!(r.check_change("@acme/widgets", &ci).is_ok());
+        assert!(r.check("@acme/widgets", Action::Access, &ci).is_ok());
+        let other = r.check("@acme/gadgets", Action::Publish, &ci).unwrap_err();
+        assert!(matches!(other, Denied::OutOfGrant { .. }), "{other:?}");
+        assert!(other.to_string().contains("may only publish @acme/widgets"), "{other}");
+        assert!(
+            r.check("open", Action::Publish, &ci).is_err(),
+            "not even where anyone may publish: the token is for one package"
+        );
+        assert!(r.check("@acme/widgets", Action::Unpublish, &ci).is_err());
+        assert!(r.is_public("@acme/widgets"));
     }
 
     #[test]

@@ -9,13 +9,14 @@ pub mod expiring;
 mod htpasswd;
 pub mod identity;
 mod limiter;
+pub mod oidc;
 mod password;
 pub mod sessions;
 pub mod store;
 mod verdaccio;
 pub mod web_login;
 
-pub use identity::Identity;
+pub use identity::{Identity, PublishGrant};
 
 use crate::config::Config;
 use crate::storage::{Storage, StorageError};
@@ -37,6 +38,8 @@ use verdaccio::{Claim, VerdaccioTokens};
 /// revocation on this replica applies at once; on other replicas within this time.
 const AUTH_CACHE_TTL: Duration = Duration::from_secs(10);
 const TOKEN_PREFIX: &str = "npmreg_";
+/// How long a token exchanged by OIDC trusted publishing publishes: one CI publish step.
+pub const GRANT_TTL: ChronoDuration = ChronoDuration::minutes(15);
 const MIN_PASSWORD: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +101,7 @@ pub struct Auth {
     /// Verdaccio tokens checked lately, by the SHA-256 of the token: the user, or `None` for a
     /// token that did not hold (so a stale token in CI costs no bcrypt per request).
     verdaccio_seen: Cache<String, Option<String>>,
+    oidc: oidc::Oidc,
 }
 
 fn ttl_cache<V: Clone + Send + Sync + 'static>() -> Cache<String, V> {
@@ -151,6 +155,7 @@ impl Auth {
             basic: ttl_cache(),
             verdaccio: VerdaccioTokens::new(config.security.api.clone()),
             verdaccio_seen: ttl_cache(),
+            oidc: oidc::Oidc::default(),
         }
     }
 
@@ -283,9 +288,45 @@ impl Auth {
             expires: opts
                 .expires_days
                 .map(|d| (Utc::now() + ChronoDuration::days(d.into())).to_rfc3339_opts(SecondsFormat::Millis, true)),
+            grant: None,
         };
         store::create_token(self.storage.as_ref(), &record).await?;
         Ok((token, record))
+    }
+
+    /// OIDC trusted publishing: verifies a CI job's `id_token` against the trusted publishers of
+    /// `package` (`audience`: `npm:<this registry's host>`) and gives a token that may publish
+    /// `package`, and nothing else, for [`GRANT_TTL`]. Kept in the token store like every token,
+    /// so every replica accepts it.
+    pub async fn exchange_id_token(
+        &self,
+        package: &str,
+        publishers: &[oidc::TrustedPublisher],
+        id_token: &str,
+        audience: &str,
+    ) -> Result<(String, PublishGrant), oidc::OidcError> {
+        let verified = self.oidc.verify(id_token, package, publishers, audience).await?;
+        let grant = PublishGrant {
+            package: package.to_owned(),
+            issuer: verified.publisher.issuer.clone(),
+            subject: verified.claims.get("sub").and_then(|s| s.as_str()).map(str::to_owned),
+            claims: verified.publisher.matched(&verified.claims),
+        };
+        let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()));
+        let record = TokenRecord {
+            key: sha256_hex(&token),
+            // Never a user's name (those cannot hold `:`), so no user lists or revokes it.
+            user: format!("oidc:{package}"),
+            prefix: token[..TOKEN_PREFIX.len() + 4].to_owned(),
+            name: Some("OIDC trusted publishing".into()),
+            readonly: false,
+            cidr_whitelist: Vec::new(),
+            created: now(),
+            expires: Some((Utc::now() + GRANT_TTL).to_rfc3339_opts(SecondsFormat::Millis, true)),
+            grant: Some(grant.clone()),
+        };
+        store::create_token(self.storage.as_ref(), &record).await?;
+        Ok((token, grant))
     }
 
     pub async fn authenticate_bearer(&self, token: &str, addr: Option<IpAddr>) -> Result<Identity, AuthError> {
@@ -322,6 +363,9 @@ impl Auth {
                         .unwrap_or_else(|| "an unknown address".into()),
                 ));
             }
+        }
+        if let Some(grant) = record.grant {
+            return Ok(Identity::publisher(grant, key));
         }
         let mut who = self.identity(&record.user);
         who.readonly = record.readonly;

@@ -82,6 +82,9 @@ fn known_under(parent: &[&str]) -> &'static [&'static str] {
         ["security"] => fields_of::<file::SecurityFile>(),
         ["security", "api"] => fields_of::<file::ApiSecurityFile>(),
         ["security", "web"] | ["security", "api", "jwt"] => fields_of::<file::JwtFile>(),
+        ["signing"] => fields_of::<file::SigningFile>(),
+        ["signing", "retired_keys"] => fields_of::<file::RetiredKeyFile>(),
+        ["packages", _, "trusted_publishers"] => fields_of::<file::TrustedPublisherFile>(),
         _ => &[],
     }
 }

@@ -11,6 +11,7 @@ mod read;
 mod rule;
 mod security;
 mod server;
+mod signing;
 mod size;
 mod store;
 mod uplink;
@@ -26,6 +27,7 @@ pub use duration::parse_duration;
 pub use rule::PackageRule;
 pub use security::{ApiTokens, JwtCheck, Security};
 pub use server::{Connections, TrustedProxies};
+pub use signing::{KeySource, RetiredKey, Signing};
 pub use size::parse_size;
 pub use store::{S3Store, Store};
 pub use uplink::{Uplink, UplinkAuth, UplinkAuthKind};
@@ -84,6 +86,8 @@ pub struct Config {
     /// `server.trustProxy`: whose forwarded headers are believed (none: the TCP peer is the client).
     pub trusted_proxies: TrustedProxies,
     pub repair: Repair,
+    /// The key that signs hosted versions.
+    pub signing: Signing,
 }
 
 /// `repair`: how often leftovers are looked for, and how old they must be.
@@ -274,6 +278,14 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
     if repair.interval.is_zero() {
         return Err(invalid("repair.interval", "must be longer than zero"));
     }
+    let signing = signing::resolve(raw.signing, base)?;
+    if public_url.is_none() && packages.iter().any(|r| !r.trusted_publishers.is_empty()) {
+        warnings.push(
+            "trusted_publishers without public_url: an id-token's audience is checked against the host \
+             clients send in each request; set public_url so that it is checked against this registry's own"
+                .to_owned(),
+        );
+    }
 
     Ok(Config {
         storage,
@@ -295,6 +307,7 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
         connections,
         trusted_proxies,
         repair,
+        signing,
     })
 }
 

@@ -570,3 +570,88 @@ fn empty_s3_credential_keys_are_absent_with_a_warning() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn signing_defaults_to_a_stored_key_and_reads_files_relative_to_the_config() {
+    let c = parse("").unwrap().config;
+    assert_eq!(c.signing, Signing::default());
+    assert!(c.signing.enabled);
+    let c = parse(
+        "signing:\n  key_file: keys/current.pem\n  retired_keys:\n    - {key_file: keys/old.pem, expires: '2026-01-02T03:04:05Z'}\n",
+    )
+    .unwrap()
+    .config;
+    assert_eq!(c.signing.key, KeySource::File("/etc/reg/keys/current.pem".into()));
+    assert_eq!(c.signing.retired[0].file, Path::new("/etc/reg/keys/old.pem"));
+    assert_eq!(c.signing.retired[0].expires.to_rfc3339(), "2026-01-02T03:04:05+00:00");
+    let c = parse("signing: {rotate_before: '2026-06-01T00:00:00Z'}\n")
+        .unwrap()
+        .config;
+    assert!(matches!(c.signing.key, KeySource::Stored { rotate_before: Some(_) }));
+    assert!(!parse("signing: {enabled: false}\n").unwrap().config.signing.enabled);
+    for (yaml, key) in [
+        ("signing: {rotate_before: soon}\n", "signing.rotate_before"),
+        (
+            "signing: {key_file: k.pem, rotate_before: '2026-06-01T00:00:00Z'}\n",
+            "signing.rotate_before",
+        ),
+        (
+            "signing: {retired_keys: [{key_file: k.pem}]}\n",
+            "signing.retired_keys[0].expires",
+        ),
+        (
+            "signing: {retired_keys: [{expires: '2026-06-01T00:00:00Z'}]}\n",
+            "signing.retired_keys[0].key_file",
+        ),
+    ] {
+        match parse(yaml) {
+            Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{yaml}"),
+            other => panic!("{yaml}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        parse("signing: {key_fle: k.pem}\n"),
+        Err(ConfigError::NearMiss { expected, .. }) if expected == "signing.key_file"
+    ));
+}
+
+#[test]
+fn trusted_publishers_are_checked_at_start() {
+    let yaml = "public_url: https://npm.example.com/\npackages:\n  '@acme/*':\n    access: $all\n    trusted_publishers:\n      - issuer: https://token.actions.githubusercontent.com\n        claims: {repository: acme/widgets, workflow_ref: 'acme/widgets/.github/workflows/release.yml@*'}\n";
+    let loaded = parse(yaml).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let p = &loaded.config.packages[0].trusted_publishers[0];
+    assert_eq!(p.issuer, "https://token.actions.githubusercontent.com");
+    assert_eq!(p.claims["repository"], "acme/widgets");
+    let local = "packages:\n  p: {trusted_publishers: [{issuer: 'http://127.0.0.1:9/', claims: {sub: x}}]}\n";
+    let loaded = parse(local).unwrap();
+    assert!(
+        loaded.warnings.iter().any(|w| w.contains("public_url")),
+        "{:?}",
+        loaded.warnings
+    );
+    for (rule, key) in [
+        ("{issuer: 'http://issuer.example', claims: {sub: x}}", "issuer"),
+        ("{issuer: 'not a url', claims: {sub: x}}", "issuer"),
+        ("{claims: {sub: x}}", "issuer"),
+        ("{issuer: 'https://issuer.example'}", "claims"),
+        ("{issuer: 'https://issuer.example', claims: {}}", "claims"),
+        ("{issuer: 'https://issuer.example', claims: {sub: [x]}}", "claims.sub"),
+    ] {
+        let yaml = format!("packages:\n  p: {{trusted_publishers: [{rule}]}}\n");
+        match parse(&yaml) {
+            Err(ConfigError::Invalid { key: k, .. }) => {
+                assert_eq!(k, format!("packages.'p'.trusted_publishers[0].{key}"), "{rule}")
+            }
+            other => panic!("{rule}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        parse("packages:\n  p: {trusted_publishers: [{isuer: 'https://i.example', claims: {sub: x}}]}\n"),
+        Err(ConfigError::NearMiss { expected, .. }) if expected.ends_with("trusted_publishers.issuer")
+    ));
+    assert!(matches!(
+        parse("trusted_publishers: []\n"),
+        Err(ConfigError::Misplaced { .. })
+    ));
+}

@@ -1,4 +1,5 @@
-//! `/-/package/:pkg/dist-tags[/:tag]`: list, set (body: a JSON string) and remove dist-tags.
+//! `/-/package/:pkg/dist-tags[/:tag]`: list, set (body: a JSON string) and remove dist-tags; and
+//! `/-/package/:pkg/visibility`, which npm asks before it turns provenance on.
 
 use super::AppState;
 use super::body;
@@ -46,6 +47,10 @@ async fn handle(
     let (name, tail) = split_name(&rest)?;
     match (method, tail.as_slice()) {
         (Method::GET, ["dist-tags"]) => Ok(Json(state.registry.dist_tags(&name, &who).await?).into_response()),
+        (Method::GET, ["visibility"]) => {
+            let public = state.registry.visibility(&name, &who)?;
+            Ok(Json(json!({ "public": public })).into_response())
+        }
         (Method::PUT | Method::POST, ["dist-tags", tag]) => put_tag(&state, &name, tag, &who, &headers, body).await,
         (Method::DELETE, ["dist-tags", tag]) => {
             state.registry.remove_tag(&name, tag, &who).await?;

@@ -4,6 +4,7 @@
 
 use crate::auth::AuthError;
 use crate::auth::web_login::{StartError, WEB_LOGIN_TTL};
+use crate::auth::oidc::OidcError;
 use crate::package::PackageError;
 use crate::registry::{RegistryError, StorageError};
 use crate::uplink::{FetchError, UplinkError};
@@ -108,7 +109,8 @@ fn package_status(e: &PackageError) -> StatusCode {
         | InvalidVersion(_)
         | Integrity { .. }
         | MissingAttachment(_)
-        | InvalidTag(_) => StatusCode::BAD_REQUEST,
+        | InvalidTag(_)
+        | Provenance(_) => StatusCode::BAD_REQUEST,
         VersionExists(_) => StatusCode::FORBIDDEN,
         StaleRevision { .. } | MissingRevision | TarballInUse(_) => StatusCode::CONFLICT,
         UnknownTag(_) | UnknownVersion(_) => StatusCode::NOT_FOUND,
@@ -209,13 +211,37 @@ impl From<StartError> for ApiError {
     }
 }
 
+impl From<OidcError> for ApiError {
+    fn from(e: OidcError) -> Self {
+        let message = e.to_string();
+        let status = match e {
+            OidcError::Storage(s) => return RegistryError::Storage(s).into(),
+            // The cause (a URL, a connection error) is for the log, which has it already.
+            OidcError::Issuer { issuer, .. } => {
+                return ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!("the OIDC issuer {issuer} could not be asked for its keys; try again"),
+                );
+            }
+            OidcError::NoToken
+            | OidcError::Malformed(_)
+            | OidcError::UnknownIssuer { .. }
+            | OidcError::UnknownKey { .. }
+            | OidcError::Invalid(_) => StatusCode::UNAUTHORIZED,
+            OidcError::NoTrustedPublisher(_) | OidcError::Claims { .. } => StatusCode::FORBIDDEN,
+        };
+        ApiError::new(status, message)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = match super::trace::current_request_id() {
             Some(id) if self.status.is_server_error() => format!("{} (request id {id})", self.message),
             _ => self.message,
         };
-        let mut res = (self.status, Json(json!({ "error": message }))).into_response();
+        // `message` too: npm prints that one for some endpoints (the OIDC exchange).
+        let mut res = (self.status, Json(json!({ "error": message, "message": message }))).into_response();
         let retry = self
             .retry_after
             .or((self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(1));

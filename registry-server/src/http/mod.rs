@@ -20,6 +20,7 @@ mod search;
 mod tarball;
 mod tokens;
 mod trace;
+mod trust;
 mod user;
 
 use crate::auth::Auth;
@@ -98,6 +99,17 @@ pub fn router(state: AppState) -> Router {
         .endpoint("/-/npm/v1/tokens", "tokens", get(tokens::list).post(tokens::create))
         .endpoint("/-/npm/v1/tokens/token/{key}", "tokens", delete(tokens::revoke))
         .endpoint("/-/npm/v1/security/{*rest}", "audit", post(audit::forward))
+        .endpoint("/-/npm/v1/keys", "keys", get(trust::keys))
+        .endpoint(
+            "/-/npm/v1/attestations/{*spec}",
+            "attestations",
+            get(trust::attestations),
+        )
+        .endpoint(
+            "/-/npm/v1/oidc/token/exchange/package/{*name}",
+            "oidc",
+            post(trust::exchange),
+        )
         .endpoint("/-/{*rest}", "other", any(unknown_endpoint))
         .fallback(package_route)
         .layer(CatchPanicLayer::new())

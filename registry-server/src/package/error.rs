@@ -33,6 +33,8 @@ pub enum PackageError {
     UnknownVersion(String),
     #[error("{0}")]
     InvalidTag(String),
+    #[error("invalid provenance: {0}")]
+    Provenance(String),
     #[error("the stored packument is not valid: {0}")]
     Corrupt(String),
 }

@@ -8,11 +8,13 @@ pub mod integrity;
 pub mod merge;
 pub mod name;
 pub mod packument;
+pub mod provenance;
 pub mod publish;
 pub mod range;
 pub mod revision;
 pub mod search;
 pub mod shallow;
+pub mod signature;
 pub mod tags;
 pub mod update;
 

@@ -258,6 +258,7 @@ mod tests {
                 manifest,
                 filename: format!("p-{version}.tgz"),
                 tarball: b"bytes".to_vec(),
+                provenance: None,
             }],
             dist_tags,
             readme: Some("# new".into()),

@@ -39,7 +39,9 @@ impl From<Denied> for RegistryError {
         match d {
             Denied::LoginRequired { .. } | Denied::InvalidToken { .. } => RegistryError::Unauthorized(message),
             Denied::Hidden(_) => RegistryError::NotFound(message),
-            Denied::ReadOnlyToken(_) | Denied::Forbidden { .. } => RegistryError::Forbidden(message),
+            Denied::ReadOnlyToken(_) | Denied::Forbidden { .. } | Denied::OutOfGrant { .. } => {
+                RegistryError::Forbidden(message)
+            }
         }
     }
 }

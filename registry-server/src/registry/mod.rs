@@ -18,6 +18,7 @@ pub mod repair;
 mod search;
 pub mod search_index;
 mod tags;
+mod trust;
 mod unpublish;
 mod update;
 mod write;
@@ -34,6 +35,8 @@ use crate::auth::Identity;
 use crate::auth::access::{AccessRules, Action};
 use crate::metrics::Metrics;
 use crate::package::{PackageError, PackageName, deletion};
+use crate::signing::Signer;
+use crate::signing::uplinks::UplinkKeys;
 use crate::storage::{Key, Revision, Storage, StorageKey};
 use crate::uplink::Uplinks;
 use serde_json::Value;
@@ -51,6 +54,10 @@ pub struct Registry {
     repair: RepairPolicy,
     search: Arc<search_index::SearchIndex>,
     listing: listing::Listing,
+    /// Signs hosted versions (`None`: signing is off).
+    signer: Option<Arc<Signer>>,
+    /// The uplinks' signing keys, served beside ours.
+    uplink_keys: Option<Arc<UplinkKeys>>,
 }
 
 /// A stored packument and the storage revision it was read at.
@@ -103,6 +110,8 @@ impl Registry {
             )),
             storage,
             listing: listing::Listing::default(),
+            signer: None,
+            uplink_keys: None,
         }
     }
 
@@ -118,9 +127,16 @@ impl Registry {
         self
     }
 
-    /// Lets packages whose rule names uplinks come from them.
+    /// Lets packages whose rule names uplinks come from them (and serves the uplinks' keys).
     pub fn with_uplinks(mut self, uplinks: Arc<Uplinks>) -> Self {
+        self.uplink_keys = Some(UplinkKeys::new(uplinks.clone(), self.storage.clone()));
         self.uplinks = Some(uplinks);
+        self
+    }
+
+    /// Signs hosted versions with `signer`'s key.
+    pub fn with_signer(mut self, signer: Option<Arc<Signer>>) -> Self {
+        self.signer = signer;
         self
     }
 

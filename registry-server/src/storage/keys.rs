@@ -65,6 +65,15 @@ storage_keys! {
     WebLogin { name } => ".npm-registry/web/logins/{name}.json",
     /// The web UI's signing key (CSRF tokens), made once by the first replica that needs it.
     WebKey => ".npm-registry/web/key.json",
+    /// The registry's signing keys when they are not given as a file: the current one and those
+    /// it replaced (with when they stopped signing).
+    SigningKeys => ".npm-registry/signing/keys.json",
+    /// An uplink's signing keys as its `/-/npm/v1/keys` last listed them.
+    UplinkKeys { uplink } => ".npm-registry/uplink-keys/{uplink}.json",
+    /// The attestations (provenance bundles) published with a local version.
+    Attestations { package, version } => ".npm-registry/attestations/{package}/{version}.json",
+    /// An upstream version's attestations as the pull-through cache keeps them.
+    UplinkAttestations { package, version } => ".npm-registry/uplinks/{package}/-attestations/{version}.json",
 }
 
 impl StorageKey<'_> {

@@ -160,6 +160,16 @@ impl Uplinks {
         })
     }
 
+    /// The uplink called `name`.
+    pub fn client(&self, name: &str) -> Option<&Arc<UplinkClient>> {
+        self.clients.get(name)
+    }
+
+    /// The configured uplinks, by name.
+    pub fn clients(&self) -> impl Iterator<Item = &Arc<UplinkClient>> {
+        self.clients.values()
+    }
+
     fn flight(&self, key: &str) -> Arc<Mutex<()>> {
         self.flights.get_with(key.to_owned(), || Arc::new(Mutex::new(())))
     }

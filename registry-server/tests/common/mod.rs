@@ -8,9 +8,11 @@
 mod clients;
 mod fixtures;
 pub mod moto;
+pub mod oidc_issuer;
 pub mod raw_http;
 pub mod round_trip;
 mod server;
+pub mod sigstore;
 pub mod upstream;
 pub mod verdaccio;
 pub mod web;

@@ -1,6 +1,7 @@
 //! A publish body (`PUT /:pkg` with `_attachments`): parsed and checked, then merged into the
 //! stored packument by a pure function the storage layer retries on conflicts.
 
+use super::provenance::{self, Attestation};
 use super::{PackageError, PackageName, integrity, packument, revision, tags};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -14,6 +15,8 @@ pub struct NewVersion {
     /// Storage file name (`name-1.0.0.tgz`) and the checked tarball bytes.
     pub filename: String,
     pub tarball: Vec<u8>,
+    /// The provenance bundle published with it (`<name>-<version>.sigstore`), checked.
+    pub provenance: Option<Attestation>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,11 +77,21 @@ pub fn parse(name: &PackageName, body: &Value) -> Result<Publish, PackageError> 
         .ok_or_else(|| bad("publish body has no _attachments"))?;
 
     let mut tarballs: Vec<(String, Vec<u8>)> = Vec::new();
+    // Provenance bundles by file name; their `data` is the bundle's JSON text, not base64.
+    let mut bundles: Vec<(String, &str)> = Vec::new();
     for (key, att) in attachments {
         // npm and yarn 4 put the scope in the key (`@scope/pkg-1.0.0.tgz`); we store by basename.
         let file = key.rsplit('/').next().unwrap_or(key);
+        if file.ends_with(".sigstore") {
+            let data = att
+                .get("data")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad(format!("attachment {key} has no data")))?;
+            bundles.push((file.to_owned(), data));
+            continue;
+        }
         if !file.ends_with(".tgz") {
-            continue; // e.g. a provenance bundle (`.sigstore`)
+            continue;
         }
         PackageName::check_filename(file)?;
         let data = att
@@ -132,12 +145,28 @@ pub fn parse(name: &PackageName, body: &Value) -> Result<Publish, PackageError> 
         integrity::verify(&expected, &bytes, sri, sha)?;
         let filename = name.tarball_filename(version);
         PackageName::check_filename_length(&filename)?;
+        let bundle_file = provenance::attachment_file(name.as_str(), version);
+        let provenance = match bundles.iter().position(|(f, _)| *f == bundle_file) {
+            Some(i) => Some(provenance::validate(
+                bundles.remove(i).1,
+                name.as_str(),
+                version,
+                &bytes,
+            )?),
+            None => None,
+        };
         out.push(NewVersion {
             version: version.clone(),
             manifest,
             filename,
             tarball: bytes,
+            provenance,
         });
+    }
+    if let Some((file, _)) = bundles.first() {
+        return Err(bad(format!(
+            "attachment {file} is the provenance of no version in this publish"
+        )));
     }
 
     let dist_tags = obj
@@ -181,27 +210,46 @@ pub fn timestamp(now: DateTime<Utc>) -> String {
 }
 
 /// Who publishes: recorded as `_npmUser` and, on a new package, as its first maintainer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Publisher<'a> {
     pub name: &'a str,
     /// The email given at registration (`npm view` prints `<undefined>` without one).
     pub email: Option<&'a str>,
+    /// A CI job publishing by OIDC trusted publishing: what its id-token said (issuer, claims),
+    /// recorded as `_npmUser.trustedPublisher`, as npm does. It becomes no maintainer.
+    pub trusted: Option<&'a Value>,
 }
 
 impl<'a> From<&'a str> for Publisher<'a> {
     fn from(name: &'a str) -> Self {
-        Publisher { name, email: None }
+        Publisher {
+            name,
+            email: None,
+            trusted: None,
+        }
     }
 }
 
 impl Publisher<'_> {
     /// npm's person object: `{"name": ..., "email": ...}`.
     fn person(&self) -> Value {
-        match self.email {
-            Some(email) => json!({"name": self.name, "email": email}),
-            None => json!({"name": self.name}),
+        let mut p = json!({"name": self.name});
+        if let Some(email) = self.email {
+            p["email"] = json!(email);
         }
+        if let Some(t) = self.trusted {
+            p["trustedPublisher"] = t.clone();
+        }
+        p
     }
+}
+
+/// The URL of a version's attestations on this registry (`<base>-/npm/v1/attestations/<name>@<version>`).
+pub fn attestations_url(base: &str, name: &PackageName, version: &str) -> String {
+    format!(
+        "{base}-/npm/v1/attestations/{}@{version}",
+        name.as_str().replace('/', "%2f")
+    )
 }
 
 /// Merges a checked publish into the stored packument (or a new one). `base` is the registry URL
@@ -232,7 +280,7 @@ pub fn merge(
         }
     }
 
-    if let Some(user) = publisher
+    if let Some(user) = publisher.filter(|p| p.trusted.is_none())
         && obj
             .get("maintainers")
             .is_none_or(|m| m.as_array().is_none_or(|a| a.is_empty()))
@@ -265,6 +313,18 @@ pub fn merge(
             );
             d.entry("shasum").or_insert(Value::String(sha1.clone()));
             d.entry("integrity").or_insert(Value::String(sri));
+            // Whatever the client claimed: only what was checked here is served.
+            d.remove("attestations");
+            d.remove("signatures");
+            if let Some(p) = &nv.provenance {
+                d.insert(
+                    "attestations".into(),
+                    json!({
+                        "url": attestations_url(base, name, &nv.version),
+                        "provenance": {"predicateType": p.predicate_type},
+                    }),
+                );
+            }
             obj["_attachments"]
                 .as_object_mut()
                 .expect("checked above")
