@@ -32,6 +32,8 @@ LUA = os.path.join(HERE, "bench.lua")
 ABBREVIATED = "application/vnd.npm.install-v1+json"
 # What npm 10/11 send for metadata (abbreviated preferred).
 NPM_ACCEPT = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
+# What a browser sends for a page.
+HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 # Publish targets (seed.py writes them): (name prefix, how many, digits of the number).
 SPREAD = ("bench-spread-", seedlib.SPREAD_PACKAGES, 3)
 HOT = ("bench-pub-", 16, 2)
@@ -229,6 +231,11 @@ def registry_config(storage, port, verdaccio):
             "    jwt:",
             "      sign:",
             "        expiresIn: 7d",
+            # Its UI's data API answers 429 after 5000 requests in 2 minutes from one address.
+            "web:",
+            "  rateLimit:",
+            "    windowMs: 1000",
+            "    max: 1000000000",
         ]
     return "\n".join(lines) + "\n"
 
@@ -371,6 +378,20 @@ def scenarios(tarball_file):
              path=f"/bench-tarball/-/{tarball_file}", accept=None, expect=200, mode="get"),
         dict(key="revalidate_304", title="304 revalidation (If-None-Match)",
              path="/bench-large", accept=NPM_ACCEPT, expect=304, mode="revalidate"),
+        # The web UI. Ours renders each page on the server; Verdaccio's page is a script that
+        # fetches its data, so for it the same scenario asks for what the server renders: the
+        # package's README as sanitized HTML (its sidebar data is a second request, not measured).
+        dict(key="ui_package_large", title="UI package page, 300 versions",
+             path="/-/ui/package/bench-large", accept=HTML, expect=200, mode="get",
+             servers=("ours", "verdaccio"),
+             paths={"verdaccio": "/-/verdaccio/data/package/readme/bench-large"}),
+        dict(key="ui_package_small", title="UI package page, small",
+             path="/-/ui/package/bench-small", accept=HTML, expect=200, mode="get",
+             servers=("ours", "verdaccio"),
+             paths={"verdaccio": "/-/verdaccio/data/package/readme/bench-small"}),
+        dict(key="ui_home", title="UI home page (20 of all packages)",
+             path="/", accept=HTML, expect=200, mode="get", servers=("ours", "verdaccio"),
+             paths={"verdaccio": "/-/verdaccio/data/packages"}),
         # publish_hot first: on an ext4 without a journal, the inodes the other scenario frees
         # would slow down the file creation of the next one (see README.md, fairness notes).
         dict(key="publish_hot", title="publish (to 16 growing packages)",
@@ -378,6 +399,11 @@ def scenarios(tarball_file):
         dict(key="publish", title="publish (to 512 packages of 30+ versions)",
              path="/", accept=None, expect=201, mode="publish", packages=SPREAD),
     ]
+
+
+def path_of(server, sc):
+    """The scenario's path on this server (the UI's differ)."""
+    return sc.get("paths", {}).get(server.kind, sc["path"])
 
 
 def run_wrk(server, sc, duration, threads, connections, run_id, pub):
@@ -392,7 +418,7 @@ def run_wrk(server, sc, duration, threads, connections, run_id, pub):
                    BENCH_PUB_THREADS=str(threads), BENCH_PUB_RUN=str(run_id),
                    BENCH_PUB_PORT=str(server.port), **pub)
     cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s",
-           "--timeout", "10s", "--latency", "-s", LUA, server.base + sc["path"]]
+           "--timeout", "10s", "--latency", "-s", LUA, server.base + path_of(server, sc)]
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          start_new_session=True)
     p._logfile = None
@@ -417,7 +443,7 @@ def probe(server, sc):
         headers["Accept-Encoding"] = sc["encoding"]
     if sc["mode"] == "revalidate":
         headers["If-None-Match"] = server.etag or ""
-    status, hdrs, body = http("GET", server.base + sc["path"], headers=headers)
+    status, hdrs, body = http("GET", server.base + path_of(server, sc), headers=headers)
     return status, len(body), {k.lower(): v for k, v in hdrs.items()}
 
 
@@ -678,7 +704,7 @@ def main():
                 if kind != "nginx" and any(sc["mode"] == "publish" for sc in scs):
                     srv.token = login(srv.base)
                 for sc in scs:
-                    if kind == "nginx" and sc["mode"] == "publish":
+                    if kind == "nginx" and sc["mode"] == "publish" or kind not in sc.get("servers", (kind,)):
                         continue
                     log(f"{kind}: {sc['key']} ({args.duration:g} s)")
                     try:
@@ -724,7 +750,8 @@ def main():
                              "duration_s": args.duration, "warmup_s": args.warmup,
                              "packages": args.packages, "cpus": os.cpu_count(), "quick": args.quick},
                 "servers": info,
-                "scenarios": [{k: sc[k] for k in ("key", "title", "path", "accept", "expect")} | {"encoding": sc.get("encoding")} for sc in scs],
+                "scenarios": [{k: sc[k] for k in ("key", "title", "path", "accept", "expect")}
+                              | {"encoding": sc.get("encoding"), "paths": sc.get("paths")} for sc in scs],
                 "results": results,
                 "ratios": {sc["key"]: {f"ours/{o}": {
                     m: (round(results[sc["key"]]["ours"][m] / results[sc["key"]][o][m], 3)

@@ -1,5 +1,8 @@
 //! Helpers for the cluster suite: find the cluster, install the CRD, run the operator in-process,
-//! give each test its own namespace, and poll until something holds.
+//! give each test its own namespace, and poll until something holds; and (`container`) run the
+//! rendered server pod in podman.
+
+pub mod container;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -81,6 +84,9 @@ pub struct TestNamespace {
     pub name: String,
     client: Client,
     operator: Option<tokio::task::JoinHandle<()>>,
+    /// The in-process operator's metrics (its reconciles and child writes); `None` when an
+    /// external operator runs.
+    pub metrics: Option<Arc<operator::telemetry::Metrics>>,
 }
 
 impl TestNamespace {
@@ -97,15 +103,19 @@ impl TestNamespace {
             .create(&PostParams::default(), &ns)
             .await
             .expect("create the test namespace");
-        let operator = std::env::var_os("E2E_EXTERNAL_OPERATOR").is_none().then(|| {
+        let metrics = std::env::var_os("E2E_EXTERNAL_OPERATOR")
+            .is_none()
+            .then(|| Arc::new(operator::telemetry::Metrics::default()));
+        let operator = metrics.clone().map(|metrics| {
             let client = client.clone();
             let ns = name.clone();
-            tokio::spawn(async move { operator::controller::run(client, Some(ns), Arc::default()).await })
+            tokio::spawn(async move { operator::controller::run(client, Some(ns), metrics).await })
         });
         TestNamespace {
             name,
             client: client.clone(),
             operator,
+            metrics,
         }
     }
 

@@ -1,7 +1,12 @@
 //! The NpmRegistry operator: CRD types, pure builders for the child objects and the reconciler.
 pub mod apply;
+pub mod cache;
+pub mod children;
+pub mod context;
 pub mod controller;
 pub mod crd;
+pub mod quantity;
+pub mod reconcile;
 pub mod resources;
 pub mod status;
 pub mod telemetry;

@@ -13,6 +13,9 @@ use operator::crd::NpmRegistry;
 use operator::telemetry::{self, Health};
 use tracing::{error, info};
 
+/// How long before expiry the leader renews the Lease.
+const LEASE_GRACE_SECONDS: u64 = 5;
+
 #[derive(Parser)]
 #[command(
     name = "npm-registry-operator",
@@ -48,6 +51,11 @@ struct RunArgs {
     /// Name of the Lease used for leader election.
     #[arg(long, default_value = "npm-registry-operator", global = true)]
     lease_name: String,
+    /// Lease duration in seconds: the leader renews it every duration minus 5 s, and a standby
+    /// checks it when the current lease would expire, so a standby takes over at most this long
+    /// after the leader stops.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(10..=300), global = true)]
+    lease_duration: u64,
     /// Namespace of the Lease (default: the operator's namespace, `POD_NAMESPACE`, or the client's).
     #[arg(long, env = "POD_NAMESPACE", global = true)]
     lease_namespace: Option<String>,
@@ -78,27 +86,42 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: RunArgs) -> Result<(), String> {
+    // First, so that a taken port stops the process at once, naming the address.
+    let addr = args.metrics_addr;
+    let listener = telemetry::bind(addr).await?;
+    let health = Health::default();
+    let server = telemetry::serve(listener, health.clone());
+    tokio::select! {
+        result = server => Err(match result {
+            Ok(()) => format!("the metrics server on {addr} stopped"),
+            Err(e) => format!("the metrics server on {addr} failed: {e}"),
+        }),
+        result = operate(args, health.clone()) => result,
+    }
+}
+
+/// Connects, waits for leadership (unless told not to) and runs the controller.
+async fn operate(args: RunArgs, health: Health) -> Result<(), String> {
     let client = Client::try_default()
         .await
         .map_err(|e| format!("no Kubernetes client configuration: {e}"))?;
     check_crd(&client, args.namespace.as_deref()).await?;
-
-    let health = Health::default();
-    let server = tokio::spawn(telemetry::serve(args.metrics_addr, health.clone()));
     info!(addr = %args.metrics_addr, namespace = ?args.namespace, "starting");
 
     let controller = controller::run(client.clone(), args.namespace.clone(), health.metrics.clone());
     if args.no_leader_election {
         health.ready.store(true, Ordering::Relaxed);
         controller.await;
-        server.abort();
         return Ok(());
     }
 
     let lease_namespace = args
         .lease_namespace
         .unwrap_or_else(|| client.default_namespace().to_string());
-    let mut builder = LeaseManagerBuilder::new(client, &args.lease_name).with_namespace(&lease_namespace);
+    let mut builder = LeaseManagerBuilder::new(client, &args.lease_name)
+        .with_namespace(&lease_namespace)
+        .with_duration(args.lease_duration)
+        .with_grace(LEASE_GRACE_SECONDS);
     if let Ok(identity) = std::env::var("POD_NAME").or_else(|_| std::env::var("HOSTNAME")) {
         builder = builder.with_identity(identity);
     }
@@ -123,10 +146,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
         // pod restart as a follower.
         _ = lost(&mut leading) => Err("lost leadership".to_string()),
     };
-    // Dropping the receiver releases the Lease, so a standby takes over without waiting for expiry.
+    // Dropping the receiver releases the Lease. A standby sleeps until the lease it saw would
+    // expire, so it takes over within one lease duration (`--lease-duration`), not at once.
     drop(leading);
     let _ = lease_task.await;
-    server.abort();
     result
 }
 

@@ -21,6 +21,8 @@ pub struct Metrics {
     registry: Registry,
     reconciles: Counter,
     failures: Family<Vec<(String, String)>, Counter>,
+    writes: Family<Vec<(String, String)>, Counter>,
+    writes_sent: std::sync::atomic::AtomicU64,
     duration: Histogram,
 }
 
@@ -37,10 +39,18 @@ impl Default for Metrics {
             failures.clone(),
         );
         registry.register("reconcile_duration_seconds", "Time a reconcile takes", duration.clone());
+        let writes = Family::<Vec<(String, String)>, Counter>::default();
+        registry.register(
+            "child_writes",
+            "Writes sent for children (apply, delete), by kind and outcome; a quiet cluster adds none",
+            writes.clone(),
+        );
         Metrics {
             registry,
             reconciles,
             failures,
+            writes,
+            writes_sent: Default::default(),
             duration,
         }
     }
@@ -64,6 +74,23 @@ impl Metrics {
 
     pub fn reconciles(&self) -> u64 {
         self.reconciles.get()
+    }
+
+    /// Counts one write request for a child of `kind`.
+    pub fn write(&self, kind: &str, outcome: crate::apply::Outcome) {
+        let outcome = format!("{outcome:?}").to_lowercase();
+        self.writes
+            .get_or_create(&vec![
+                ("kind".to_string(), kind.to_string()),
+                ("outcome".to_string(), outcome),
+            ])
+            .inc();
+        self.writes_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Write requests sent for children so far.
+    pub fn writes(&self) -> u64 {
+        self.writes_sent.load(Ordering::Relaxed)
     }
 
     /// Prometheus text format.
@@ -117,8 +144,15 @@ async fn readyz(State(health): State<Health>) -> impl IntoResponse {
     }
 }
 
-pub async fn serve(addr: SocketAddr, health: Health) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+/// Binds the metrics and health address; failing to is fatal (a liveness probe on a port
+/// nobody serves would restart the pod forever with no clue why).
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} for /metrics, /healthz and /readyz: {e}"))
+}
+
+pub async fn serve(listener: tokio::net::TcpListener, health: Health) -> std::io::Result<()> {
     axum::serve(listener, router(health)).await
 }
 
@@ -142,6 +176,9 @@ mod tests {
         let metrics = Metrics::default();
         drop(metrics.reconcile());
         metrics.failure("apply");
+        metrics.write("Deployment", crate::apply::Outcome::Created);
+        metrics.write("Deployment", crate::apply::Outcome::NoOp);
+        assert_eq!(metrics.writes(), 2);
         let text = metrics.render();
         assert!(text.contains("npm_registry_operator_reconciles_total 1"), "{text}");
         assert!(

@@ -7,6 +7,8 @@ use crate::crd::NpmRegistrySpec;
 
 /// Longest NpmRegistry name: the longest child name (`<name>-storage`) must stay a 63-character label.
 pub const MAX_NAME_LEN: usize = 55;
+/// An RFC 1035 label (what a Service name must be), as the CRD's schema checks it.
+pub const NAME_PATTERN: &str = "^[a-z]([-a-z0-9]*[a-z0-9])?$";
 
 /// Why a spec cannot be reconciled; shown in the `Degraded` condition.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

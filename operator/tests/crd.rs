@@ -53,7 +53,7 @@ fn crd_names_printer_columns_and_status_subresource() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(columns, ["Ready", "URL", "Replicas", "Age"]);
+    assert_eq!(columns, ["Ready", "Reason", "URL", "Replicas", "Age"]);
 }
 
 /// Walks every schema node with its path.
@@ -318,10 +318,66 @@ fn cel_refuses_two_tls_sources_and_bad_references() {
 }
 
 #[test]
-fn cel_refuses_names_that_cannot_name_the_children() {
-    for name in ["1npm", &"a".repeat(56)] {
+fn the_schema_refuses_names_that_cannot_name_the_children_naming_the_field() {
+    for name in ["1npm", "Npm", "npm-", &"a".repeat(56)] {
         let mut object = minimal_volume();
         object["metadata"]["name"] = json!(name);
-        assert_refused(&object, "metadata.name must be a DNS label");
+        assert_refused(&object, "/metadata/name");
+    }
+    let mut object = minimal_volume();
+    object["metadata"]["name"] = json!("a".repeat(55));
+    assert_eq!(validation_errors(&object), Vec::<String>::new());
+    // The API server accepts only name and generateName under metadata.
+    let metadata = &openapi_schema()["properties"]["metadata"];
+    let keys: Vec<&String> = metadata["properties"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["name"]);
+    assert_eq!(metadata["properties"]["name"]["type"], "string");
+}
+
+fn updated(old: &Value, edit: impl FnOnce(&mut Value)) -> Vec<String> {
+    let mut new = old.clone();
+    edit(&mut new);
+    common::validation_errors_on_update(Some(old), &new)
+}
+
+#[test]
+fn transition_rules_refuse_what_a_claim_cannot_change() {
+    let old = minimal_volume();
+    let errors = updated(&old, |o| {
+        o["spec"]["storage"]["volume"]["accessMode"] = json!("ReadWriteMany")
+    });
+    assert!(
+        errors.iter().any(|e| e.contains("accessMode cannot change")),
+        "{errors:?}"
+    );
+    let errors = updated(&old, |o| {
+        o["spec"]["storage"]["volume"]["storageClassName"] = json!("gp3")
+    });
+    assert!(
+        errors.iter().any(|e| e.contains("storageClassName cannot change")),
+        "{errors:?}"
+    );
+    let errors = updated(&old, |o| o["spec"]["storage"]["volume"]["size"] = json!("5Gi"));
+    assert!(errors.iter().any(|e| e.contains("size cannot shrink")), "{errors:?}");
+    // Without a size the claim is 10Gi: dropping it from 20Gi shrinks too.
+    let mut big = minimal_volume();
+    big["spec"]["storage"]["volume"]["size"] = json!("20Gi");
+    let errors = updated(&big, |o| {
+        o["spec"]["storage"]["volume"].as_object_mut().unwrap().remove("size");
+    });
+    assert!(errors.iter().any(|e| e.contains("size cannot shrink")), "{errors:?}");
+}
+
+#[test]
+fn transition_rules_let_a_claim_grow_and_everything_else_change() {
+    let old = minimal_volume();
+    for edit in [
+        |o: &mut Value| o["spec"]["storage"]["volume"]["size"] = json!("20Gi"),
+        |o: &mut Value| o["spec"]["storage"]["volume"]["size"] = json!("10240Mi"),
+        |o: &mut Value| o["spec"]["maxBodySize"] = json!("20mb"),
+        |o: &mut Value| o["spec"]["storage"] = json!({"s3": {"bucket": "my-bucket"}}),
+    ] {
+        let errors = updated(&old, edit);
+        assert!(errors.is_empty(), "{errors:?}");
     }
 }

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{repo_root, yaml_documents};
+use operator::children::ChildKind;
 use serde_json::Value;
 
 fn rules() -> Vec<(String, String, Vec<String>)> {
@@ -40,23 +41,23 @@ fn grants_every_call_the_operator_makes() {
         assert!(allowed("npmregistry.dev", "npmregistries", verb), "{verb}");
     }
     assert!(allowed("npmregistry.dev", "npmregistries/status", "patch"));
-    let children = [
-        ("", "configmaps"),
-        ("", "services"),
-        ("", "serviceaccounts"),
-        ("", "persistentvolumeclaims"),
-        ("apps", "deployments"),
-        ("networking.k8s.io", "ingresses"),
-        ("policy", "poddisruptionbudgets"),
-        ("autoscaling", "horizontalpodautoscalers"),
-    ];
-    for (group, resource) in children {
+    // Every kind of the children table: watched (its cache), applied (create + patch), and deleted
+    // when the table says an unwanted one is.
+    for &kind in ChildKind::ALL {
+        let resource = kind.api_resource();
+        let (group, plural) = (resource.group.as_str(), resource.plural.as_str());
         for verb in watch.iter().chain(&["create", "patch"]) {
-            assert!(allowed(group, resource, verb), "{group}/{resource} {verb}");
+            assert!(allowed(group, plural, verb), "{group}/{plural} {verb}");
         }
+        assert_eq!(
+            allowed(group, plural, "delete"),
+            kind.deleted_when_unwanted(),
+            "{group}/{plural}: delete exactly when unwanted children of it are deleted"
+        );
     }
-    for (group, resource) in &children[5..] {
-        assert!(allowed(group, resource, "delete"), "orphans of {resource} are deleted");
+    // The server pods, read for status (why they are not ready).
+    for verb in watch {
+        assert!(allowed("", "pods", verb), "pods {verb}");
     }
     assert!(allowed("events.k8s.io", "events", "create") && allowed("events.k8s.io", "events", "patch"));
     for verb in ["get", "create", "patch"] {
@@ -66,6 +67,13 @@ fn grants_every_call_the_operator_makes() {
 
 #[test]
 fn grants_nothing_wider() {
+    let children: Vec<(String, String)> = ChildKind::ALL
+        .iter()
+        .map(|k| {
+            let r = k.api_resource();
+            (r.group, r.plural)
+        })
+        .collect();
     for (group, resource, verbs) in rules() {
         assert!(
             group != "*" && resource != "*" && !verbs.iter().any(|v| v == "*"),
@@ -76,7 +84,11 @@ fn grants_nothing_wider() {
             !(resource == "npmregistries" && verbs.iter().any(|v| v == "patch" || v == "update")),
             "never writes spec"
         );
+        let known = children.contains(&(group.clone(), resource.clone()))
+            || ["npmregistries", "npmregistries/status", "pods", "events", "leases"].contains(&resource.as_str());
+        assert!(known, "{group}/{resource} is granted but the operator does not use it");
+        if resource == "pods" {
+            assert_eq!(verbs, ["get", "list", "watch"], "pods are only read");
+        }
     }
-    // Children the garbage collector removes are never deleted by the operator.
-    assert!(!allowed("", "persistentvolumeclaims", "delete"));
 }

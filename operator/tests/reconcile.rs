@@ -1,18 +1,22 @@
 //! Reconcile against an in-memory API server (kube-fake-client): create, no-op second pass, spec
 //! change, child deleted, orphan removal, apply error → Degraded, invalid and malformed objects.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::core::DeserializeGuard;
+use kube::runtime::{reflector, watcher};
 use kube::{Client, ResourceExt};
 use kube_fake_client::{ClientBuilder, Error as FakeError, interceptor};
-use operator::controller::{Context, Error, reconcile};
+use operator::cache::Caches;
+use operator::children::{ChildKind, ChildObject, KindVisitor};
+use operator::controller::{ChildAction, Context, Error, reconcile};
 use operator::crd::{IngressSpec, NpmRegistry, NpmRegistrySpec, S3Storage, StorageSpec, VolumeStorage};
 use operator::resources::CONFIG_CHECKSUM_ANNOTATION;
 use operator::telemetry::Metrics;
@@ -21,18 +25,21 @@ use serde_json::json;
 const NS: &str = "team";
 const UID: &str = "2f6d1e3a-1111-4a4a-9b9b-0123456789ab";
 
-/// A fake API server that records every write and can fail Deployment applies on demand.
+/// A fake API server that records every write and GET and can refuse the apply of chosen kinds.
 struct Harness {
     client: Client,
     writes: Arc<Mutex<Vec<String>>>,
-    fail_deployment: Arc<AtomicBool>,
+    gets: Arc<Mutex<Vec<String>>>,
+    /// Kinds whose patches fail: a webhook refusing them (500) or an immutable field (422).
+    failing: Arc<Mutex<Vec<(&'static str, u16)>>>,
     ctx: Arc<Context>,
 }
 
 impl Harness {
     async fn new(seed: Vec<serde_json::Value>) -> Self {
         let writes: Arc<Mutex<Vec<String>>> = Arc::default();
-        let fail_deployment = Arc::new(AtomicBool::new(false));
+        let gets: Arc<Mutex<Vec<String>>> = Arc::default();
+        let failing: Arc<Mutex<Vec<(&'static str, u16)>>> = Arc::default();
         let record = |writes: &Arc<Mutex<Vec<String>>>, entry: String| writes.lock().unwrap().push(entry);
         let (w1, w2, w3, w4, w5, w6) = (
             writes.clone(),
@@ -42,16 +49,24 @@ impl Harness {
             writes.clone(),
             writes.clone(),
         );
-        let fail = fail_deployment.clone();
+        let g = gets.clone();
+        let fail = failing.clone();
         let funcs = interceptor::Funcs::new()
             .create(move |c| {
                 record(&w1, format!("create {}", c.object["kind"].as_str().unwrap_or("?")));
                 Ok(None)
             })
+            .get(move |c| {
+                g.lock().unwrap().push(c.name.to_string());
+                Ok(None)
+            })
             .patch(move |c| {
                 let kind = c.patch["kind"].as_str().unwrap_or("?").to_string();
-                if kind == "Deployment" && fail.load(Ordering::SeqCst) {
-                    return Err(FakeError::Internal("admission webhook denied the Deployment".into()));
+                if let Some((_, code)) = fail.lock().unwrap().iter().find(|(k, _)| *k == kind) {
+                    return Err(match code {
+                        422 => FakeError::ImmutableField { field: "spec".into() },
+                        _ => FakeError::Internal(format!("admission webhook denied the {kind}")),
+                    });
                 }
                 record(&w2, format!("patch {kind} {}", c.name));
                 Ok(None)
@@ -84,9 +99,18 @@ impl Harness {
         Harness {
             client,
             writes,
-            fail_deployment,
+            gets,
+            failing,
             ctx,
         }
+    }
+
+    fn fail(&self, kind: &'static str, code: u16) {
+        self.failing.lock().unwrap().push((kind, code));
+    }
+
+    fn heal(&self) {
+        self.failing.lock().unwrap().clear();
     }
 
     fn api<K>(&self) -> Api<K>
@@ -98,12 +122,17 @@ impl Harness {
 
     /// Reads the NpmRegistry as the controller's watch would, and reconciles it.
     async fn reconcile(&self, name: &str) -> Result<kube::runtime::controller::Action, Error> {
+        self.reconcile_with(name, self.ctx.clone()).await
+    }
+
+    async fn reconcile_with(&self, name: &str, ctx: Arc<Context>) -> Result<kube::runtime::controller::Action, Error> {
         let object = self
             .api::<DeserializeGuard<NpmRegistry>>()
             .get(name)
             .await
             .expect("registry exists");
-        reconcile(Arc::new(object), self.ctx.clone()).await
+        self.gets.lock().unwrap().clear();
+        reconcile(Arc::new(object), ctx).await
     }
 
     /// Writes since the last call, events excluded (they are reported, not state).
@@ -113,6 +142,10 @@ impl Harness {
             .into_iter()
             .filter(|w| !w.contains("Event"))
             .collect()
+    }
+
+    async fn events(&self) -> Vec<Event> {
+        self.api::<Event>().list(&Default::default()).await.unwrap().items
     }
 
     async fn registry(&self, name: &str) -> NpmRegistry {
@@ -128,6 +161,48 @@ impl Harness {
             .await
             .unwrap();
         self.take_writes();
+    }
+
+    /// Stores filled from what the fake API server holds, as the controller's reflectors would be.
+    async fn caches(&self) -> (Caches, Vec<Box<dyn std::any::Any + Send>>) {
+        struct Fill<'a> {
+            client: &'a Client,
+            caches: &'a mut Caches,
+            writers: &'a mut Vec<Box<dyn std::any::Any + Send>>,
+        }
+        impl<'a> KindVisitor for Fill<'a> {
+            type Output = futures::future::BoxFuture<'a, ()>;
+            fn visit<K: ChildObject>(self) -> Self::Output {
+                Box::pin(async move {
+                    let (store, mut writer) = reflector::store::<K>();
+                    let api: Api<K> = Api::namespaced(self.client.clone(), NS);
+                    self.caches.insert(store);
+                    let list = api.list(&Default::default()).await.unwrap();
+                    writer.apply_watcher_event(&watcher::Event::Init);
+                    for object in list.items {
+                        writer.apply_watcher_event(&watcher::Event::InitApply(object));
+                    }
+                    writer.apply_watcher_event(&watcher::Event::InitDone);
+                    self.writers.push(Box::new(writer));
+                })
+            }
+        }
+        let mut caches = Caches::default();
+        let mut writers = Vec::new();
+        for kind in ChildKind::ALL {
+            kind.visit(Fill {
+                client: &self.client,
+                caches: &mut caches,
+                writers: &mut writers,
+            })
+            .await;
+        }
+        let (pods, mut writer) = reflector::store::<Pod>();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        writers.push(Box::new(writer));
+        caches.set_pods(pods);
+        (caches, writers)
     }
 }
 
@@ -339,23 +414,104 @@ async fn children_no_longer_wanted_are_deleted() {
 #[tokio::test]
 async fn apply_error_sets_degraded_and_fails_the_reconcile() {
     let h = Harness::new(vec![registry_json("npm", &volume_spec())]).await;
-    h.fail_deployment.store(true, Ordering::SeqCst);
+    h.fail("Deployment", 500);
     let error = h.reconcile("npm").await.expect_err("the apply error surfaces");
+    let Error::Children { failures } = &error else {
+        panic!("{error}")
+    };
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(
+        (failures[0].kind, failures[0].action),
+        (ChildKind::Deployment, ChildAction::Apply)
+    );
     assert!(
-        matches!(error, Error::Apply { ref kind, .. } if kind == "Deployment"),
-        "{error}"
+        failures[0].message.contains("admission webhook denied"),
+        "{}",
+        failures[0].message
     );
 
     let registry = h.registry("npm").await;
     assert_eq!(condition(&registry, "Degraded"), ("True".into(), "ApplyFailed".into()));
     assert_eq!(condition(&registry, "Ready"), ("False".into(), "ApplyFailed".into()));
     assert_eq!(condition(&registry, "Stalled").0, "True");
+    let message = registry.status.unwrap().conditions[0].message.clone();
+    assert!(message.starts_with("applying Deployment npm: "), "{message}");
+    assert!(!message.contains("Status {"), "no debug dump in conditions: {message}");
 
     // Recovery clears Degraded.
-    h.fail_deployment.store(false, Ordering::SeqCst);
+    h.heal();
     h.reconcile("npm").await.unwrap();
     let registry = h.registry("npm").await;
     assert_eq!(condition(&registry, "Degraded").0, "False");
+}
+
+#[tokio::test]
+async fn a_refused_pvc_change_does_not_block_the_deployment() {
+    let h = Harness::new(vec![registry_json("npm", &volume_spec())]).await;
+    h.reconcile("npm").await.unwrap();
+    h.take_writes();
+
+    // The claim's size changes and the API server refuses it (an older CRD without the transition
+    // rules, or a class without expansion); the image change still reaches the Deployment.
+    h.fail("PersistentVolumeClaim", 422);
+    let mut spec = volume_spec();
+    spec.storage.volume.as_mut().unwrap().size = Some(Quantity("20Gi".into()));
+    spec.image = Some("registry.example.com/npm-registry-server:next".into());
+    h.set_spec("npm", &spec).await;
+    let error = h.reconcile("npm").await.expect_err("the PVC failure surfaces");
+    let Error::Children { failures } = &error else {
+        panic!("{error}")
+    };
+    assert_eq!(failures.len(), 1, "only the PVC failed: {failures:?}");
+    assert_eq!(failures[0].kind, ChildKind::PersistentVolumeClaim);
+    assert!(h.take_writes().contains(&"patch Deployment npm".to_string()));
+    let image = h
+        .api::<Deployment>()
+        .get("npm")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0]
+        .image
+        .clone();
+    assert_eq!(image.as_deref(), Some("registry.example.com/npm-registry-server:next"));
+    let registry = h.registry("npm").await;
+    assert_eq!(condition(&registry, "Degraded"), ("True".into(), "ApplyFailed".into()));
+    let warned = h.events().await.into_iter().any(|e| {
+        e.reason.as_deref() == Some("ApplyFailed") && e.action.as_deref() == Some("ApplyPersistentVolumeClaim")
+    });
+    assert!(warned, "a Warning event names the PVC");
+}
+
+#[tokio::test]
+async fn a_failed_config_map_holds_the_deployment_back_but_not_the_others() {
+    let h = Harness::new(vec![registry_json("npm", &volume_spec())]).await;
+    h.fail("ConfigMap", 500);
+    let error = h.reconcile("npm").await.expect_err("fails");
+    let Error::Children { failures } = &error else {
+        panic!("{error}")
+    };
+    let kinds: Vec<_> = failures.iter().map(|f| (f.kind, f.action)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (ChildKind::ConfigMap, ChildAction::Apply),
+            (ChildKind::Deployment, ChildAction::Wait(ChildKind::ConfigMap))
+        ]
+    );
+    let writes = h.take_writes();
+    for applied in [
+        "patch ServiceAccount npm",
+        "patch Service npm",
+        "patch PersistentVolumeClaim npm-storage",
+    ] {
+        assert!(writes.contains(&applied.to_string()), "{applied}: {writes:?}");
+    }
+    assert!(h.api::<Deployment>().get_opt("npm").await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -418,32 +574,205 @@ async fn retained_pvc_has_no_owner_reference() {
 }
 
 #[tokio::test]
-async fn events_report_what_was_done_and_what_failed() {
-    use k8s_openapi::api::events::v1::Event;
+async fn events_name_each_child_and_do_not_fold_into_one_series() {
     let h = Harness::new(vec![registry_json("npm", &volume_spec())]).await;
     h.reconcile("npm").await.unwrap();
-    h.fail_deployment.store(true, Ordering::SeqCst);
+    let events = h.events().await;
+    let mut notes: Vec<String> = events.iter().map(|e| e.note.clone().unwrap_or_default()).collect();
+    notes.sort();
+    assert_eq!(
+        notes,
+        [
+            "Created ConfigMap npm-config",
+            "Created Deployment npm",
+            "Created PersistentVolumeClaim npm-storage",
+            "Created Service npm",
+            "Created ServiceAccount npm",
+        ],
+        "one event per child, none folded into another's series"
+    );
+    for event in &events {
+        assert_eq!(event.regarding.as_ref().unwrap().kind.as_deref(), Some("NpmRegistry"));
+        let related = event.related.as_ref().expect("the child is the related object");
+        let note = event.note.as_deref().unwrap();
+        assert!(note.ends_with(&format!(
+            "{} {}",
+            related.kind.as_deref().unwrap(),
+            related.name.as_deref().unwrap()
+        )));
+        assert_eq!(
+            event.action.as_deref(),
+            Some(format!("Apply{}", related.kind.as_deref().unwrap()).as_str())
+        );
+        assert_eq!(event.series, None, "{note} is a series");
+    }
+
+    // A change updates one child: one event. Nothing changed: none.
     let mut spec = volume_spec();
     spec.log_level = Some(operator::crd::LogLevel::Debug);
     h.set_spec("npm", &spec).await;
-    h.reconcile("npm").await.unwrap_err();
-
-    let events = h.api::<Event>().list(&Default::default()).await.unwrap().items;
-    let seen: Vec<(String, String)> = events
+    h.reconcile("npm").await.unwrap();
+    let after = h.events().await;
+    let new: Vec<String> = after
         .iter()
-        .map(|e| {
-            (
-                e.type_.clone().unwrap_or_default(),
-                e.reason.clone().unwrap_or_default(),
-            )
+        .filter(|e| e.reason.as_deref() == Some("Updated"))
+        .map(|e| e.note.clone().unwrap())
+        .collect();
+    assert_eq!(
+        new,
+        ["Updated ConfigMap npm-config", "Updated Deployment npm"],
+        "the config and the roll"
+    );
+    h.reconcile("npm").await.unwrap();
+    assert_eq!(h.events().await.len(), after.len(), "no event when nothing changed");
+}
+
+/// What the real API server does to what we applied: quantities in canonical spelling, defaults
+/// filled in, a port added by another field manager.
+async fn canonicalize_as_the_api_server_does(h: &Harness) {
+    let mut deployment = h.api::<Deployment>().get("npm").await.unwrap();
+    let spec = deployment.spec.as_mut().unwrap();
+    spec.progress_deadline_seconds = Some(600);
+    let container = &mut spec.template.spec.as_mut().unwrap().containers[0];
+    container.termination_message_path = Some("/dev/termination-log".into());
+    container.resources = Some(
+        serde_json::from_value(json!({"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "1536Mi"}}))
+            .unwrap(),
+    );
+    h.api::<Deployment>()
+        .replace("npm", &Default::default(), &deployment)
+        .await
+        .unwrap();
+    let mut service = h.api::<Service>().get("npm").await.unwrap();
+    let spec = service.spec.as_mut().unwrap();
+    spec.cluster_ip = Some("10.0.0.7".into());
+    spec.ports
+        .as_mut()
+        .unwrap()
+        .push(k8s_openapi::api::core::v1::ServicePort {
+            name: Some("metrics".into()),
+            port: 9090,
+            ..Default::default()
+        });
+    h.api::<Service>()
+        .replace("npm", &Default::default(), &service)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn five_reconciles_of_an_unchanged_registry_with_non_canonical_quantities_write_nothing() {
+    let mut spec = s3_spec();
+    spec.resources = Some(
+        serde_json::from_value(json!({
+            "requests": {"cpu": "0.5", "memory": "1024Mi"}, "limits": {"memory": "1.5Gi"}
+        }))
+        .unwrap(),
+    );
+    let h = Harness::new(vec![registry_json("npm", &spec)]).await;
+    h.reconcile("npm").await.unwrap();
+    canonicalize_as_the_api_server_does(&h).await;
+    let resources = h
+        .api::<Deployment>()
+        .get("npm")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0]
+        .resources
+        .clone()
+        .unwrap();
+    assert_eq!(
+        resources.requests.unwrap()["cpu"],
+        Quantity("500m".into()),
+        "the live object is canonical"
+    );
+    h.take_writes();
+    let events = h.events().await.len();
+    let writes = h.ctx.metrics.writes();
+
+    for _ in 0..5 {
+        h.reconcile("npm").await.unwrap();
+    }
+    assert_eq!(h.take_writes(), Vec::<String>::new(), "a steady state must not write");
+    assert_eq!(h.ctx.metrics.writes(), writes, "no apply was even sent");
+    assert_eq!(h.events().await.len(), events, "and no event posted");
+}
+
+#[tokio::test]
+async fn with_the_watch_caches_a_steady_state_asks_the_api_server_nothing() {
+    let h = Harness::new(vec![registry_json("npm", &s3_spec())]).await;
+    h.reconcile("npm").await.unwrap();
+    h.reconcile("npm").await.unwrap();
+    h.take_writes();
+    let (caches, _writers) = h.caches().await;
+    let cached = Arc::new(Context::new(h.client.clone(), Arc::new(Metrics::default())).with_caches(caches));
+    h.reconcile_with("npm", cached.clone()).await.unwrap();
+    assert_eq!(
+        h.gets.lock().unwrap().clone(),
+        Vec::<String>::new(),
+        "no GET of any child"
+    );
+    assert_eq!(h.take_writes(), Vec::<String>::new());
+    assert_eq!(cached.metrics.writes(), 0);
+}
+
+#[tokio::test]
+async fn an_autoscaled_deployment_starts_at_min_replicas_under_its_own_field_manager() {
+    let mut spec = s3_spec();
+    spec.autoscaling = Some(operator::crd::AutoscalingSpec {
+        min_replicas: 3,
+        max_replicas: 6,
+        ..Default::default()
+    });
+    let h = Harness::new(vec![registry_json("npm", &spec)]).await;
+    h.reconcile("npm").await.unwrap();
+    let deployment = h.api::<Deployment>().get("npm").await.unwrap();
+    assert_eq!(deployment.spec.unwrap().replicas, Some(3), "not 1 until the HPA acts");
+    let writes = h.take_writes();
+    assert!(
+        writes.contains(&"patch HorizontalPodAutoscaler npm".to_string()),
+        "{writes:?}"
+    );
+    h.reconcile("npm").await.unwrap();
+    assert_eq!(h.take_writes(), Vec::<String>::new(), "and then nothing more");
+}
+
+#[tokio::test]
+async fn two_hundred_registries_converge_and_a_restarted_operator_writes_nothing() {
+    let seed: Vec<_> = (0..200)
+        .map(|i| {
+            let mut object = registry_json(&format!("npm-{i}"), &s3_spec());
+            object["metadata"]["uid"] = format!("00000000-0000-4000-8000-{i:012}").into();
+            object
         })
         .collect();
-    assert!(seen.contains(&("Normal".into(), "Created".into())), "{seen:?}");
-    assert!(seen.contains(&("Normal".into(), "Updated".into())), "{seen:?}");
-    assert!(seen.contains(&("Warning".into(), "ApplyFailed".into())), "{seen:?}");
-    assert!(
-        events
-            .iter()
-            .all(|e| e.regarding.as_ref().unwrap().kind.as_deref() == Some("NpmRegistry"))
+    let h = Harness::new(seed).await;
+    let started = std::time::Instant::now();
+    for i in 0..200 {
+        h.reconcile(&format!("npm-{i}")).await.unwrap();
+    }
+    let converge = started.elapsed();
+    let first = h.take_writes().len();
+    // A new process: fresh context, nothing remembered.
+    let restarted = Arc::new(Context::new(h.client.clone(), Arc::new(Metrics::default())));
+    let started = std::time::Instant::now();
+    for i in 0..200 {
+        h.reconcile_with(&format!("npm-{i}"), restarted.clone()).await.unwrap();
+    }
+    let resync = started.elapsed();
+    let writes = h.take_writes();
+    println!(
+        "200 registries (fake API server): first pass {converge:?}, {first} writes; restart pass {resync:?}, {} writes",
+        writes.len()
+    );
+    assert_eq!(
+        writes,
+        Vec::<String>::new(),
+        "a restart must not rewrite converged registries"
     );
 }

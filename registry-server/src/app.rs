@@ -2,16 +2,20 @@
 
 use crate::auth::Auth;
 use crate::auth::access::AccessRules;
+use crate::auth::sessions::Sessions;
+use crate::auth::web_login::WebLogins;
 use crate::config::{Config, Store};
 use crate::http::{AppState, Settings, router};
 use crate::metrics::Metrics;
-use crate::registry::{PackumentCache, Registry};
+use crate::registry::{PackumentCache, Registry, RepairPolicy};
+use crate::signing::Signer;
 use crate::storage::blob_cache::BlobCache;
 use crate::storage::fs::FsStorage;
 use crate::storage::instrumented::Instrumented;
 use crate::storage::s3::S3Storage;
 use crate::storage::{Storage, StorageError};
 use crate::uplink::Uplinks;
+use crate::web::Web;
 use axum::Router;
 use std::sync::Arc;
 
@@ -21,6 +25,8 @@ pub enum BuildError {
     Storage(#[from] StorageError),
     #[error("cannot set up uplinks: {0}")]
     Uplink(String),
+    #[error("cannot set up signing: {0}")]
+    Signing(#[from] crate::signing::SigningError),
 }
 
 /// The backend behind the in-memory tarball cache, unless that is switched off.
@@ -51,21 +57,34 @@ pub async fn build(config: &Config) -> Result<Router, BuildError> {
     auth.start();
     let cache = PackumentCache::new(config.packument_cache.max_size, config.packument_cache.revalidate_after);
     let rules = AccessRules::new(config.packages.clone());
-    let mut registry = Registry::new(storage.clone(), rules, cache, metrics.clone());
+    let signer = Signer::start(&config.signing, storage.clone()).await?;
+    let mut registry = Registry::new(storage.clone(), rules, cache, metrics.clone())
+        .with_search_revalidation(config.packument_cache.revalidate_after)
+        .with_signer(signer);
+    let web = Web::new(
+        &config.web,
+        Sessions::new(storage.clone()),
+        WebLogins::new(storage.clone()),
+    )
+    .await;
     if !config.uplinks.is_empty() {
         let uplinks = Uplinks::new(&config.uplinks, storage, metrics.clone()).map_err(BuildError::Uplink)?;
         registry = registry.with_uplinks(Arc::new(uplinks));
     }
-    let registry = Arc::new(registry);
+    let repair = RepairPolicy::new(config.repair.interval, config.repair.grace);
+    let registry = Arc::new(registry.with_repair(repair));
+    crate::registry::repair::start(registry.clone());
     let settings = Arc::new(Settings {
         public_url: config.public_url.clone(),
         url_prefix: config.url_prefix.clone(),
         max_body_size: config.max_body_size,
+        trusted_proxies: config.trusted_proxies.clone(),
     });
     Ok(router(AppState {
         registry,
         auth,
         settings,
         metrics,
+        web: Arc::new(web),
     }))
 }

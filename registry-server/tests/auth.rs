@@ -228,11 +228,31 @@ fn tokens_read_only_revocation_and_restart() {
         .unwrap()
         .to_owned();
     tina.npm_ok(w, &["token", "revoke", &key[..8]]);
+    // A revoked token counts as anonymous (as in Verdaccio): it reads only what anyone may read,
+    // and wherever a user is needed it is refused, with the reason npm prints.
     let revoked = Client::with_token(&server.url(), &ro11);
-    assert!(failed_with(
-        &revoked.npm(&project(w, "after-revoke"), &["install", "tina-lib"]),
-        "E401"
-    ));
+    revoked.npm_ok(&project(w, "after-revoke"), &["install", "tina-lib"]);
+    let whoami = revoked.npm(w, &["whoami"]);
+    assert!(
+        failed_with(&whoami, "E401"),
+        "{}",
+        String::from_utf8_lossy(&whoami.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&whoami.stderr).contains("invalid, expired or revoked"),
+        "npm prints the reason: {}",
+        String::from_utf8_lossy(&whoami.stderr)
+    );
+    let next = write_package(w, "tina-lib", "1.0.2", &[], "module.exports = 3;\n");
+    let publish = revoked.npm(&next, &["publish"]);
+    let printed = String::from_utf8_lossy(&publish.stderr);
+    assert!(failed_with(&publish, "E401"), "{printed}");
+    assert!(
+        printed.contains("invalid, expired or revoked") && printed.contains("npm login"),
+        "{printed}"
+    );
+    let view = tina.npm_ok(w, &["view", "tina-lib", "versions", "--json"]);
+    assert!(!view.contains("1.0.2"), "nothing was published: {view}");
 
     // Tokens survive a restart (they live in storage, as hashes only).
     drop(std::mem::replace(&mut server, Server::start_default(&storage)));
@@ -325,6 +345,22 @@ fn registration_is_shared_limited_and_rate_limited() {
     // Other users and the other process are unaffected by dave's lockout on this address? The
     // address is shared here (loopback), so only the other process still lets dave in.
     assert!(login(&b.url(), "dave", "dave-password").is_ok());
+}
+
+#[test]
+fn npm_view_shows_the_email_given_at_adduser() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let server = Server::start_default(&w.join("storage"));
+    let ada = Client::anonymous(&server.url());
+    ok(ada.npm_adduser("ada", "ada-password"), "npm adduser ada");
+    let lib = write_package(w, "ada-lib", "1.0.0", &[], "module.exports = 'ada';\n");
+    ada.npm_ok(&lib, &["publish"]);
+    let view: serde_json::Value = serde_json::from_str(&ada.npm_ok(w, &["view", "ada-lib", "--json"])).unwrap();
+    assert_eq!(view["_npmUser"], "ada <test@example.com>", "{view}");
+    assert_eq!(view["maintainers"][0], "ada <test@example.com>", "{view}");
+    let text = ada.npm_ok(w, &["view", "ada-lib"]);
+    assert!(!text.contains("<undefined>"), "{text}");
 }
 
 #[test]

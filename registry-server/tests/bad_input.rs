@@ -179,7 +179,7 @@ fn bad_input_is_refused_cleanly() {
             path: "/huge".into(),
             body: json_bytes(&publish_body("huge", "1.0.0", &vec![7u8; 100 * 1024])),
             status: 413,
-            message: "larger than the limit",
+            message: "too large",
         },
         Case {
             what: "not semver",

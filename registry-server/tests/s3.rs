@@ -406,3 +406,98 @@ fn memory_stays_flat_while_a_200_mb_tarball_is_downloaded() {
         "the download must stream: peak RSS grew from {before} KiB to {after} KiB"
     );
 }
+
+/// The shape of the S3 config in the deployment guides written for Verdaccio: empty credential
+/// keys (`accessKeyId: # your key`), and `server:`, `web:`, `logs:` and `middlewares:` sections.
+#[test]
+fn the_deployment_guides_s3_config_starts_against_moto() {
+    let moto = Moto::start();
+    moto.create_bucket("guide-bucket");
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let htpasswd = w.join("htpasswd");
+    std::fs::write(&htpasswd, "").unwrap();
+    let config = format!(
+        "storage: /verdaccio/storage/data\n\
+         plugins: /verdaccio/plugins\n\
+         web:\n  enable: true\n  title: Verdaccio\n\
+         auth:\n  htpasswd:\n    file: {htpasswd}\n    max_users: 1000\n\
+         store:\n  aws-s3-storage:\n    bucket: guide-bucket\n    keyPrefix: verdaccio\n    region: us-east-1\n    \
+         endpoint: {endpoint}\n    s3ForcePathStyle: true\n    accessKeyId: # your key\n    secretAccessKey: # your secret\n\
+         packages:\n  '@*/*':\n    access: $all\n    publish: $authenticated\n  '**':\n    access: $all\n    publish: $authenticated\n\
+         server:\n  keepAliveTimeout: 60\n\
+         middlewares:\n  audit:\n    enabled: true\n\
+         logs: {{ type: stdout, format: pretty, level: http }}\n",
+        htpasswd = htpasswd.display(),
+        endpoint = moto.endpoint()
+    );
+    let unused = tempfile::tempdir().unwrap();
+    let server = Server::start_env(&config, &unused.path().join("unused"), S3_ENV);
+    let log = server.log();
+    assert!(
+        log.contains("store.aws-s3-storage.accessKeyId") && log.contains("treated as absent"),
+        "{log}"
+    );
+    assert_eq!(
+        http().get(&format!("{}-/ready", server.url())).send().unwrap().status,
+        200
+    );
+    let npm = Client::new(&server.url());
+    let lib = write_package(w, "guide-lib", "1.0.0", &[], "module.exports = 'guide';\n");
+    npm.npm_ok(&lib, &["publish"]);
+    let p = project(w, "guide-consumer");
+    npm.npm_ok(&p, &["install", "guide-lib"]);
+    assert_eq!(npm.require(&p, "guide-lib"), "guide");
+    assert!(moto.get("guide-bucket", "verdaccio/guide-lib/package.json").is_some());
+}
+
+#[test]
+fn missing_s3_credentials_are_logged_at_start_and_nothing_internal_reaches_clients() {
+    let moto = Moto::start();
+    moto.create_bucket("no-creds");
+    let unused = tempfile::tempdir().unwrap();
+    // No credentials anywhere in the chain (and no instance metadata service to ask).
+    let env = [
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/nonexistent/aws-config"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials"),
+    ];
+    let server = Server::start_env(
+        &s3_config(&moto, "no-creds", "", ""),
+        &unused.path().join("unused"),
+        &env,
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("no usable AWS credentials") {
+        assert!(
+            Instant::now() < deadline,
+            "no log line about credentials:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = server.log();
+    for chain in ["AWS_ACCESS_KEY_ID", "IRSA", "EKS Pod Identity", "instance profile"] {
+        assert!(log.contains(chain), "the log line names {chain}: {log}");
+    }
+    for path in ["-/ready", "some-package", "some-package/-/some-package-1.0.0.tgz"] {
+        let r = http().get(&format!("{}{path}", server.url())).send().unwrap();
+        assert_eq!(r.status, 503, "{path}: {}", r.text());
+        let message = r.json()["error"].as_str().unwrap().to_owned();
+        let id = r.headers["x-request-id"].to_str().unwrap().to_owned();
+        assert!(message.contains(&format!("request id {id}")), "{message}");
+        assert!(message.len() < 160, "a short message: {message}");
+        for internal in [
+            "s3://",
+            "no-creds",
+            &moto.port.to_string(),
+            "dispatch",
+            "Error {",
+            "source:",
+        ] {
+            assert!(!message.contains(internal), "{path}: {message:?} shows {internal:?}");
+        }
+        // The detail went to the log, with the same request id.
+        assert!(server.log().contains(&id), "request {id} is not in the log");
+    }
+}

@@ -114,6 +114,34 @@ mod contract {
         assert!(s.get_blob(&k).await.unwrap().is_none());
     }
 
+    /// What the repair task needs: the names at the root, and how old a blob is. Leaves nothing.
+    pub async fn root_listing_and_ages(s: &dyn Storage) {
+        let k = key("aged/aged-1.0.0.tgz");
+        assert!(s.modified(&k).await.unwrap().is_none());
+        s.put_blob(&k, Bytes::from_static(b"x")).await.unwrap();
+        s.write(&key("@scope/p/package.json"), Bytes::from_static(b"{}"), None)
+            .await
+            .unwrap();
+        let root = s.list_root().await.unwrap();
+        assert!(
+            root.contains(&"aged".to_owned()) && root.contains(&"@scope".to_owned()),
+            "{root:?}"
+        );
+        let written = s.modified(&k).await.unwrap().expect("a blob's age");
+        let age = std::time::SystemTime::now().duration_since(written).unwrap_or_default();
+        assert!(age < Duration::from_secs(60), "{age:?}");
+        s.delete_blob(&k).await.unwrap();
+        let r = s.revision(&key("@scope/p/package.json")).await.unwrap().unwrap();
+        s.delete(&key("@scope/p/package.json"), &r).await.unwrap();
+        assert!(
+            s.list_root()
+                .await
+                .unwrap()
+                .iter()
+                .all(|n| n != "aged" && n != "@scope")
+        );
+    }
+
     /// `writers` independent handles (processes, replicas) appending to one document with
     /// compare-and-swap: every append survives.
     pub async fn concurrent_read_modify_write_loses_nothing<F, Fut>(open: F, writers: u32)
@@ -184,6 +212,30 @@ mod fs {
     }
 
     #[test]
+    fn root_listing_and_ages() {
+        let dir = tempfile::tempdir().unwrap();
+        block(contract::root_listing_and_ages(open(dir.path()).as_ref()));
+    }
+
+    #[test]
+    fn temp_files_left_by_interrupted_writes_are_swept_once_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        std::fs::create_dir_all(dir.path().join("@s/p")).unwrap();
+        for f in [
+            "@s/p/.tmp-00ff00ff00ff00ff",
+            "@s/p/.package.json.tmp-1234abcd",
+            "@s/p/p-1.0.0.tgz",
+        ] {
+            std::fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        assert_eq!(block(s.sweep_temp(Duration::from_secs(3600))).unwrap(), 0, "too young");
+        assert_eq!(block(s.sweep_temp(Duration::ZERO)).unwrap(), 2);
+        assert_eq!(block(s.list(&key("@s/p"))).unwrap(), ["p-1.0.0.tgz"]);
+        assert!(dir.path().join(".locks").is_dir(), "the lock folder stays");
+    }
+
+    #[test]
     fn documents_are_laid_out_as_verdaccio_lays_them_out() {
         let dir = tempfile::tempdir().unwrap();
         let s = open(dir.path());
@@ -212,6 +264,11 @@ mod memory {
     #[test]
     fn blobs() {
         block(contract::blobs(&MemoryStorage::default()));
+    }
+
+    #[test]
+    fn root_listing_and_ages() {
+        block(contract::root_listing_and_ages(&MemoryStorage::default()));
     }
 
     #[test]
@@ -281,6 +338,19 @@ mod s3 {
         let cfg = config(&moto, "race", "");
         // Independent clients on one bucket, like replicas.
         block(contract::concurrent_read_modify_write_loses_nothing(|| open(&cfg), 24));
+    }
+
+    #[test]
+    fn root_listing_and_ages() {
+        let moto = Moto::start();
+        moto.create_bucket("ages");
+        moto.put("ages", "elsewhere/x.json", b"{}".to_vec());
+        let cfg = config(&moto, "ages", "pre/");
+        block(async {
+            let s = open(&cfg).await;
+            contract::root_listing_and_ages(s.as_ref()).await;
+            assert!(s.list_root().await.unwrap().is_empty(), "only under the key prefix");
+        });
     }
 
     #[test]

@@ -345,3 +345,66 @@ fn real_project_installs_through_the_public_upstream() {
         }
     }
 }
+
+/// With no config file, as with Verdaccio's default config, public packages install through the
+/// server: it proxies the registry the local npm is configured with (`--uplink` names another,
+/// `--no-uplink` none), and says which in its start line.
+#[test]
+fn without_a_config_file_the_local_npms_registry_is_the_uplink() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let fake = FakeUpstream::start();
+    let bytes = pack(w, "public-lib", "1.0.0");
+    serve(&fake, "public-lib", &[("1.0.0", bytes, 30)], "1.0.0");
+    let folder = |label: &str| {
+        let d = w.join(label);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+
+    // `npm config get registry` answers what npm is configured with (here by its environment).
+    let from_npm = folder("from-npm");
+    let server = Server::start_args(&[], &from_npm, &[("npm_config_registry", &fake.url())]);
+    assert!(
+        server.log().contains(&format!("uplink={}", fake.url())),
+        "{}",
+        server.log()
+    );
+    let npm = Client::anonymous(&server.url());
+    let p = project(w, "through-npm-registry");
+    npm.npm_ok(&p, &["install", "public-lib"]);
+    assert_eq!(npm.require(&p, "public-lib"), "public-lib@1.0.0");
+    assert!(
+        from_npm
+            .join("storage/.npm-registry/uplinks/public-lib/package.json")
+            .exists()
+    );
+    drop(server);
+
+    // --uplink names another registry than npm's.
+    let named = folder("named");
+    let server = Server::start_args(
+        &["--uplink", &fake.url()],
+        &named,
+        &[("npm_config_registry", "http://127.0.0.1:9/")],
+    );
+    let r = http().get(&format!("{}public-lib", server.url())).send().unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    drop(server);
+
+    // --no-uplink, or no npm to ask: only what is published here, and the log says so.
+    for (label, args, env) in [
+        ("none", vec!["--no-uplink"], vec![("npm_config_registry", fake.url())]),
+        ("no-npm", vec![], vec![("PATH", "/nonexistent".to_owned())]),
+    ] {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let server = Server::start_args(&args, &folder(label), &env);
+        let log = server.log();
+        assert!(
+            log.contains("no uplink") && log.contains("uplink=none"),
+            "{label}: {log}"
+        );
+        let r = http().get(&format!("{}public-lib", server.url())).send().unwrap();
+        assert_eq!(r.status, 404, "{label}: {}", r.text());
+    }
+}

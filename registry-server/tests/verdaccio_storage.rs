@@ -2,54 +2,26 @@
 
 mod common;
 
+use common::verdaccio::Verdaccio;
 use common::*;
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
-struct Verdaccio(std::process::Child);
-
-impl Drop for Verdaccio {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn verdaccio_storage_is_served() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let storage = w.join("storage");
-    let port = free_port();
     let config = format!(
-        "storage: {storage}\nauth:\n  htpasswd:\n    file: {htpasswd}\nlisten: 127.0.0.1:{port}\n\
+        "storage: {storage}\nauth:\n  htpasswd:\n    file: {htpasswd}\n\
          packages:\n  '@*/*':\n    access: $all\n    publish: $authenticated\n  '**':\n    access: $all\n    publish: $authenticated\n\
          middlewares:\n  audit:\n    enabled: false\nlog: {{type: stdout, format: pretty, level: warn}}\n",
         storage = storage.display(),
         htpasswd = w.join("htpasswd").display()
     );
-    std::fs::write(w.join("verdaccio.yaml"), config).unwrap();
-    let verdaccio = Verdaccio(
-        Command::new("node")
-            .arg(peer("verdaccio/bin/verdaccio"))
-            .arg("--config")
-            .arg(w.join("verdaccio.yaml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let vurl = format!("http://127.0.0.1:{port}/");
-    wait_for(&format!("{vurl}-/ping"), Duration::from_secs(60));
+    let verdaccio = Verdaccio::start(w, &config);
+    let vurl = verdaccio.url.clone();
 
     // Register with Verdaccio the way `npm adduser` does, then publish with the real npm.
-    let r = http()
-        .request(reqwest::Method::PUT, &format!("{vurl}-/user/org.couchdb.user:tester"))
-        .json(&serde_json::json!({"name": "tester", "password": "secret-pass", "type": "user", "roles": []}))
-        .send()
-        .unwrap();
-    assert!(r.is_success(), "{}", r.text());
-    let token = r.json()["token"].as_str().unwrap().to_owned();
+    let token = verdaccio.login("tester", "secret-pass");
     let npm = Client::with_token(&vurl, &token);
     let plain = write_package(w, "from-verdaccio", "1.0.0", &[], "module.exports = 'v';\n");
     npm.npm_ok(&plain, &["publish"]);

@@ -99,6 +99,10 @@ stay equal). Exactly the calls the operator makes: no wildcards, no Secrets.
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
   verbs: [get, list, watch, create, patch, delete]
+# The server pods, read for status (why they are Pending or not ready).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
 # Events about what it did and what failed.
 - apiGroups: [events.k8s.io]
   resources: [events]

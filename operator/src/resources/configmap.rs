@@ -1,19 +1,26 @@
-//! The server's config.yaml (Verdaccio's format plus our keys) in a ConfigMap.
+//! The server's config.yaml in a ConfigMap, built as the server's own config model
+//! (`registry_config::ConfigFile`) and serialized: a key the server does not know cannot be
+//! written, and a key the spec leaves out is left out (the server's default applies, once).
 
 use std::collections::BTreeMap;
 
+use indexmap::IndexMap;
 use k8s_openapi::api::core::v1::ConfigMap;
-use serde_yaml::{Mapping, Value};
+use registry_config::{
+    AuthFile, CacheFile, ConfigFile, HtpasswdFile, LogFile, RuleFile, S3_PLUGIN, S3StoreFile, StringList,
+    UplinkAuthFile, UplinkFile, WebFile,
+};
+use serde_yaml::Value;
 
-use super::{HTPASSWD_PATH, STORAGE_PATH, View, names, sha256_hex};
+use super::{BuildError, HTPASSWD_PATH, STORAGE_PATH, View, names, sha256_hex};
 use crate::crd::{NpmRegistrySpec, PackageRule, UplinkAuthType};
+use crate::quantity;
 use crate::validate::uplink_token_env;
 
 /// Key of the config file in the ConfigMap.
 pub const CONFIG_KEY: &str = "config.yaml";
-const DEFAULT_MAX_BODY_SIZE: &str = "50mb";
 
-pub fn build(view: &View) -> Result<ConfigMap, serde_yaml::Error> {
+pub fn build(view: &View) -> Result<ConfigMap, BuildError> {
     let yaml = render(view)?;
     Ok(ConfigMap {
         metadata: view.meta(names::config_map(view.name)),
@@ -33,59 +40,85 @@ pub fn checksum(config_map: &ConfigMap) -> String {
     sha256_hex(data.as_bytes())
 }
 
-/// Renders config.yaml. A `Mapping` keeps insertion order, so the output is stable and the
-/// package rules stay in spec order (the server's first match wins).
-pub fn render(view: &View) -> Result<String, serde_yaml::Error> {
+/// Renders config.yaml. Maps keep insertion order, so the output is stable and the package rules
+/// stay in spec order (the server's first match wins).
+pub fn render(view: &View) -> Result<String, BuildError> {
+    Ok(serde_yaml::to_string(&config(view)?)?)
+}
+
+/// The server config an NpmRegistry asks for.
+pub fn config(view: &View) -> Result<ConfigFile, BuildError> {
     let spec = view.spec;
-    let mut root = Mapping::new();
-    if view.volume().is_some() {
-        root.insert("storage".into(), STORAGE_PATH.into());
-    }
-    root.insert("listen".into(), format!("0.0.0.0:{}", crate::crd::SERVER_PORT).into());
-    if let Some((public_url, prefix)) = public_url(spec) {
-        root.insert("public_url".into(), public_url.into());
-        if prefix != "/" {
-            root.insert("url_prefix".into(), prefix.into());
-        }
-    }
-    root.insert(
-        "max_body_size".into(),
-        spec.max_body_size.as_deref().unwrap_or(DEFAULT_MAX_BODY_SIZE).into(),
-    );
-    root.insert(
-        "log".into(),
-        map([
-            ("type", "stdout".into()),
-            ("format", "json".into()),
-            ("level", spec.log_level.map_or("info", |l| l.as_str()).into()),
-        ]),
-    );
-    if let Some(auth) = &spec.auth {
-        let htpasswd = map([("file", HTPASSWD_PATH.into()), ("max_users", auth.max_users.into())]);
-        root.insert("auth".into(), map([("htpasswd", htpasswd)]));
-    }
-    if !spec.uplinks.is_empty() {
-        root.insert("uplinks".into(), uplinks(spec));
-    }
-    root.insert("packages".into(), packages(spec));
-    if let Some(s3) = &spec.storage.s3 {
-        let mut store = Mapping::new();
-        store.insert("bucket".into(), s3.bucket.clone().into());
-        let optional = [
-            ("keyPrefix", s3.key_prefix.clone().map(Value::from)),
-            ("region", s3.region.clone().map(Value::from)),
-            ("endpoint", s3.endpoint.clone().map(Value::from)),
-            ("s3ForcePathStyle", s3.force_path_style.map(Value::from)),
-            ("sseKmsKeyId", s3.kms_key_id.clone().map(Value::from)),
-        ];
-        for (key, value) in optional {
-            if let Some(value) = value {
-                store.insert(key.into(), value);
-            }
-        }
-        root.insert("store".into(), map([("aws-s3-storage", Value::Mapping(store))]));
-    }
-    serde_yaml::to_string(&Value::Mapping(root))
+    let (public_url, url_prefix) = match public_url(spec) {
+        Some((url, prefix)) => (Some(url), (prefix != "/").then_some(prefix)),
+        None => (None, None),
+    };
+    let cache = spec.cache.clone().unwrap_or_default();
+    Ok(ConfigFile {
+        storage: view.volume().map(|_| STORAGE_PATH.to_string()),
+        // The server's default listens on loopback only; a pod must listen on its IP.
+        listen: Some(Value::from(format!("0.0.0.0:{}", crate::crd::SERVER_PORT))),
+        public_url,
+        url_prefix,
+        max_body_size: spec.max_body_size.clone().map(Value::from),
+        // One JSON object per line is what cluster log collectors read.
+        log: Some(LogFile {
+            format: Some("json".into()),
+            level: spec.log_level.map(|l| l.as_str().to_string()),
+            ..LogFile::default()
+        }),
+        auth: spec.auth.as_ref().map(|auth| AuthFile {
+            htpasswd: Some(HtpasswdFile {
+                file: Some(HTPASSWD_PATH.into()),
+                max_users: Some(auth.max_users.into()),
+                ..HtpasswdFile::default()
+            }),
+            ..AuthFile::default()
+        }),
+        uplinks: (!spec.uplinks.is_empty()).then(|| uplinks(spec)),
+        packages: Some(packages(spec)),
+        groups: (!spec.groups.is_empty()).then(|| {
+            spec.groups
+                .iter()
+                .map(|(group, users)| (group.clone(), StringList::Many(users.clone())))
+                .collect()
+        }),
+        web: spec.web.as_ref().map(|web| WebFile {
+            enable: web.enable,
+            title: web.title.clone(),
+            ..WebFile::default()
+        }),
+        packument_cache: cache_file(cache.packuments.as_ref())?,
+        tarball_cache: cache_file(cache.tarballs.as_ref())?,
+        store: spec.storage.s3.as_ref().map(|s3| {
+            let store = S3StoreFile {
+                bucket: Some(s3.bucket.clone()),
+                key_prefix: s3.key_prefix.clone(),
+                region: s3.region.clone(),
+                endpoint: s3.endpoint.clone(),
+                force_path_style: s3.force_path_style,
+                sse_kms_key_id: s3.kms_key_id.clone(),
+                tarball_redirect: s3.tarball_redirect.clone().map(Value::from),
+                connect_timeout: s3.connect_timeout.clone().map(Value::from),
+                request_timeout: s3.request_timeout.clone().map(Value::from),
+                max_attempts: s3.max_attempts.map(|n| n.max(1) as u32),
+            };
+            let value = serde_yaml::to_value(store).expect("the S3 section serializes");
+            BTreeMap::from([(S3_PLUGIN.to_string(), value)])
+        }),
+        ..ConfigFile::default()
+    })
+}
+
+/// `max_size` in bytes, when the spec sets a size.
+fn cache_file(
+    size: Option<&k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+) -> Result<Option<CacheFile>, BuildError> {
+    let Some(size) = size else { return Ok(None) };
+    Ok(Some(CacheFile {
+        max_size: Some(Value::from(quantity::bytes(size)?)),
+        ..CacheFile::default()
+    }))
 }
 
 /// `public_url` and path prefix from the Ingress host: https when TLS (Secret or ACM), else http.
@@ -100,44 +133,51 @@ pub fn public_url(spec: &NpmRegistrySpec) -> Option<(String, String)> {
     Some((format!("{scheme}://{host}/"), prefix))
 }
 
-/// The URL clients use: public_url joined with the path prefix.
-pub fn client_url(spec: &NpmRegistrySpec) -> Option<String> {
-    public_url(spec).map(|(url, prefix)| format!("{}{}", url.trim_end_matches('/'), prefix))
-}
-
-fn uplinks(spec: &NpmRegistrySpec) -> Value {
-    let mut uplinks = Mapping::new();
-    for uplink in &spec.uplinks {
-        let mut entry = map([
-            ("url", uplink.url.clone().into()),
-            ("timeout", uplink.timeout.clone().unwrap_or_else(|| "30s".into()).into()),
-            ("maxage", uplink.maxage.clone().unwrap_or_else(|| "2m".into()).into()),
-            ("max_fails", uplink.max_fails.unwrap_or(2).into()),
-            (
-                "fail_timeout",
-                uplink.fail_timeout.clone().unwrap_or_else(|| "5m".into()).into(),
-            ),
-            ("cache", uplink.cache.unwrap_or(true).into()),
-        ]);
-        if let Some(auth) = &uplink.auth {
-            let kind = match auth.type_ {
-                UplinkAuthType::Bearer => "bearer",
-                UplinkAuthType::Basic => "basic",
-            };
-            let auth = map([
-                ("type", kind.into()),
-                ("token_env", uplink_token_env(&uplink.name).into()),
-            ]);
-            if let Value::Mapping(m) = &mut entry {
-                m.insert("auth".into(), auth);
-            }
-        }
-        uplinks.insert(uplink.name.clone().into(), entry);
+/// The URL clients use: public_url joined with the path prefix; without an Ingress host, the
+/// Service's address inside the cluster.
+pub fn client_url(view: &View) -> String {
+    match public_url(view.spec) {
+        Some((url, prefix)) => format!("{}{}", url.trim_end_matches('/'), prefix),
+        None => format!(
+            "http://{}.{}.svc:{}/",
+            names::workload(view.name),
+            view.namespace,
+            view.service_port()
+        ),
     }
-    Value::Mapping(uplinks)
 }
 
-fn packages(spec: &NpmRegistrySpec) -> Value {
+fn uplinks(spec: &NpmRegistrySpec) -> IndexMap<String, UplinkFile> {
+    spec.uplinks
+        .iter()
+        .map(|uplink| {
+            let file = UplinkFile {
+                url: Some(uplink.url.clone()),
+                timeout: uplink.timeout.clone().map(Value::from),
+                maxage: uplink.maxage.clone().map(Value::from),
+                max_fails: uplink.max_fails.map(|n| n.max(0) as u32),
+                fail_timeout: uplink.fail_timeout.clone().map(Value::from),
+                cache: uplink.cache,
+                auth: uplink.auth.as_ref().map(|auth| UplinkAuthFile {
+                    kind: Some(
+                        match auth.type_ {
+                            UplinkAuthType::Bearer => "bearer",
+                            UplinkAuthType::Basic => "basic",
+                        }
+                        .into(),
+                    ),
+                    // The token itself reaches the pod as this environment variable, from the Secret.
+                    token_env: Some(Value::from(uplink_token_env(&uplink.name))),
+                    ..UplinkAuthFile::default()
+                }),
+                ..UplinkFile::default()
+            };
+            (uplink.name.clone(), file)
+        })
+        .collect()
+}
+
+fn packages(spec: &NpmRegistrySpec) -> IndexMap<String, RuleFile> {
     let default_rule;
     let rules: &[PackageRule] = if spec.packages.is_empty() {
         // No rules would block every package; default to Verdaccio's usual open-read rule.
@@ -145,40 +185,35 @@ fn packages(spec: &NpmRegistrySpec) -> Value {
             pattern: "**".into(),
             access: vec!["$all".into()],
             publish: vec!["$authenticated".into()],
-            unpublish: vec![],
             proxy: spec.uplinks.iter().map(|u| u.name.clone()).collect(),
+            ..PackageRule::default()
         }];
         &default_rule
     } else {
         &spec.packages
     };
-    let mut packages = Mapping::new();
-    for rule in rules {
-        let mut entry = Mapping::new();
-        for (key, list) in [
-            ("access", &rule.access),
-            ("publish", &rule.publish),
-            ("unpublish", &rule.unpublish),
-            ("proxy", &rule.proxy),
-        ] {
-            if !list.is_empty() {
-                entry.insert(
-                    key.into(),
-                    Value::Sequence(list.iter().map(|s| s.clone().into()).collect()),
-                );
-            }
-        }
-        packages.insert(rule.pattern.clone().into(), Value::Mapping(entry));
-    }
-    Value::Mapping(packages)
-}
-
-fn map<const N: usize>(entries: [(&str, Value); N]) -> Value {
-    Value::Mapping(entries.into_iter().map(|(k, v)| (Value::from(k), v)).collect())
+    let list = |v: &Vec<String>| (!v.is_empty()).then(|| StringList::Many(v.clone()));
+    rules
+        .iter()
+        .map(|rule| {
+            let file = RuleFile {
+                access: list(&rule.access),
+                publish: list(&rule.publish),
+                unpublish: list(&rule.unpublish),
+                proxy: list(&rule.proxy),
+                quarantine: rule.quarantine.clone().map(Value::from),
+                block: (!rule.block.is_empty()).then(|| rule.block.clone()),
+                ..RuleFile::default()
+            };
+            (rule.pattern.clone(), file)
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
     use super::*;
     use crate::crd::*;
     use crate::resources::testing::{registry, s3_spec, volume_spec};
@@ -188,10 +223,23 @@ mod tests {
         render(&View::new(&registry).unwrap()).unwrap()
     }
 
+    fn parsed(spec: NpmRegistrySpec) -> ConfigFile {
+        serde_yaml::from_str(&render_spec(spec)).unwrap()
+    }
+
     #[test]
-    fn volume_config_matches_the_server_contract() {
+    fn a_spec_that_sets_nothing_leaves_the_server_defaults_alone() {
+        assert_eq!(
+            render_spec(volume_spec()),
+            "storage: /var/lib/npm-registry/storage\nlisten: 0.0.0.0:4873\npackages:\n  '**':\n    access:\n    - $all\n    publish:\n    - $authenticated\nlog:\n  format: json\n"
+        );
+    }
+
+    #[test]
+    fn every_spec_setting_reaches_its_key() {
         let mut spec = volume_spec();
         spec.max_body_size = Some("50mb".into());
+        spec.log_level = Some(LogLevel::Debug);
         spec.ingress = Some(IngressSpec {
             host: Some("npm.example.com".into()),
             tls: Some(IngressTls {
@@ -208,6 +256,7 @@ mod tests {
         spec.uplinks = vec![UplinkSpec {
             name: "npmjs".into(),
             url: "https://upstream.example.com/".into(),
+            maxage: Some("10m".into()),
             auth: Some(UplinkAuth {
                 type_: UplinkAuthType::Bearer,
                 secret_ref: SecretKeyRef {
@@ -223,57 +272,53 @@ mod tests {
                 access: vec!["staff".into()],
                 publish: vec!["alice".into()],
                 unpublish: vec!["alice".into()],
-                proxy: vec![],
+                ..PackageRule::default()
             },
             PackageRule {
                 pattern: "**".into(),
                 access: vec!["$all".into()],
-                publish: vec!["$authenticated".into()],
-                unpublish: vec![],
                 proxy: vec!["npmjs".into()],
+                quarantine: Some("7d".into()),
+                block: vec!["left-pad".into(), "event-stream@3.3.6".into()],
+                ..PackageRule::default()
             },
         ];
-        let expected = "\
-storage: /var/lib/npm-registry/storage
-listen: 0.0.0.0:4873
-public_url: https://npm.example.com/
-max_body_size: 50mb
-log:
-  type: stdout
-  format: json
-  level: info
-auth:
-  htpasswd:
-    file: /etc/npm-registry/auth/htpasswd
-    max_users: 100
-uplinks:
-  npmjs:
-    url: https://upstream.example.com/
-    timeout: 30s
-    maxage: 2m
-    max_fails: 2
-    fail_timeout: 5m
-    cache: true
-    auth:
-      type: bearer
-      token_env: UPLINK_NPMJS_TOKEN
-packages:
-  '@internal/*':
-    access:
-    - staff
-    publish:
-    - alice
-    unpublish:
-    - alice
-  '**':
-    access:
-    - $all
-    publish:
-    - $authenticated
-    proxy:
-    - npmjs
-";
-        assert_eq!(render_spec(spec), expected);
+        spec.groups = BTreeMap::from([("staff".into(), vec!["alice".into(), "bob".into()])]);
+        spec.web = Some(WebSpec {
+            enable: Some(false),
+            title: Some("Team registry".into()),
+        });
+        spec.cache = Some(CacheSpec {
+            packuments: Some(Quantity("256Mi".into())),
+            tarballs: Some(Quantity("0".into())),
+        });
+        let file = parsed(spec);
+        assert_eq!(file.max_body_size, Some(Value::from("50mb")));
+        assert_eq!(file.log.unwrap().level.as_deref(), Some("debug"));
+        assert_eq!(file.public_url.as_deref(), Some("https://npm.example.com/"));
+        let htpasswd = file.auth.unwrap().htpasswd.unwrap();
+        assert_eq!(htpasswd.file.as_deref(), Some("/etc/npm-registry/auth/htpasswd"));
+        assert_eq!(htpasswd.max_users, Some(100));
+        let uplink = &file.uplinks.unwrap()["npmjs"];
+        assert_eq!(uplink.maxage, Some(Value::from("10m")));
+        assert_eq!(uplink.timeout, None, "left to the server's default");
+        let auth = uplink.auth.clone().unwrap();
+        assert_eq!(auth.kind.as_deref(), Some("bearer"));
+        assert_eq!(auth.token_env, Some(Value::from("UPLINK_NPMJS_TOKEN")));
+        let packages = file.packages.unwrap();
+        assert_eq!(packages.keys().collect::<Vec<_>>(), ["@internal/*", "**"], "spec order");
+        let all = &packages["**"];
+        assert_eq!(all.quarantine, Some(Value::from("7d")));
+        assert_eq!(all.block.clone().unwrap(), ["left-pad", "event-stream@3.3.6"]);
+        assert_eq!(all.publish, None);
+        assert_eq!(
+            file.groups.unwrap()["staff"],
+            StringList::Many(vec!["alice".into(), "bob".into()])
+        );
+        let web = file.web.unwrap();
+        assert_eq!((web.enable, web.title.as_deref()), (Some(false), Some("Team registry")));
+        assert_eq!(file.packument_cache.unwrap().max_size, Some(Value::from(256u64 << 20)));
+        assert_eq!(file.tarball_cache.unwrap().max_size, Some(Value::from(0u64)));
     }
 
     #[test]
@@ -286,6 +331,7 @@ packages:
             endpoint: Some("https://s3.example.com".into()),
             force_path_style: Some(true),
             kms_key_id: Some("arn:aws:kms:eu-west-1:123456789012:key/k".into()),
+            ..S3Storage::default()
         });
         let yaml = render_spec(spec);
         assert!(!yaml.contains("storage: /var"), "{yaml}");
@@ -317,7 +363,17 @@ packages:
             yaml.contains("public_url: https://npm.example.com/\nurl_prefix: /npm/\n"),
             "{yaml}"
         );
-        assert_eq!(client_url(&spec).as_deref(), Some("https://npm.example.com/npm/"));
+        let registry = registry(spec);
+        assert_eq!(
+            client_url(&View::new(&registry).unwrap()),
+            "https://npm.example.com/npm/"
+        );
+    }
+
+    #[test]
+    fn without_an_ingress_host_the_url_is_the_service_in_the_cluster() {
+        let registry = registry(volume_spec());
+        assert_eq!(client_url(&View::new(&registry).unwrap()), "http://npm.team.svc:4873/");
     }
 
     #[test]
@@ -335,10 +391,12 @@ packages:
                 ..UplinkSpec::default()
             },
         ];
-        let yaml = render_spec(spec);
-        assert!(yaml.ends_with("packages:\n  '**':\n    access:\n    - $all\n    publish:\n    - $authenticated\n    proxy:\n    - b\n    - a\n"), "{yaml}");
+        let file = parsed(spec);
+        let all = &file.packages.unwrap()["**"];
+        assert_eq!(all.proxy, Some(StringList::Many(vec!["b".into(), "a".into()])));
+        assert_eq!(all.access, Some(StringList::Many(vec!["$all".into()])));
         // Uplinks keep spec order too.
-        assert!(yaml.find("\n  b:").unwrap() < yaml.find("\n  a:").unwrap());
+        assert_eq!(file.uplinks.unwrap().keys().collect::<Vec<_>>(), ["b", "a"]);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::Resource;
 use sha2::{Digest, Sha256};
 
+use crate::children::{Child, ChildKind};
 use crate::crd::{NpmRegistry, NpmRegistrySpec, VolumeStorage};
 use crate::validate::{self, SpecError};
 
@@ -32,6 +33,9 @@ pub const DEFAULT_IMAGE: &str = concat!(
 /// Our own annotations and labels live under the API group.
 pub const CONFIG_CHECKSUM_ANNOTATION: &str = "npmregistry.dev/config-checksum";
 pub const SERVICE_ACCOUNT_CHECKSUM_ANNOTATION: &str = "npmregistry.dev/service-account-checksum";
+/// The server binary in its image (registry-server/Dockerfile puts it there; so does the
+/// container test's image). An absolute path: an image built from scratch may set no PATH.
+pub const SERVER_BINARY: &str = "/usr/local/bin/npm-registry-server";
 /// Where the server reads its config and writes packages (the contract with registry-server).
 pub const CONFIG_DIR: &str = "/etc/npm-registry";
 pub const CONFIG_PATH: &str = "/etc/npm-registry/config.yaml";
@@ -49,6 +53,8 @@ pub enum BuildError {
     InvalidSpec(#[from] SpecError),
     #[error("cannot render the server config: {0}")]
     Config(#[from] serde_yaml::Error),
+    #[error("invalid spec: {0}")]
+    Quantity(#[from] crate::quantity::QuantityError),
 }
 
 /// Everything one NpmRegistry should own; `None` means "must not exist" (an orphan to delete).
@@ -64,6 +70,22 @@ pub struct Desired {
     pub hpa: Option<HorizontalPodAutoscaler>,
 }
 
+impl Desired {
+    /// The child of `kind` this NpmRegistry wants; `None`: it must not exist.
+    pub fn get(&self, kind: ChildKind) -> Option<Child> {
+        match kind {
+            ChildKind::ConfigMap => Some(Child::ConfigMap(self.config_map.clone())),
+            ChildKind::ServiceAccount => Some(Child::ServiceAccount(self.service_account.clone())),
+            ChildKind::Service => Some(Child::Service(self.service.clone())),
+            ChildKind::PersistentVolumeClaim => self.pvc.clone().map(Child::PersistentVolumeClaim),
+            ChildKind::Deployment => Some(Child::Deployment(self.deployment.clone())),
+            ChildKind::Ingress => self.ingress.clone().map(Child::Ingress),
+            ChildKind::PodDisruptionBudget => self.pdb.clone().map(Child::PodDisruptionBudget),
+            ChildKind::HorizontalPodAutoscaler => self.hpa.clone().map(Child::HorizontalPodAutoscaler),
+        }
+    }
+}
+
 /// Validates the NpmRegistry and builds every child from it.
 pub fn build(registry: &NpmRegistry) -> Result<Desired, BuildError> {
     let view = View::new(registry)?;
@@ -74,7 +96,7 @@ pub fn build(registry: &NpmRegistry) -> Result<Desired, BuildError> {
         service_account: serviceaccount::checksum(&service_account),
     };
     Ok(Desired {
-        deployment: deployment::build(&view, &checksums),
+        deployment: deployment::build(&view, &checksums)?,
         service: service::build(&view),
         pvc: pvc::build(&view),
         ingress: ingress::build(&view),
@@ -179,6 +201,17 @@ impl<'a> View<'a> {
         }
     }
 
+    /// Bytes the server's two caches may hold: the spec's sizes, else the server's defaults.
+    pub fn cache_bytes(&self) -> Result<u64, crate::quantity::QuantityError> {
+        use registry_config::defaults;
+        let cache = self.spec.cache.clone().unwrap_or_default();
+        let size = |q: &Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>, default: u64| {
+            q.as_ref().map_or(Ok(default), crate::quantity::bytes)
+        };
+        Ok(size(&cache.packuments, defaults::PACKUMENT_CACHE_SIZE)?
+            + size(&cache.tarballs, defaults::TARBALL_CACHE_SIZE)?)
+    }
+
     pub fn service_port(&self) -> i32 {
         self.spec
             .service
@@ -190,6 +223,22 @@ impl<'a> View<'a> {
 
 /// Child names, stable for the life of the NpmRegistry.
 pub mod names {
+    use crate::children::ChildKind;
+
+    /// The name of the `kind` child of `registry`.
+    pub fn of(kind: ChildKind, registry: &str) -> String {
+        match kind {
+            ChildKind::ConfigMap => config_map(registry),
+            ChildKind::PersistentVolumeClaim => pvc(registry),
+            ChildKind::ServiceAccount
+            | ChildKind::Service
+            | ChildKind::Deployment
+            | ChildKind::Ingress
+            | ChildKind::PodDisruptionBudget
+            | ChildKind::HorizontalPodAutoscaler => workload(registry),
+        }
+    }
+
     pub fn config_map(registry: &str) -> String {
         format!("{registry}-config")
     }

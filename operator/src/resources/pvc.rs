@@ -6,8 +6,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PersistentVolumeClaimSpe
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::{View, names};
-
-const DEFAULT_SIZE: &str = "10Gi";
+use crate::crd::DEFAULT_VOLUME_SIZE;
 
 pub fn build(view: &View) -> Option<PersistentVolumeClaim> {
     let volume = view.volume()?;
@@ -19,7 +18,10 @@ pub fn build(view: &View) -> Option<PersistentVolumeClaim> {
         // No owner: the garbage collector keeps the claim after the NpmRegistry is gone.
         metadata.owner_references = None;
     }
-    let size = volume.size.clone().unwrap_or_else(|| Quantity(DEFAULT_SIZE.into()));
+    let size = volume
+        .size
+        .clone()
+        .unwrap_or_else(|| Quantity(DEFAULT_VOLUME_SIZE.into()));
     Some(PersistentVolumeClaim {
         metadata,
         spec: Some(PersistentVolumeClaimSpec {

@@ -27,6 +27,11 @@ pub fn openapi_schema() -> Value {
 
 /// Every problem the API server would report for `object`: JSON Schema errors and failed CEL rules.
 pub fn validation_errors(object: &Value) -> Vec<String> {
+    validation_errors_on_update(None, object)
+}
+
+/// As [`validation_errors`], for an update from `old` (transition rules see `oldSelf`).
+pub fn validation_errors_on_update(old: Option<&Value>, object: &Value) -> Vec<String> {
     let schema = openapi_schema();
     let validator = jsonschema::validator_for(&schema).expect("schema compiles as JSON Schema");
     let mut errors: Vec<String> = validator
@@ -34,7 +39,7 @@ pub fn validation_errors(object: &Value) -> Vec<String> {
         .map(|e| format!("{}: {}", e.instance_path(), e))
         .collect();
     unknown_fields(&schema, object, "", &mut errors);
-    if let Err(cel) = kube_cel::Validator::new().validate(&schema, object, None) {
+    if let Err(cel) = kube_cel::Validator::new().validate(&schema, object, old) {
         errors.extend(
             cel.as_slice()
                 .iter()

@@ -49,6 +49,14 @@ impl HtpasswdFile {
         self.users.read().expect("lock poisoned").clone()
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn exists(&self) -> bool {
+        self.path.exists()
+    }
+
     pub fn hash_of(&self, name: &str) -> Option<String> {
         self.users().get(name).cloned()
     }

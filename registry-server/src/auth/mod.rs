@@ -1,15 +1,22 @@
 //! Users, tokens and logins. Seed users come from an htpasswd file (read-only is fine); users who
 //! register later and every token live in the storage backend, shared by all replicas. Tokens are
-//! random and stored only as SHA-256 hashes.
+//! random and stored only as SHA-256 hashes. Tokens Verdaccio issued keep working ([`verdaccio`])
+//! while their user exists. A token that is unknown, expired or revoked makes its request
+//! anonymous (see `http::identity`), so it fails only where a user is needed.
 
 pub mod access;
+pub mod expiring;
 mod htpasswd;
 pub mod identity;
 mod limiter;
+pub mod oidc;
 mod password;
+pub mod sessions;
 pub mod store;
+mod verdaccio;
+pub mod web_login;
 
-pub use identity::Identity;
+pub use identity::{Identity, PublishGrant};
 
 use crate::config::Config;
 use crate::storage::{Storage, StorageError};
@@ -17,7 +24,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration as ChronoDuration, SecondsFormat, Utc};
 use htpasswd::HtpasswdFile;
-use limiter::LoginLimiter;
+use limiter::{LoginLimiter, Refused};
 use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -25,19 +32,28 @@ use std::net::IpAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use store::{TokenRecord, UserRecord};
+use verdaccio::{Claim, VerdaccioTokens};
 
 /// How long a verified token or Basic credential is trusted without asking storage again. A
 /// revocation on this replica applies at once; on other replicas within this time.
 const AUTH_CACHE_TTL: Duration = Duration::from_secs(10);
 const TOKEN_PREFIX: &str = "npmreg_";
+/// How long a token exchanged by OIDC trusted publishing publishes: one CI publish step.
+pub const GRANT_TTL: ChronoDuration = ChronoDuration::minutes(15);
 const MIN_PASSWORD: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("incorrect username or password")]
     BadCredentials,
-    #[error("too many failed logins; try again in {} minutes", .0.as_secs() / 60)]
+    #[error("too many failed logins from this address; try again in {} minutes", .0.as_secs().div_ceil(60))]
     TooManyAttempts(Duration),
+    #[error("this user's password is being guessed at; try again in {} seconds", .0.as_secs().max(1))]
+    Slowed(Duration),
+    #[error("too many unknown tokens from this address; try again in {} seconds", .0.as_secs().max(1))]
+    TooManyTokens(Duration),
+    #[error("too many password checks are waiting; try again in a moment")]
+    Busy,
     #[error("the token is invalid, expired or revoked; log in again with `npm login`")]
     InvalidToken,
     #[error("this token may not be used from {0}")]
@@ -56,6 +72,8 @@ pub enum AuthError {
     Required,
     #[error("the authorization header is not a Bearer token or Basic credentials")]
     BadHeader,
+    #[error("the htpasswd file {0} does not exist: its users cannot log in")]
+    HtpasswdMissing(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -76,8 +94,14 @@ pub struct Auth {
     groups: BTreeMap<String, Vec<String>>,
     max_users: Option<u64>,
     limiter: LoginLimiter,
+    hasher: password::Hasher,
     tokens: Cache<String, TokenRecord>,
     basic: Cache<String, ()>,
+    verdaccio: VerdaccioTokens,
+    /// Verdaccio tokens checked lately, by the SHA-256 of the token: the user, or `None` for a
+    /// token that did not hold (so a stale token in CI costs no bcrypt per request).
+    verdaccio_seen: Cache<String, Option<String>>,
+    oidc: oidc::Oidc,
 }
 
 fn ttl_cache<V: Clone + Send + Sync + 'static>() -> Cache<String, V> {
@@ -124,11 +148,34 @@ impl Auth {
             storage,
             htpasswd,
             groups,
-            max_users: config.htpasswd.as_ref().and_then(|h| h.max_users),
+            max_users: config.max_users,
             limiter: LoginLimiter::default(),
+            hasher: password::Hasher::new(),
             tokens: ttl_cache(),
             basic: ttl_cache(),
+            verdaccio: VerdaccioTokens::new(config.security.api.clone()),
+            verdaccio_seen: ttl_cache(),
+            oidc: oidc::Oidc::default(),
         }
+    }
+
+    /// Whether users can log in as configured (readiness): a configured htpasswd file exists.
+    pub fn check(&self) -> Result<(), AuthError> {
+        match &self.htpasswd {
+            Some(h) if !h.exists() => Err(AuthError::HtpasswdMissing(h.path().display().to_string())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The email a registered user gave (`npm adduser`); htpasswd users have none.
+    pub async fn email_of(&self, user: &str) -> Result<Option<String>, AuthError> {
+        if check_username(user).is_err() {
+            return Ok(None);
+        }
+        Ok(store::get_user(self.storage.as_ref(), user)
+            .await?
+            .and_then(|u| u.email)
+            .filter(|e| !e.is_empty()))
     }
 
     /// Starts background work (re-reading the htpasswd file when it changes).
@@ -156,29 +203,41 @@ impl Auth {
         Ok(self.password_hash(name).await?.is_some())
     }
 
-    /// Checks a password, counting failures per user and per client address.
+    /// Whether `password` is `name`'s, without counting a failure: for the password inside a
+    /// Verdaccio token, which only the holder of the secret could have made.
+    async fn password_holds(&self, name: &str, password: &str) -> Result<bool, AuthError> {
+        let Some(hash) = self.password_hash(name).await? else {
+            return Ok(false);
+        };
+        let password = password.to_owned();
+        self.hasher.run(move || password::verify(&password, &hash)).await
+    }
+
+    /// Checks a password within the login limits (`limiter`): reserved first, so concurrent
+    /// guesses cannot overtake the count; bcrypt runs behind the hasher's bound.
     pub async fn check_password(&self, name: &str, password: &str, addr: Option<IpAddr>) -> Result<(), AuthError> {
-        let addr = addr.map(|a| a.to_string());
-        self.limiter
-            .check(name, addr.as_deref())
-            .map_err(AuthError::TooManyAttempts)?;
+        let attempt = self.limiter.begin(name, addr).await.map_err(|r| match r {
+            Refused::TooMany(wait) => AuthError::TooManyAttempts(wait),
+            Refused::Slowed(wait) => AuthError::Slowed(wait),
+        })?;
         let hash = self.password_hash(name).await?;
         let password = password.to_owned();
-        // bcrypt is deliberately slow: keep it off the async workers.
-        let ok = tokio::task::spawn_blocking(move || match hash {
-            Some(h) => password::verify(&password, &h),
-            None => {
-                let _ = password::verify(&password, &DUMMY_HASH);
-                false
-            }
-        })
-        .await
-        .unwrap_or(false);
+        let ok = self
+            .hasher
+            .run(move || match hash {
+                Some(h) => password::verify(&password, &h),
+                None => {
+                    // Unknown users cost the same, so timing does not tell which names exist.
+                    let _ = password::verify(&password, &DUMMY_HASH);
+                    false
+                }
+            })
+            .await?;
         if ok {
-            self.limiter.succeeded(name, addr.as_deref());
+            attempt.succeeded();
             Ok(())
         } else {
-            self.limiter.failed(name, addr.as_deref());
+            attempt.failed();
             Err(AuthError::BadCredentials)
         }
     }
@@ -200,9 +259,7 @@ impl Auth {
             }
         }
         let password = password.to_owned();
-        let hash = tokio::task::spawn_blocking(move || password::hash(&password))
-            .await
-            .map_err(|e| AuthError::Storage(StorageError::Unavailable(e.to_string())))?;
+        let hash = self.hasher.run(move || password::hash(&password)).await?;
         let record = UserRecord {
             name: name.to_owned(),
             password: hash,
@@ -231,19 +288,60 @@ impl Auth {
             expires: opts
                 .expires_days
                 .map(|d| (Utc::now() + ChronoDuration::days(d.into())).to_rfc3339_opts(SecondsFormat::Millis, true)),
+            grant: None,
         };
         store::create_token(self.storage.as_ref(), &record).await?;
         Ok((token, record))
     }
 
+    /// OIDC trusted publishing: verifies a CI job's `id_token` against the trusted publishers of
+    /// `package` (`audience`: `npm:<this registry's host>`) and gives a token that may publish
+    /// `package`, and nothing else, for [`GRANT_TTL`]. Kept in the token store like every token,
+    /// so every replica accepts it.
+    pub async fn exchange_id_token(
+        &self,
+        package: &str,
+        publishers: &[oidc::TrustedPublisher],
+        id_token: &str,
+        audience: &str,
+    ) -> Result<(String, PublishGrant), oidc::OidcError> {
+        let verified = self.oidc.verify(id_token, package, publishers, audience).await?;
+        let grant = PublishGrant {
+            package: package.to_owned(),
+            issuer: verified.publisher.issuer.clone(),
+            subject: verified.claims.get("sub").and_then(|s| s.as_str()).map(str::to_owned),
+            claims: verified.publisher.matched(&verified.claims),
+        };
+        let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()));
+        let record = TokenRecord {
+            key: sha256_hex(&token),
+            // Never a user's name (those cannot hold `:`), so no user lists or revokes it.
+            user: format!("oidc:{package}"),
+            prefix: token[..TOKEN_PREFIX.len() + 4].to_owned(),
+            name: Some("OIDC trusted publishing".into()),
+            readonly: false,
+            cidr_whitelist: Vec::new(),
+            created: now(),
+            expires: Some((Utc::now() + GRANT_TTL).to_rfc3339_opts(SecondsFormat::Millis, true)),
+            grant: Some(grant.clone()),
+        };
+        store::create_token(self.storage.as_ref(), &record).await?;
+        Ok((token, grant))
+    }
+
     pub async fn authenticate_bearer(&self, token: &str, addr: Option<IpAddr>) -> Result<Identity, AuthError> {
+        if !token.starts_with(TOKEN_PREFIX) {
+            return self.authenticate_verdaccio(token).await;
+        }
         let key = sha256_hex(token);
         let record = match self.tokens.get(&key) {
             Some(r) => r,
             None => {
-                let r = store::get_token(self.storage.as_ref(), &key)
-                    .await?
-                    .ok_or(AuthError::InvalidToken)?;
+                self.limiter.check_token(addr).map_err(AuthError::TooManyTokens)?;
+                let Some(r) = store::get_token(self.storage.as_ref(), &key).await? else {
+                    self.limiter.bad_token(addr);
+                    return Err(AuthError::InvalidToken);
+                };
                 self.tokens.insert(key.clone(), r.clone());
                 r
             }
@@ -266,10 +364,34 @@ impl Auth {
                 ));
             }
         }
+        if let Some(grant) = record.grant {
+            return Ok(Identity::publisher(grant, key));
+        }
         let mut who = self.identity(&record.user);
         who.readonly = record.readonly;
         who.token_key = Some(key);
         Ok(who)
+    }
+
+    /// A token Verdaccio issued: valid while its user exists and, for a legacy token, while the
+    /// password inside still verifies.
+    async fn authenticate_verdaccio(&self, token: &str) -> Result<Identity, AuthError> {
+        let key = sha256_hex(token);
+        let user = match self.verdaccio_seen.get(&key) {
+            Some(seen) => seen,
+            None => {
+                let user = match self.verdaccio.decode(token, self.storage.as_ref()).await {
+                    None => None,
+                    Some(Claim::Password { user, password }) => {
+                        self.password_holds(&user, &password).await?.then_some(user)
+                    }
+                    Some(Claim::User(user)) => self.user_exists(&user).await?.then_some(user),
+                };
+                self.verdaccio_seen.insert(key, user.clone());
+                user
+            }
+        };
+        user.map(|u| self.identity(&u)).ok_or(AuthError::InvalidToken)
     }
 
     pub async fn authenticate_basic(

@@ -37,6 +37,50 @@ pub fn hash(password: &str) -> String {
     bcrypt::hash(password, BCRYPT_COST).expect("bcrypt hashing of a string cannot fail")
 }
 
+/// Password checks waiting for a turn beyond which new ones are refused (503).
+const MAX_WAITING: usize = 64;
+
+/// Runs password hashing and checks (bcrypt: tens of milliseconds of CPU each) on the blocking
+/// pool, at most half the cores at a time, so that a guessing burst leaves the other half to
+/// everything else; at most [`MAX_WAITING`] wait.
+pub struct Hasher {
+    turns: tokio::sync::Semaphore,
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for Hasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hasher {
+    pub fn new() -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Hasher {
+            turns: tokio::sync::Semaphore::new((cores / 2).max(1)),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, super::AuthError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.waiting.fetch_add(1, SeqCst) >= MAX_WAITING {
+            self.waiting.fetch_sub(1, SeqCst);
+            return Err(super::AuthError::Busy);
+        }
+        let turn = self.turns.acquire().await;
+        self.waiting.fetch_sub(1, SeqCst);
+        let _turn = turn.expect("the semaphore is never closed");
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| super::AuthError::Storage(crate::storage::StorageError::Unavailable(e.to_string())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,9 @@ pub struct TokenRecord {
     pub created: String,
     #[serde(default)]
     pub expires: Option<String>,
+    /// A token exchanged by OIDC trusted publishing: it publishes this one package, nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<super::identity::PublishGrant>,
 }
 
 fn user_key(name: &str) -> Result<Key, StorageError> {

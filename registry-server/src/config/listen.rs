@@ -1,8 +1,11 @@
-//! Verdaccio's `listen` forms: `4873`, `host:port`, `http://host:port`, `[::1]:4873`, or a list
-//! (deprecated; the first entry is used).
+//! Verdaccio's `listen` forms: `4873`, `host:port`, `http://host:port`, `[::1]:4873`, a host
+//! alone (port 4873), or a list (deprecated; the first entry is used). The same forms are
+//! accepted by `--listen` and `NPM_REGISTRY_LISTEN`.
 
 use serde_yaml::Value;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+
+const DEFAULT_PORT: u16 = 4873;
 
 pub fn parse_value(v: &Value, warnings: &mut Vec<String>) -> Result<SocketAddr, String> {
     match v {
@@ -15,7 +18,35 @@ pub fn parse_value(v: &Value, warnings: &mut Vec<String>) -> Result<SocketAddr, 
             }
             parse_value(first, warnings)
         }
-        _ => Err("expected an address such as 0.0.0.0:4873".to_owned()),
+        _ => Err("expected an address such as 0.0.0.0:4873, localhost:4873 or 4873".to_owned()),
+    }
+}
+
+fn port(text: &str, whole: &str) -> Result<u16, String> {
+    if text.is_empty() || !text.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!("{whole:?}: {text:?} is not a port number"));
+    }
+    text.parse::<u16>()
+        .map_err(|_| format!("{whole:?}: port {text} is out of range (0 to 65535)"))
+}
+
+/// Splits `host:port`, `[v6]:port`, `host` or `[v6]` into host and port.
+fn split(t: &str, whole: &str) -> Result<(String, u16), String> {
+    if let Some(rest) = t.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("{whole:?}: an IPv6 address needs its closing `]`"))?;
+        return match after.strip_prefix(':') {
+            Some(p) => Ok((host.to_owned(), port(p, whole)?)),
+            None if after.is_empty() => Ok((host.to_owned(), DEFAULT_PORT)),
+            None => Err(format!("{whole:?}: expected `:port` after `]`")),
+        };
+    }
+    match t.rsplit_once(':') {
+        // More than one colon without brackets: a bare IPv6 address.
+        Some((host, _)) if host.contains(':') => Ok((t.to_owned(), DEFAULT_PORT)),
+        Some((host, p)) => Ok((host.to_owned(), port(p, whole)?)),
+        None => Ok((t.to_owned(), DEFAULT_PORT)),
     }
 }
 
@@ -30,20 +61,39 @@ pub fn parse(text: &str) -> Result<SocketAddr, String> {
         ));
     }
     let t = t.strip_prefix("http://").unwrap_or(t).trim_end_matches('/');
-    if let Ok(port) = t.parse::<u16>() {
-        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    if t.is_empty() {
+        return Err("expected an address such as 0.0.0.0:4873, localhost:4873 or 4873".to_owned());
     }
-    let with_port = if t.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
-        t.to_owned()
-    } else {
-        format!("{t}:4873")
-    };
-    with_port
+    if t.chars().all(|c| c.is_ascii_digit()) {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port(t, text)?)));
+    }
+    if t.contains('/') {
+        return Err(format!("{text:?}: a listen address has no path"));
+    }
+    let (host, port) = split(t, text)?;
+    if host.is_empty() {
+        return Err(format!(
+            "{text:?}: the host is missing (0.0.0.0 listens on every address)"
+        ));
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    // A host name (`localhost`): its IPv4 address first, as Verdaccio's node does.
+    let bad_name = host.chars().any(|c| !(c.is_ascii_alphanumeric() || ".-".contains(c)));
+    if bad_name || host.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!("{text:?}: {host:?} is neither an IP address nor a host name"));
+    }
+    let addrs: Vec<SocketAddr> = (host.as_str(), port)
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {text:?}: {e}"))?
+        .map_err(|e| format!("{text:?}: cannot resolve {host:?}: {e}"))?
+        .collect();
+    addrs
+        .iter()
         .find(|a| a.is_ipv4())
-        .or_else(|| with_port.to_socket_addrs().ok()?.next())
-        .ok_or_else(|| format!("{text:?} resolves to no address"))
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?}: {host:?} resolves to no address"))
 }
 
 #[cfg(test)]
@@ -55,8 +105,24 @@ mod tests {
         assert_eq!(parse("4873").unwrap().to_string(), "127.0.0.1:4873");
         assert_eq!(parse("0.0.0.0:5000").unwrap().to_string(), "0.0.0.0:5000");
         assert_eq!(parse("http://localhost:4000/").unwrap().to_string(), "127.0.0.1:4000");
+        assert_eq!(parse("localhost:4873").unwrap().to_string(), "127.0.0.1:4873");
         assert_eq!(parse("[::1]:4873").unwrap().to_string(), "[::1]:4873");
-        assert!(parse("unix:/tmp/sock").is_err());
-        assert!(parse("https://0.0.0.0:443").is_err());
+        assert_eq!(parse("[::]").unwrap().to_string(), "[::]:4873");
+        assert_eq!(parse("0.0.0.0").unwrap().to_string(), "0.0.0.0:4873");
+        assert_eq!(parse("http://0.0.0.0:4873").unwrap().to_string(), "0.0.0.0:4873");
+    }
+
+    #[test]
+    fn refuses_bad_forms_saying_why() {
+        let err = |t: &str| parse(t).unwrap_err();
+        assert!(err("99999").contains("port 99999 is out of range"), "{}", err("99999"));
+        assert!(err("0.0.0.0:70000").contains("out of range"));
+        assert!(err("localhost:http").contains("not a port number"));
+        assert!(err("unix:/tmp/sock").contains("unix sockets"));
+        assert!(err("https://0.0.0.0:443").contains("TLS"));
+        assert!(err("http://0.0.0.0:4873/npm").contains("no path"));
+        assert!(err(":4873").contains("host is missing"));
+        assert!(err("1.2.3:4873").contains("neither an IP address"));
+        assert!(err("[::1:4873").contains("closing"));
     }
 }

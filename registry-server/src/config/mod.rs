@@ -1,10 +1,17 @@
 //! The server's configuration: Verdaccio's `config.yaml` format plus a few keys of ours, parsed,
-//! defaulted and validated into a [`Config`]. Unknown keys become warnings; bad values become a
-//! [`ConfigError`] naming the key and the reason.
+//! defaulted and validated into a [`Config`]. Unknown keys become warnings, unless they are a near
+//! miss of a known key (an error naming it); bad values become a [`ConfigError`] naming the key
+//! and the reason in the file's terms.
 
+mod auth;
 mod duration;
-mod listen;
+mod keys;
+pub mod listen;
+mod read;
 mod rule;
+mod security;
+mod server;
+mod signing;
 mod size;
 mod store;
 mod uplink;
@@ -18,6 +25,9 @@ use std::time::Duration;
 
 pub use duration::parse_duration;
 pub use rule::PackageRule;
+pub use security::{ApiTokens, JwtCheck, Security};
+pub use server::{Connections, TrustedProxies};
+pub use signing::{KeySource, RetiredKey, Signing};
 pub use size::parse_size;
 pub use store::{S3Store, Store};
 pub use uplink::{Uplink, UplinkAuth, UplinkAuthKind};
@@ -33,6 +43,12 @@ pub enum ConfigError {
     Yaml(String),
     #[error("invalid value for `{key}`: {reason}")]
     Invalid { key: String, reason: String },
+    #[error("unknown config key `{key}`: did you mean `{expected}`?")]
+    NearMiss { key: String, expected: String },
+    #[error("config key `{key}` is in the wrong place: {reason}")]
+    Misplaced { key: String, reason: String },
+    #[error("`auth.{plugin}`: {reason}")]
+    UnsupportedAuthPlugin { plugin: String, reason: String },
 }
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
@@ -56,11 +72,29 @@ pub struct Config {
     pub packages: Vec<PackageRule>,
     pub uplinks: BTreeMap<String, Uplink>,
     pub htpasswd: Option<Htpasswd>,
+    /// `None` is unlimited; `Some(0)` disables registration.
+    pub max_users: Option<u64>,
     pub groups: BTreeMap<String, Vec<String>>,
+    /// How the tokens Verdaccio issued are checked.
+    pub security: Security,
     pub web: Web,
     pub log: Log,
     pub packument_cache: CacheConfig,
     pub tarball_cache: CacheConfig,
+    /// `server`: timeouts and limits of connections.
+    pub connections: Connections,
+    /// `server.trustProxy`: whose forwarded headers are believed (none: the TCP peer is the client).
+    pub trusted_proxies: TrustedProxies,
+    pub repair: Repair,
+    /// The key that signs hosted versions.
+    pub signing: Signing,
+}
+
+/// `repair`: how often leftovers are looked for, and how old they must be.
+#[derive(Debug, Clone)]
+pub struct Repair {
+    pub interval: Duration,
+    pub grace: Duration,
 }
 
 /// One of our in-memory caches: its size (0: off), and how often a cached entry is checked
@@ -74,14 +108,22 @@ pub struct CacheConfig {
 #[derive(Debug, Clone)]
 pub struct Htpasswd {
     pub file: PathBuf,
-    /// `None` is unlimited; `Some(0)` or a negative file value disables registration.
-    pub max_users: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Web {
     pub enable: bool,
     pub title: String,
+    pub logo: Option<Logo>,
+    /// Bytes of package pages and rendered READMEs kept in memory.
+    pub cache_size: u64,
+}
+
+/// Where `web.logo` comes from; read once at start and served by us either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Logo {
+    File(PathBuf),
+    Url(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,9 +148,9 @@ pub struct Loaded {
 impl Config {
     /// Reads `path`, or the embedded default when `None`. Relative paths in a file are relative to
     /// the file's folder (as in Verdaccio); in the embedded default they are relative to the
-    /// working directory.
+    /// working directory. Files the config names are checked here (see [`auth::check_htpasswd`]).
     pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
-        match path {
+        let mut loaded = match path {
             None => Self::parse(EMBEDDED_DEFAULT, Path::new(".")),
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
@@ -121,23 +163,15 @@ impl Config {
                     .unwrap_or(Path::new("."));
                 Self::parse(&text, base)
             }
-        }
+        }?;
+        auth::check_htpasswd(&loaded.config, &mut loaded.warnings)?;
+        Ok(loaded)
     }
 
     /// Parses config text; `base` is the folder relative paths start from.
     pub fn parse(text: &str, base: &Path) -> Result<Loaded, ConfigError> {
         let mut warnings = Vec::new();
-        let raw: ConfigFile = if text.trim().is_empty() {
-            ConfigFile::default()
-        } else {
-            serde_ignored::deserialize(serde_yaml::Deserializer::from_str(text), |path| {
-                // serde_ignored writes `?` for an Option layer; users only want the YAML path.
-                let path = path.to_string();
-                let path: Vec<&str> = path.split('.').filter(|s| *s != "?").collect();
-                warnings.push(format!("unknown config key `{}` ignored", path.join(".")))
-            })
-            .map_err(|e| ConfigError::Yaml(e.to_string()))?
-        };
+        let raw = read::model(text, &mut warnings)?;
         for key in raw.unused_verdaccio_keys() {
             warnings.push(format!(
                 "config key `{key}` is a Verdaccio setting this server does not use; ignored"
@@ -146,10 +180,52 @@ impl Config {
         let config = resolve(raw, base, &mut warnings)?;
         Ok(Loaded { config, warnings })
     }
+
+    /// Proxies every package that no rule proxies yet through `url` (the no-config start, where
+    /// public packages install through the server as with Verdaccio's default config).
+    pub fn with_default_uplink(mut self, url: &str) -> Result<Self, ConfigError> {
+        let name = DEFAULT_UPLINK.to_owned();
+        let uplink = uplink::resolve(
+            &name,
+            file::UplinkFile {
+                url: Some(url.to_owned()),
+                ..Default::default()
+            },
+            &mut Vec::new(),
+        )?;
+        self.uplinks.insert(name.clone(), uplink);
+        for rule in &mut self.packages {
+            if rule.proxy.is_empty() {
+                rule.proxy.push(name.clone());
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// The uplink's name when it comes from `--uplink` or the local npm's registry.
+pub const DEFAULT_UPLINK: &str = "upstream";
+
+/// `base` joined with `rel`, without the `.` components (`./storage` under `.` is `./storage`,
+/// under `/etc/reg` it is `/etc/reg/storage`).
+fn join_clean(base: &Path, rel: &str) -> PathBuf {
+    use std::path::Component;
+    let joined = base.join(rel);
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        if c != Component::CurDir {
+            out.push(c.as_os_str());
+        }
+    }
+    if out.as_os_str().is_empty() || (joined.starts_with(".") && !out.is_absolute()) {
+        Path::new(".").join(out)
+    } else {
+        out
+    }
 }
 
 fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<Config, ConfigError> {
-    let storage = base.join(raw.storage.as_deref().unwrap_or(defaults::STORAGE));
+    let storage = join_clean(base, raw.storage.as_deref().unwrap_or(defaults::STORAGE));
     let listen = match raw.listen {
         None => listen::parse(defaults::LISTEN).map_err(|r| invalid("listen", r))?,
         Some(v) => listen::parse_value(&v, warnings).map_err(|r| invalid("listen", r))?,
@@ -176,36 +252,7 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
         packages.push(rule::resolve(&pattern, rule, &uplinks, warnings)?);
     }
 
-    let htpasswd = match raw.auth {
-        None => None,
-        Some(auth) => {
-            for plugin in auth.plugins.keys() {
-                warnings.push(format!("auth plugin `auth.{plugin}` is not supported; ignored"));
-            }
-            match auth.htpasswd {
-                None => None,
-                Some(h) => {
-                    let file = h.file.ok_or_else(|| invalid("auth.htpasswd.file", "is required"))?;
-                    if let Some(alg) = h.algorithm.as_deref()
-                        && !alg.eq_ignore_ascii_case("bcrypt")
-                    {
-                        warnings.push(format!(
-                            "`auth.htpasswd.algorithm: {alg}` ignored: new users are always written with bcrypt"
-                        ));
-                    }
-                    let max_users = match h.max_users {
-                        None => None,
-                        Some(n) if n < 0 => Some(0),
-                        Some(n) => Some(n as u64),
-                    };
-                    Some(Htpasswd {
-                        file: base.join(file),
-                        max_users,
-                    })
-                }
-            }
-        }
-    };
+    let users = auth::resolve(raw.auth, list(raw.ignore_auth_plugins), base, warnings)?;
 
     let groups = raw
         .groups
@@ -214,17 +261,31 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
         .map(|(g, members)| (g, members.into_vec()))
         .collect();
 
-    let web = raw.web.unwrap_or_default();
-    let web = Web {
-        enable: web.enable.unwrap_or(true),
-        title: web.title.unwrap_or_else(|| defaults::WEB_TITLE.to_owned()),
-    };
+    let web = resolve_web(raw.web.unwrap_or_default(), base)?;
 
     let log = resolve_log(raw.log.or(raw.logs))?;
     let packument_cache = cache_config("packument_cache", raw.packument_cache, defaults::PACKUMENT_CACHE_SIZE)?;
     let tarball_cache = cache_config("tarball_cache", raw.tarball_cache, defaults::TARBALL_CACHE_SIZE)?;
 
     let store = store::resolve(raw.store, warnings)?;
+    let security = security::resolve(raw.security, warnings)?;
+    let (connections, trusted_proxies) = server::resolve(raw.server, max_body_size, warnings)?;
+    let repair = raw.repair.unwrap_or_default();
+    let repair = Repair {
+        interval: duration_value("repair.interval", repair.interval, defaults::REPAIR_INTERVAL)?,
+        grace: duration_value("repair.grace", repair.grace, defaults::REPAIR_GRACE)?,
+    };
+    if repair.interval.is_zero() {
+        return Err(invalid("repair.interval", "must be longer than zero"));
+    }
+    let signing = signing::resolve(raw.signing, base)?;
+    if public_url.is_none() && packages.iter().any(|r| !r.trusted_publishers.is_empty()) {
+        warnings.push(
+            "trusted_publishers without public_url: an id-token's audience is checked against the host \
+             clients send in each request; set public_url so that it is checked against this registry's own"
+                .to_owned(),
+        );
+    }
 
     Ok(Config {
         storage,
@@ -235,12 +296,42 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
         max_body_size,
         packages,
         uplinks,
-        htpasswd,
+        htpasswd: users.htpasswd,
+        max_users: users.max_users,
         groups,
+        security,
         web,
         log,
         packument_cache,
         tarball_cache,
+        connections,
+        trusted_proxies,
+        repair,
+        signing,
+    })
+}
+
+fn resolve_web(raw: file::WebFile, base: &Path) -> Result<Web, ConfigError> {
+    let logo = match raw.logo.filter(|l| !l.trim().is_empty()) {
+        None => None,
+        Some(l) if l.starts_with("http://") || l.starts_with("https://") => {
+            url::Url::parse(&l).map_err(|e| invalid("web.logo", format!("{l:?} is not a URL: {e}")))?;
+            Some(Logo::Url(l))
+        }
+        Some(l) => Some(Logo::File(base.join(l))),
+    };
+    let bad_size = || invalid("web.cache_size", "must be a size such as 32mb");
+    let cache_size = match raw.cache_size {
+        None => defaults::WEB_CACHE_SIZE,
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(bad_size)?,
+        Some(Value::String(s)) => parse_size(&s).map_err(|r| invalid("web.cache_size", r))?,
+        Some(_) => return Err(bad_size()),
+    };
+    Ok(Web {
+        enable: raw.enable.unwrap_or(true),
+        title: raw.title.unwrap_or_else(|| defaults::WEB_TITLE.to_owned()),
+        logo,
+        cache_size,
     })
 }
 

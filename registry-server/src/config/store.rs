@@ -3,6 +3,7 @@
 //! The plugin's keys are accepted as they are (including its habit of reading a value from the
 //! environment variable it names); credentials never come from the file.
 
+use super::keys::near_miss;
 use super::{ConfigError, duration_value, invalid};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
@@ -39,8 +40,33 @@ pub struct S3Store {
 
 const DEFAULT_REDIRECT_TTL: Duration = Duration::from_secs(300);
 
-/// Keys that would put a credential in the file.
-const CREDENTIAL_KEYS: [&str; 3] = ["accessKeyId", "secretAccessKey", "sessionToken"];
+/// Keys that would put a credential in the file, with the variable the AWS chain reads instead.
+const CREDENTIAL_KEYS: [(&str, &str); 3] = [
+    ("accessKeyId", "AWS_ACCESS_KEY_ID"),
+    ("secretAccessKey", "AWS_SECRET_ACCESS_KEY"),
+    ("sessionToken", "AWS_SESSION_TOKEN"),
+];
+
+/// Every key of `store.aws-s3-storage` this server reads, for near-miss errors.
+const KNOWN_KEYS: [&str; 17] = [
+    "bucket",
+    "keyPrefix",
+    "region",
+    "endpoint",
+    "s3ForcePathStyle",
+    "sseKmsKeyId",
+    "tarballRedirect",
+    "connectTimeout",
+    "requestTimeout",
+    "maxAttempts",
+    "tarballACL",
+    "acl",
+    "proxy",
+    "accessKeyId",
+    "secretAccessKey",
+    "sessionToken",
+    "dynamoTableName",
+];
 
 /// Verdaccio plugin keys we accept without using.
 const IGNORED_KEYS: [&str; 3] = ["tarballACL", "acl", "proxy"];
@@ -74,8 +100,34 @@ fn resolve_s3(value: Value, warnings: &mut Vec<String>) -> Result<S3Store, Confi
         };
         fields.insert(k, v);
     }
-    for k in CREDENTIAL_KEYS {
-        if fields.contains_key(k) {
+    for (k, variable) in CREDENTIAL_KEYS {
+        let value = match fields.remove(k) {
+            None => continue,
+            Some(Value::Null) => None,
+            Some(Value::String(v)) if v.trim().is_empty() => None,
+            Some(v) => Some(v),
+        };
+        match value {
+            // The deployment guides' `accessKeyId: # your key`: nothing given.
+            None => {
+                warnings.push(format!(
+                    "`{}` is empty and treated as absent: credentials come from the AWS default chain",
+                    key(k)
+                ));
+                continue;
+            }
+            // Naming the variable the default chain reads anyway (the plugin reads a value that
+            // names a variable from it).
+            Some(Value::String(v)) if v == variable => {
+                warnings.push(format!(
+                    "`{}: {v}` is not needed: the AWS default chain reads {v} itself",
+                    key(k)
+                ));
+                continue;
+            }
+            Some(_) => {}
+        }
+        {
             return Err(invalid(
                 key(k),
                 "credentials are not accepted in the config file; the server uses the AWS default \
@@ -151,6 +203,12 @@ fn resolve_s3(value: Value, warnings: &mut Vec<String>) -> Result<S3Store, Confi
         }
     }
     for k in fields.keys() {
+        if let Some(expected) = near_miss(k, &KNOWN_KEYS) {
+            return Err(ConfigError::NearMiss {
+                key: key(k),
+                expected: key(expected),
+            });
+        }
         warnings.push(format!("unknown config key `{}` ignored", key(k)));
     }
     Ok(S3Store {

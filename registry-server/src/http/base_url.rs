@@ -1,8 +1,9 @@
 //! This registry's base URL as the client sees it, for `dist.tarball`: the configured public URL,
-//! else the request's (reverse-proxy headers first) plus `url_prefix`.
+//! else the request's (reverse-proxy headers first) plus `url_prefix`. Forwarded headers reach
+//! here only from a proxy in `server.trustProxy` (`forwarded` removes all others).
 
 use super::Settings;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 
 fn first(headers: &HeaderMap, name: &str) -> Option<String> {
     let v = headers.get(name)?.to_str().ok()?;
@@ -12,6 +13,16 @@ fn first(headers: &HeaderMap, name: &str) -> Option<String> {
 
 fn safe_host(h: &str) -> bool {
     h.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]_".contains(c))
+}
+
+/// `Vary` for a response that holds the base URL: the forwarded headers it is taken from, unless
+/// `public_url` fixes it.
+pub fn vary(settings: &Settings, others: &'static str) -> HeaderValue {
+    if settings.public_url.is_some() {
+        HeaderValue::from_static(others)
+    } else {
+        HeaderValue::from_str(&format!("{others}, X-Forwarded-Host, X-Forwarded-Proto")).expect("ASCII")
+    }
 }
 
 pub fn base_url(settings: &Settings, headers: &HeaderMap) -> String {
@@ -37,6 +48,7 @@ mod tests {
             public_url: public_url.map(str::to_owned),
             url_prefix: "/npm/".into(),
             max_body_size: 1,
+            trusted_proxies: Default::default(),
         }
     }
 

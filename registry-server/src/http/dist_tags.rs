@@ -1,4 +1,5 @@
-//! `/-/package/:pkg/dist-tags[/:tag]`: list, set (body: a JSON string) and remove dist-tags.
+//! `/-/package/:pkg/dist-tags[/:tag]`: list, set (body: a JSON string) and remove dist-tags; and
+//! `/-/package/:pkg/visibility`, which npm asks before it turns provenance on.
 
 use super::AppState;
 use super::body;
@@ -20,21 +21,37 @@ const TAG_BODY_LIMIT: u64 = 4096;
 pub async fn dispatch(
     State(state): State<AppState>,
     Path(rest): Path<String>,
-    Caller(who): Caller,
+    caller: Result<Caller, ApiError>,
     method: Method,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(state, rest, who, method, body)
+    let who = match caller {
+        Ok(Caller(who)) => who,
+        Err(e) => return body::refuse(&headers, body, e).await.into_response(),
+    };
+    handle(state, rest, who, method, headers, body)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn handle(state: AppState, rest: String, who: Identity, method: Method, body: Body) -> ApiResult {
+async fn handle(
+    state: AppState,
+    rest: String,
+    who: Identity,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
     let rest = decode(&rest)?;
     let (name, tail) = split_name(&rest)?;
     match (method, tail.as_slice()) {
         (Method::GET, ["dist-tags"]) => Ok(Json(state.registry.dist_tags(&name, &who).await?).into_response()),
-        (Method::PUT | Method::POST, ["dist-tags", tag]) => put_tag(&state, &name, tag, &who, body).await,
+        (Method::GET, ["visibility"]) => {
+            let public = state.registry.visibility(&name, &who)?;
+            Ok(Json(json!({ "public": public })).into_response())
+        }
+        (Method::PUT | Method::POST, ["dist-tags", tag]) => put_tag(&state, &name, tag, &who, &headers, body).await,
         (Method::DELETE, ["dist-tags", tag]) => {
             state.registry.remove_tag(&name, tag, &who).await?;
             Ok(Json(json!({"ok": format!("dist-tag {tag} removed")})).into_response())
@@ -46,8 +63,18 @@ async fn handle(state: AppState, rest: String, who: Identity, method: Method, bo
     }
 }
 
-pub async fn put_tag(state: &AppState, name: &PackageName, tag: &str, who: &Identity, body: Body) -> ApiResult {
-    let value = body::read_json(&HeaderMap::new(), body, TAG_BODY_LIMIT).await?;
+pub async fn put_tag(
+    state: &AppState,
+    name: &PackageName,
+    tag: &str,
+    who: &Identity,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult {
+    if let Err(e) = state.registry.authorize_change(name, who) {
+        return Err(body::refuse(headers, body, e.into()).await);
+    }
+    let value = body::read_json(headers, body, TAG_BODY_LIMIT).await?;
     let Value::String(version) = value else {
         return Err(ApiError::bad_request("the body must be a JSON string naming a version"));
     };

@@ -1,6 +1,10 @@
 //! The one place where errors become HTTP statuses and npm-style JSON bodies (`{"error": ...}`).
+//! A 4xx says what was wrong with the request. A 5xx body is a short, stable message with the
+//! request id; the detail (bucket, endpoint, cause chain) goes to the log once, with that id.
 
 use crate::auth::AuthError;
+use crate::auth::web_login::{StartError, WEB_LOGIN_TTL};
+use crate::auth::oidc::OidcError;
 use crate::package::PackageError;
 use crate::registry::{RegistryError, StorageError};
 use crate::uplink::{FetchError, UplinkError};
@@ -34,12 +38,65 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, message)
     }
 
-    /// A request body over `limit` bytes (413).
-    pub fn too_large(limit: u64) -> Self {
+    /// A request body over `limit` bytes (413); `size` when the request declared it.
+    pub fn too_large(size: Option<u64>, limit: u64) -> Self {
+        let size = size.map_or_else(|| "it is".to_owned(), |n| format!("{} is", human_size(n)));
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than the limit of {limit} bytes"),
+            format!(
+                "request entity too large: {size} larger than this registry's limit of {} (max_body_size)",
+                human_size(limit)
+            ),
         )
+    }
+}
+
+/// `10 MiB`, `64 KiB`, `123 bytes`.
+fn human_size(n: u64) -> String {
+    const KIB: u64 = 1024;
+    const MIB: u64 = KIB * 1024;
+    match n {
+        n if n >= MIB => format!("{:.1} MiB", n as f64 / MIB as f64).replace(".0 ", " "),
+        n if n >= KIB => format!("{:.1} KiB", n as f64 / KIB as f64).replace(".0 ", " "),
+        n => format!("{n} bytes"),
+    }
+}
+
+fn storage_message(e: &StorageError) -> String {
+    match e {
+        StorageError::Unavailable(detail) => {
+            let which = if detail.starts_with("S3") { " (S3)" } else { "" };
+            format!("storage is unavailable right now{which}; try again")
+        }
+        _ => "storage could not be read or written".to_owned(),
+    }
+}
+
+fn fetch_message(e: &FetchError) -> String {
+    match e {
+        FetchError::Timeout { uplink, secs } => format!("uplink {uplink} did not answer within {secs} s"),
+        FetchError::Failed { uplink, .. } => format!("uplink {uplink} could not be reached or answered with an error"),
+        FetchError::Down(uplink) => format!("uplink {uplink} is marked down after repeated failures; try again later"),
+    }
+}
+
+/// What a client is told of a server-side failure: short and stable, no internals.
+fn public_message(e: &RegistryError) -> String {
+    match e {
+        RegistryError::Storage(s) => storage_message(s),
+        RegistryError::Package(_) => "a stored document of this package is damaged".to_owned(),
+        RegistryError::Contended(_) => e.to_string(),
+        RegistryError::Upstream(u) => match u.as_ref() {
+            UplinkError::Storage(s) => storage_message(s),
+            UplinkError::Fetch(f) => fetch_message(f),
+            UplinkError::BadDocument { uplink, name, .. } => {
+                format!("uplink {uplink} sent a packument for {name} that is not valid JSON")
+            }
+            UplinkError::Integrity { uplink, file, .. } => {
+                format!("tarball {file} from uplink {uplink} was refused: it does not match its packument's integrity")
+            }
+        },
+        _ => "internal error".to_owned(),
     }
 }
 
@@ -52,9 +109,10 @@ fn package_status(e: &PackageError) -> StatusCode {
         | InvalidVersion(_)
         | Integrity { .. }
         | MissingAttachment(_)
-        | InvalidTag(_) => StatusCode::BAD_REQUEST,
+        | InvalidTag(_)
+        | Provenance(_) => StatusCode::BAD_REQUEST,
         VersionExists(_) => StatusCode::FORBIDDEN,
-        StaleRevision { .. } => StatusCode::CONFLICT,
+        StaleRevision { .. } | MissingRevision | TarballInUse(_) => StatusCode::CONFLICT,
         UnknownTag(_) | UnknownVersion(_) => StatusCode::NOT_FOUND,
         Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -86,7 +144,8 @@ impl From<RegistryError> for ApiError {
             },
         };
         if status.is_server_error() {
-            tracing::error!(error = %e, "request failed");
+            tracing::error!(status = status.as_u16(), error = %e, "request failed");
+            return ApiError::new(status, public_message(&e));
         }
         ApiError::new(status, e.to_string())
     }
@@ -118,7 +177,18 @@ impl From<AuthError> for ApiError {
             | AuthError::WeakPassword
             | AuthError::InvalidCidr(_) => (StatusCode::BAD_REQUEST, None),
             AuthError::RegistrationClosed | AuthError::UserLimit(_) => (StatusCode::FORBIDDEN, None),
-            AuthError::TooManyAttempts(wait) => (StatusCode::TOO_MANY_REQUESTS, Some(wait.as_secs())),
+            AuthError::HtpasswdMissing(_) => {
+                // The path is for the log, not for clients.
+                tracing::error!(error = %message, "not ready");
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "users cannot log in: the configured htpasswd file does not exist",
+                );
+            }
+            AuthError::TooManyAttempts(wait) | AuthError::Slowed(wait) | AuthError::TooManyTokens(wait) => {
+                (StatusCode::TOO_MANY_REQUESTS, Some(wait.as_secs().max(1)))
+            }
+            AuthError::Busy => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
         };
         ApiError {
             status,
@@ -128,9 +198,50 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<StartError> for ApiError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::Storage(s) => s.into(),
+            StartError::TooMany => ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: e.to_string(),
+                retry_after: Some(WEB_LOGIN_TTL.as_secs()),
+            },
+        }
+    }
+}
+
+impl From<OidcError> for ApiError {
+    fn from(e: OidcError) -> Self {
+        let message = e.to_string();
+        let status = match e {
+            OidcError::Storage(s) => return RegistryError::Storage(s).into(),
+            // The cause (a URL, a connection error) is for the log, which has it already.
+            OidcError::Issuer { issuer, .. } => {
+                return ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!("the OIDC issuer {issuer} could not be asked for its keys; try again"),
+                );
+            }
+            OidcError::NoToken
+            | OidcError::Malformed(_)
+            | OidcError::UnknownIssuer { .. }
+            | OidcError::UnknownKey { .. }
+            | OidcError::Invalid(_) => StatusCode::UNAUTHORIZED,
+            OidcError::NoTrustedPublisher(_) | OidcError::Claims { .. } => StatusCode::FORBIDDEN,
+        };
+        ApiError::new(status, message)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut res = (self.status, Json(json!({ "error": self.message }))).into_response();
+        let message = match super::trace::current_request_id() {
+            Some(id) if self.status.is_server_error() => format!("{} (request id {id})", self.message),
+            _ => self.message,
+        };
+        // `message` too: npm prints that one for some endpoints (the OIDC exchange).
+        let mut res = (self.status, Json(json!({ "error": message, "message": message }))).into_response();
         let retry = self
             .retry_after
             .or((self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(1));
@@ -142,3 +253,46 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T = Response> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_failures_tell_clients_no_internals() {
+        let detail = "S3 request GET s3://bucket/key failed: dispatch failure: io error: Connection refused (os error 111) at http://10.0.0.1:9000";
+        let e = ApiError::from(RegistryError::Storage(StorageError::Unavailable(detail.into())));
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.message, "storage is unavailable right now (S3); try again");
+        let io = StorageError::Io {
+            key: "pkg/package.json".into(),
+            source: std::io::Error::other("permission denied on /data/pkg"),
+        };
+        let e = ApiError::from(RegistryError::Storage(io));
+        assert!(
+            !e.message.contains("/data") && !e.message.contains("pkg/package.json"),
+            "{}",
+            e.message
+        );
+        let e = ApiError::from(RegistryError::from(UplinkError::Fetch(FetchError::Failed {
+            uplink: "up".into(),
+            reason: "error sending request for url (http://10.0.0.1/x): tcp connect error".into(),
+        })));
+        assert_eq!(e.status, StatusCode::BAD_GATEWAY);
+        assert!(
+            e.message.contains("uplink up") && !e.message.contains("10.0.0.1"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn too_large_names_both_sizes() {
+        let e = ApiError::too_large(Some(3 * 1024 * 1024 + 512 * 1024), 64 * 1024);
+        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            e.message,
+            "request entity too large: 3.5 MiB is larger than this registry's limit of 64 KiB (max_body_size)"
+        );
+    }
+}

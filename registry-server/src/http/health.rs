@@ -9,8 +9,9 @@ pub async fn ping() -> Json<Value> {
     Json(json!({}))
 }
 
-/// Readiness: storage can be used.
+/// Readiness: storage can be used and users can log in as configured.
 pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     state.registry.check_storage().await?;
+    state.auth.check()?;
     Ok(Json(json!({"ready": true})))
 }

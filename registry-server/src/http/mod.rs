@@ -1,15 +1,17 @@
 //! The HTTP layer: a thin axum router over [`Registry`]. Fixed endpoints live under `/-/`, each
 //! routed once with its metrics label; every other path is a package URL, parsed by
 //! [`path::parse`] and dispatched by method in [`route`], which labels it by what it parsed.
+//! The web UI's pages (`crate::web`) are routed here too, each with its label.
 
 mod audit;
-mod base_url;
+pub(crate) mod base_url;
 mod body;
 mod dist_tags;
-mod encoding;
+pub(crate) mod encoding;
 pub mod error;
+pub mod forwarded;
 mod health;
-mod identity;
+pub(crate) mod identity;
 mod metrics;
 mod packument;
 pub mod path;
@@ -18,11 +20,14 @@ mod search;
 mod tarball;
 mod tokens;
 mod trace;
+mod trust;
 mod user;
 
 use crate::auth::Auth;
 use crate::metrics::Metrics;
+use crate::package::PackageName;
 use crate::registry::Registry;
+use crate::web::Web;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -42,6 +47,7 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    pub web: Arc<Web>,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<Metrics> {
@@ -56,6 +62,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     pub url_prefix: String,
     pub max_body_size: u64,
+    /// Whose `X-Forwarded-*` headers are believed (`forwarded`).
+    pub trusted_proxies: crate::config::TrustedProxies,
 }
 
 /// How fixed endpoints are routed: each with the label its requests are counted under.
@@ -72,8 +80,11 @@ impl Endpoints for Router<AppState> {
 
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
-    Router::new()
-        .endpoint("/metrics", "metrics", get(metrics::endpoint))
+    let settings = state.settings.clone();
+    let web = crate::web::routes(&state.web)
+        .into_iter()
+        .fold(Router::new(), |r, (path, label, route)| r.endpoint(path, label, route));
+    web.endpoint("/metrics", "metrics", get(metrics::endpoint))
         .endpoint("/-/ping", "ping", get(health::ping))
         .endpoint("/-/ready", "ready", get(health::ready))
         .endpoint("/-/v1/search", "search", get(search::search))
@@ -84,12 +95,26 @@ pub fn router(state: AppState) -> Router {
         .endpoint("/-/whoami", "user", get(user::whoami))
         .endpoint("/-/npm/v1/user", "user", get(user::profile).post(user::profile_update))
         .endpoint("/-/v1/login", "user", post(user::web_login))
+        .endpoint("/-/v1/done", "user", get(user::web_login_done))
         .endpoint("/-/npm/v1/tokens", "tokens", get(tokens::list).post(tokens::create))
         .endpoint("/-/npm/v1/tokens/token/{key}", "tokens", delete(tokens::revoke))
         .endpoint("/-/npm/v1/security/{*rest}", "audit", post(audit::forward))
+        .endpoint("/-/npm/v1/keys", "keys", get(trust::keys))
+        .endpoint(
+            "/-/npm/v1/attestations/{*spec}",
+            "attestations",
+            get(trust::attestations),
+        )
+        .endpoint(
+            "/-/npm/v1/oidc/token/exchange/package/{*name}",
+            "oidc",
+            post(trust::exchange),
+        )
         .endpoint("/-/{*rest}", "other", any(unknown_endpoint))
         .fallback(package_route)
         .layer(CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn(trace::with_request_id))
+        .layer(axum::middleware::from_fn_with_state(settings, forwarded::resolve))
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
         .layer(trace::layer())
         .layer(PropagateRequestIdLayer::new(trace::REQUEST_ID.clone()))
@@ -124,6 +149,16 @@ fn route_label(method: &Method, target: Option<&PackagePath>) -> &'static str {
     }
 }
 
+/// The package a request would change, when its method changes one.
+fn changed_package(method: &Method, target: &PackagePath) -> Option<PackageName> {
+    match (method, target) {
+        (&Method::PUT, PackagePath::Packument(n) | PackagePath::Revision(n, _) | PackagePath::Version(n, _)) => {
+            Some(n.clone())
+        }
+        _ => None,
+    }
+}
+
 async fn route(
     state: AppState,
     caller: Result<identity::Caller, ApiError>,
@@ -134,11 +169,23 @@ async fn route(
 ) -> ApiResult {
     let target = path::parse(uri.path());
     metrics::set_route(route_label(&method, target.as_ref().ok()));
-    let target = target?;
-    let who = caller?.0;
+    // Everything that refuses a request is decided from its headers before its body is read,
+    // and answered so that the client shows the reason (`body::refuse`).
+    let (target, who) = match (target.map_err(ApiError::from), caller) {
+        (Ok(t), Ok(c)) => (t, c.0),
+        (Err(e), _) | (_, Err(e)) => return Err(body::refuse(&headers, body, e).await),
+    };
+    if let Some(name) = changed_package(&method, &target)
+        && let Err(e) = state.registry.authorize_change(&name, &who)
+    {
+        return Err(body::refuse(&headers, body, e.into()).await);
+    }
     let head = method == Method::HEAD;
     match (method, target) {
         (Method::GET | Method::HEAD, PackagePath::Packument(name)) => {
+            if let Some(page) = crate::web::package_redirect(&state, &headers, &name) {
+                return Ok(page);
+            }
             packument::get(&state, &name, &who, &headers, uri.query(), head).await
         }
         (Method::GET | Method::HEAD, PackagePath::Version(name, spec)) => {
@@ -153,7 +200,7 @@ async fn route(
         }
         (Method::PUT, PackagePath::Version(name, tag)) => {
             // Verdaccio's legacy `PUT /:pkg/:tag` with a JSON string body.
-            dist_tags::put_tag(&state, &name, &tag, &who, body).await
+            dist_tags::put_tag(&state, &name, &tag, &who, &headers, body).await
         }
         (Method::DELETE, PackagePath::Revision(name, rev)) => publish::delete_package(&state, &name, &rev, &who).await,
         (Method::DELETE, PackagePath::TarballRevision(name, file, rev)) => {

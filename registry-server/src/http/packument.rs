@@ -2,7 +2,7 @@
 //! `GET /:pkg/:version-or-tag`.
 
 use super::AppState;
-use super::base_url::base_url;
+use super::base_url::{self, base_url};
 use super::encoding;
 use super::error::ApiResult;
 use crate::auth::Identity;
@@ -93,7 +93,7 @@ pub async fn get(
     );
     h.insert(
         header::VARY,
-        HeaderValue::from_static("Accept, Accept-Encoding, Authorization"),
+        base_url::vary(&state.settings, "Accept, Accept-Encoding, Authorization"),
     );
     // Private registries change under clients' feet: always revalidate (cheap with the ETag).
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -120,6 +120,8 @@ pub async fn version(
     let mut res = Response::new(Body::from(manifest));
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut()
+        .insert(header::VARY, base_url::vary(&state.settings, "Authorization"));
     Ok(res)
 }
 

@@ -23,7 +23,11 @@ pub async fn put(
     let doc = body::read_json(headers, body, state.settings.max_body_size).await?;
     if publish::is_publish(&doc) {
         let base = base_url(&state.settings, headers);
-        state.registry.publish(name, &doc, who, &base).await?;
+        let email = match &who.name {
+            Some(user) => state.auth.email_of(user).await?,
+            None => None,
+        };
+        state.registry.publish(name, &doc, who, email.as_deref(), &base).await?;
         tracing::info!(package = %name, "published");
         Ok((
             StatusCode::CREATED,

@@ -62,12 +62,13 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let user = require_user(&who)?.to_owned();
+    let user = match require_user(&who) {
+        Ok(u) => u.to_owned(),
+        Err(e) => return Err(body::refuse(&headers, body, e).await),
+    };
     if who.readonly {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "a read-only token cannot create tokens",
-        ));
+        let e = ApiError::new(StatusCode::FORBIDDEN, "a read-only token cannot create tokens");
+        return Err(body::refuse(&headers, body, e).await);
     }
     let bytes = body::read(&headers, body, TOKEN_BODY_LIMIT).await?;
     let req: CreateToken =

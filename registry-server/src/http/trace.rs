@@ -4,6 +4,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, Response};
+use axum::middleware::Next;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
@@ -26,6 +27,32 @@ impl MakeRequestId for NextRequestId {
         let id = format!("{:08x}-{:x}", *PREFIX, NEXT_ID.fetch_add(1, Ordering::Relaxed));
         Some(RequestId::new(id.parse().ok()?))
     }
+}
+
+tokio::task_local! {
+    /// The id of the request being handled, for error bodies (see `http::error`).
+    static CURRENT_ID: String;
+}
+
+/// The id of the request this task is handling, if any.
+pub fn current_request_id() -> Option<String> {
+    CURRENT_ID.try_with(Clone::clone).ok()
+}
+
+/// Runs the rest of the stack with the request's id at hand (inside the id and trace layers).
+pub async fn with_request_id(req: Request<Body>, next: Next) -> axum::response::Response {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    CURRENT_ID.scope(id, next.run(req)).await
+}
+
+/// Milliseconds with at most two decimals: enough to read, short in a log line.
+fn rounded_ms(latency: Duration) -> f64 {
+    (latency.as_secs_f64() * 100_000.0).round() / 100.0
 }
 
 /// Paths that carry a secret: `npm logout` puts the token itself in the URL.
@@ -51,7 +78,7 @@ fn make_span(req: &Request<Body>) -> Span {
 fn on_response(res: &Response<Body>, latency: Duration, _: &Span) {
     tracing::info!(
         status = res.status().as_u16(),
-        latency_ms = latency.as_secs_f64() * 1000.0,
+        latency_ms = rounded_ms(latency),
         "response"
     );
 }
@@ -68,6 +95,12 @@ pub fn layer()
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn latencies_are_rounded() {
+        assert_eq!(super::rounded_ms(std::time::Duration::from_nanos(42_113)), 0.04);
+        assert_eq!(super::rounded_ms(std::time::Duration::from_micros(12_345)), 12.35);
+    }
+
     #[test]
     fn logout_tokens_are_redacted() {
         assert_eq!(super::redact("/-/user/token/npmreg_secret"), "/-/user/token/[redacted]");

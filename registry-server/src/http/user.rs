@@ -1,15 +1,18 @@
-//! Login and registration (CouchDB flow), whoami, logout and profile.
+//! Login and registration (CouchDB flow), npm's web login (its npm side), whoami, logout and
+//! profile.
 
 use super::AppState;
+use super::base_url::base_url;
 use super::body;
 use super::error::{ApiError, ApiResult};
 use super::identity::{Caller, ClientAddr};
+use crate::auth::web_login::Status;
 use crate::auth::{AuthError, Identity, TokenOptions};
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -31,7 +34,13 @@ fn user_from_path(couch: &str) -> Result<&str, ApiError> {
 }
 
 pub fn require_user(who: &Identity) -> Result<&str, ApiError> {
-    who.name.as_deref().ok_or_else(|| AuthError::Required.into())
+    who.name.as_deref().ok_or_else(|| {
+        if who.rejected_token {
+            AuthError::InvalidToken.into()
+        } else {
+            AuthError::Required.into()
+        }
+    })
 }
 
 async fn logged_in(state: &AppState, name: &str) -> ApiResult {
@@ -145,8 +154,55 @@ pub async fn profile_update(Caller(who): Caller) -> ApiError {
     }
 }
 
-/// `POST /-/v1/login`: web login is not offered yet. A 4xx makes npm fall back to the CouchDB flow.
-pub async fn web_login() -> Response {
-    ApiError::not_found("web login is not available on this registry; npm falls back to username and password")
-        .into_response()
+/// `POST /-/v1/login` (npm's default `npm login`): a pending login in storage; npm prints the
+/// login URL (our login page) and polls the done URL until the browser approves. With the UI
+/// off it is a 404, on which npm falls back to the CouchDB flow.
+pub async fn web_login(State(state): State<AppState>, ClientAddr(addr): ClientAddr, headers: HeaderMap) -> ApiResult {
+    if !state.web.enabled {
+        return Err(ApiError::not_found(
+            "web login is not available on this registry; npm falls back to username and password",
+        ));
+    }
+    let ticket = state.web.logins.start(addr).await?;
+    let base = base_url(&state.settings, &headers);
+    // The ticket is URL-safe; it travels in queries, which the request log leaves out.
+    Ok(Json(json!({
+        "loginUrl": format!("{base}-/ui/login?cli={ticket}"),
+        "doneUrl": format!("{base}-/v1/done?ticket={ticket}"),
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DoneQuery {
+    ticket: String,
+}
+
+/// `GET /-/v1/done?ticket=`: npm's poll. 202 with `Retry-After` while the browser has not
+/// answered, then the token once.
+pub async fn web_login_done(State(state): State<AppState>, Query(q): Query<DoneQuery>) -> ApiResult {
+    match state.web.logins.poll(&q.ticket).await? {
+        Status::Pending => {
+            let mut res = (StatusCode::ACCEPTED, Json(json!({}))).into_response();
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
+            Ok(res)
+        }
+        Status::Approved(user) => {
+            let options = TokenOptions {
+                name: Some("npm login (web)".into()),
+                ..TokenOptions::default()
+            };
+            let (token, _) = state.auth.issue_token(&user, options).await?;
+            tracing::info!(user = %user, "logged in through the web page");
+            Ok(Json(json!({ "token": token })).into_response())
+        }
+        Status::Refused => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "the login was refused in the browser",
+        )),
+        Status::Gone => Err(ApiError::not_found(
+            "this login has expired or was already used; run npm login again",
+        )),
+    }
 }

@@ -19,6 +19,12 @@ pub enum PackageError {
     },
     #[error("the publish of version {0} carries no tarball attachment")]
     MissingAttachment(String),
+    #[error(
+        "a whole-document update must name the revision it changes: send the `_rev` the package was read at (GET it with ?write=true)"
+    )]
+    MissingRevision,
+    #[error("{0} belongs to a published version; unpublish the version first")]
+    TarballInUse(String),
     #[error("revision {given} is stale: the package is now at revision {current}; fetch it again and retry")]
     StaleRevision { given: String, current: String },
     #[error("dist-tag {0:?} does not exist")]
@@ -27,6 +33,8 @@ pub enum PackageError {
     UnknownVersion(String),
     #[error("{0}")]
     InvalidTag(String),
+    #[error("invalid provenance: {0}")]
+    Provenance(String),
     #[error("the stored packument is not valid: {0}")]
     Corrupt(String),
 }

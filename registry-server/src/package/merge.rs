@@ -26,8 +26,7 @@ impl VersionFilter {
         if self.block.is_empty() {
             return false;
         }
-        let version = semver::Version::parse(version).ok();
-        self.block.iter().any(|entry| entry.covers(name, version.as_ref()))
+        self.block.iter().any(|entry| entry.covers(name, version))
     }
 
     fn too_young(&self, published: Option<&str>, now: DateTime<Utc>) -> bool {

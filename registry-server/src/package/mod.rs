@@ -2,16 +2,19 @@
 //! ranges, packument views, the merge of a publish, whole-document updates (deprecate, unpublish
 //! of a version), dist-tags, search.
 
+pub mod deletion;
 pub mod error;
 pub mod integrity;
 pub mod merge;
 pub mod name;
 pub mod packument;
+pub mod provenance;
 pub mod publish;
 pub mod range;
 pub mod revision;
 pub mod search;
 pub mod shallow;
+pub mod signature;
 pub mod tags;
 pub mod update;
 

@@ -5,6 +5,8 @@ use super::PackageError;
 use std::fmt;
 
 pub const MAX_NAME_LENGTH: usize = 214;
+/// The longest tarball file name: what file systems store (and a key segment on every backend).
+pub const MAX_FILENAME_LENGTH: usize = 255;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PackageName {
@@ -101,17 +103,32 @@ impl PackageName {
         format!("{}-{}.tgz", self.unscoped(), version)
     }
 
-    /// Checks a tarball file name taken from a URL, so it is safe to use as a storage key.
+    /// Checks a tarball file name taken from a URL or made for a publish, so it is safe to use
+    /// as a storage key and fits in a file name.
     pub fn check_filename(file: &str) -> Result<(), PackageError> {
+        Self::check_filename_length(file)?;
         let ok = file.ends_with(".tgz")
             && !file.starts_with('.')
-            && file.len() <= 300
             && file.chars().all(|c| c.is_ascii_alphanumeric() || "-._+".contains(c));
         if ok {
             Ok(())
         } else {
             Err(PackageError::InvalidFilename(file.to_owned()))
         }
+    }
+}
+
+impl PackageName {
+    /// A tarball file name must fit in a file name (255 bytes): a long name with a long version
+    /// may not.
+    pub fn check_filename_length(file: &str) -> Result<(), PackageError> {
+        if file.len() > MAX_FILENAME_LENGTH {
+            return Err(PackageError::BadRequest(format!(
+                "the tarball file name would be {} bytes long; the limit is {MAX_FILENAME_LENGTH} (use a shorter version)",
+                file.len()
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -143,6 +143,11 @@ impl Stored<'_> {
         serde_json::to_vec_pretty(&WithStored { doc, stored: &self.0 }).expect("a JSON value serializes")
     }
 
+    /// One stored manifest, parsed (the `latest` one, for the search index).
+    pub fn manifest(&self, version: &str) -> Option<Value> {
+        serde_json::from_str(self.0.get(version)?.get()).ok()
+    }
+
     /// The same manifests, no longer borrowed from the bytes they were read from.
     pub fn into_owned(self) -> Stored<'static> {
         Stored(
@@ -253,6 +258,7 @@ mod tests {
                 manifest,
                 filename: format!("p-{version}.tgz"),
                 tarball: b"bytes".to_vec(),
+                provenance: None,
             }],
             dist_tags,
             readme: Some("# new".into()),
@@ -272,9 +278,9 @@ mod tests {
             };
             for (version, tag) in [("1.2.0", "latest"), ("2.0.0-beta.2", "beta")] {
                 let p = publish_of(version, tag);
-                let full = publish::merge(&name, Some(doc.clone()), &p, "http://h/", now, Some("bob")).unwrap();
+                let full = publish::merge(&name, Some(doc.clone()), &p, "http://h/", now, Some("bob".into())).unwrap();
                 let (shallow, stored) = parse(&bytes).unwrap();
-                let merged = publish::merge(&name, Some(shallow), &p, "http://h/", now, Some("bob")).unwrap();
+                let merged = publish::merge(&name, Some(shallow), &p, "http://h/", now, Some("bob".into())).unwrap();
                 let written: Value = serde_json::from_slice(&stored.to_vec_pretty(&merged)).unwrap();
                 assert_eq!(written, full);
                 // Same order of keys too, as a full write keeps it.

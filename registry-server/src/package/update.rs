@@ -22,18 +22,20 @@ impl Update {
     }
 }
 
-/// Checks the revision a client sent against the stored one.
+/// Checks the revision a client sent against the stored one. A client must send one: a
+/// whole-document change made without knowing what it replaces would undo others' changes.
 pub fn check_revision(stored: &Value, given: Option<&str>) -> Result<(), PackageError> {
     let current = stored
         .get("_rev")
         .and_then(Value::as_str)
         .unwrap_or(super::revision::INITIAL);
     match given {
+        None => Err(PackageError::MissingRevision),
         Some(g) if g != current => Err(PackageError::StaleRevision {
             given: g.to_owned(),
             current: current.to_owned(),
         }),
-        _ => Ok(()),
+        Some(_) => Ok(()),
     }
 }
 
@@ -191,7 +193,7 @@ mod tests {
             Err(PackageError::BadRequest(_))
         ));
         assert!(check_revision(&stored(), Some("2-aa")).is_ok());
-        assert!(check_revision(&stored(), None).is_ok());
+        assert_eq!(check_revision(&stored(), None), Err(PackageError::MissingRevision));
         assert!(matches!(
             check_revision(&stored(), Some("1-zz")),
             Err(PackageError::StaleRevision { .. })

@@ -39,9 +39,11 @@ impl From<Denied> for RegistryError {
     fn from(d: Denied) -> Self {
         let message = d.to_string();
         match d {
-            Denied::LoginRequired { .. } => RegistryError::Unauthorized(message),
+            Denied::LoginRequired { .. } | Denied::InvalidToken { .. } => RegistryError::Unauthorized(message),
             Denied::Hidden(_) => RegistryError::NotFound(message),
-            Denied::ReadOnlyToken(_) | Denied::Forbidden { .. } => RegistryError::Forbidden(message),
+            Denied::ReadOnlyToken(_) | Denied::Forbidden { .. } | Denied::OutOfGrant { .. } => {
+                RegistryError::Forbidden(message)
+            }
         }
     }
 }

@@ -1,18 +1,24 @@
 //! The registry's use cases over a [`Storage`], one room each: [`read`] (the cached read paths),
 //! [`write`] (the one compare-and-swap loop), [`publish`], [`update`], [`unpublish`], [`tags`],
-//! [`proxy`] (uplinks), [`search`], [`audit`]; who may do what is asked of `auth::access`.
+//! [`proxy`] (uplinks), [`search`], [`listing`] (local packages, newest first), [`audit`]; who
+//! may do what is asked of `auth::access`.
 //! Every packument change is read → pure change (in `package`) → compare-and-swap write, retried
 //! on conflict, so concurrent writers (threads, processes, pods) never lose each other's work.
 
 mod audit;
 pub mod cache;
+mod deletes;
 mod error;
+mod listing;
 mod package_list;
 mod proxy;
 mod publish;
 mod read;
+pub mod repair;
 mod search;
+pub mod search_index;
 mod tags;
+mod trust;
 mod unpublish;
 mod update;
 mod write;
@@ -23,16 +29,21 @@ pub use crate::storage::{Blob, StorageError};
 pub use audit::{AuditAnswer, AuditRequest};
 pub use cache::{Encoding, Kind, PackumentCache, Payload, Prepared};
 pub use error::{RegistryError, Result};
+pub use repair::RepairPolicy;
 
 use crate::auth::Identity;
 use crate::auth::access::{AccessRules, Action};
 use crate::flight::Flights;
 use crate::metrics::Metrics;
-use crate::package::{PackageError, PackageName};
+use crate::package::{PackageError, PackageName, deletion};
+use crate::signing::Signer;
+use crate::signing::uplinks::UplinkKeys;
 use crate::storage::{Key, Revision, Storage, StorageKey};
 use crate::uplink::Uplinks;
 use serde_json::Value;
 use std::sync::Arc;
+
+const DEFAULT_SEARCH_REVALIDATION: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct Registry {
     storage: Arc<dyn Storage>,
@@ -43,6 +54,13 @@ pub struct Registry {
     writes: write::Writes,
     /// Document builds in flight, by package, write generation and kind.
     builds: Flights<Result<Arc<cache::Document>>>,
+    repair: RepairPolicy,
+    search: Arc<search_index::SearchIndex>,
+    listing: listing::Listing,
+    /// Signs hosted versions (`None`: signing is off).
+    signer: Option<Arc<Signer>>,
+    /// The uplinks' signing keys, served beside ours.
+    uplink_keys: Option<Arc<UplinkKeys>>,
 }
 
 /// A stored packument and the storage revision it was read at.
@@ -57,6 +75,11 @@ fn corrupt(name: &PackageName, e: serde_json::Error) -> RegistryError {
 
 fn parse_doc(name: &PackageName, bytes: &[u8]) -> Result<Value> {
     serde_json::from_slice(bytes).map_err(|e| corrupt(name, e))
+}
+
+/// The document as readers see it: a tombstone (a package being unpublished) is no package.
+fn visible(doc: Value) -> Option<Value> {
+    (!deletion::is_tombstone(&doc)).then_some(doc)
 }
 
 fn not_found(name: &PackageName) -> RegistryError {
@@ -78,18 +101,39 @@ fn tarball_key(name: &PackageName, file: &str) -> Result<Key, StorageError> {
 impl Registry {
     pub fn new(storage: Arc<dyn Storage>, rules: AccessRules, cache: PackumentCache, metrics: Arc<Metrics>) -> Self {
         Registry {
-            storage,
             rules,
             cache,
             metrics,
             uplinks: None,
             writes: write::Writes::new(),
             builds: Flights::default(),
+            repair: RepairPolicy::default(),
+            search: Arc::new(search_index::SearchIndex::new(
+                storage.clone(),
+                DEFAULT_SEARCH_REVALIDATION,
+            )),
+            storage,
+            listing: listing::Listing::default(),
+            signer: None,
+            uplink_keys: None,
         }
     }
 
-    /// Lets packages whose rule names uplinks come from them.
+    /// How often a search checks whether other replicas changed the index.
+    pub fn with_search_revalidation(mut self, every: std::time::Duration) -> Self {
+        self.search = Arc::new(search_index::SearchIndex::new(self.storage.clone(), every));
+        self
+    }
+
+    /// How leftovers are found and repaired (`repair` in the config).
+    pub fn with_repair(mut self, policy: RepairPolicy) -> Self {
+        self.repair = policy;
+        self
+    }
+
+    /// Lets packages whose rule names uplinks come from them (and serves the uplinks' keys).
     pub fn with_uplinks(mut self, uplinks: Arc<Uplinks>) -> Self {
+        self.uplink_keys = Some(UplinkKeys::new(uplinks.clone(), self.storage.clone()));
         self.uplinks = Some(uplinks);
         self
     }
@@ -102,6 +146,12 @@ impl Registry {
         }
     }
 
+    /// Signs hosted versions with `signer`'s key.
+    pub fn with_signer(mut self, signer: Option<Arc<Signer>>) -> Self {
+        self.signer = signer;
+        self
+    }
+
     /// Whether storage can be used right now (readiness).
     pub async fn check_storage(&self) -> Result<()> {
         Ok(self.storage.check().await?)
@@ -112,12 +162,18 @@ impl Registry {
         Ok(self.rules.check(name.as_str(), action, who)?)
     }
 
+    /// Refuses a change before its body is read (see `AccessRules::check_change`).
+    pub fn authorize_change(&self, name: &PackageName, who: &Identity) -> Result<()> {
+        Ok(self.rules.check_change(name.as_str(), who)?)
+    }
+
+    /// The stored packument, `None` when there is none (or it is a tombstone).
     pub async fn read_doc(&self, name: &PackageName) -> Result<Option<Doc>> {
         let Some(v) = self.storage.read(&packument_key(name)?).await? else {
             return Ok(None);
         };
-        Ok(Some(Doc {
-            value: parse_doc(name, &v.bytes)?,
+        Ok(visible(parse_doc(name, &v.bytes)?).map(|value| Doc {
+            value,
             revision: v.revision,
         }))
     }

@@ -129,7 +129,7 @@ impl Registry {
                     let source = crate::work::cpu(move || local_source(&n, v.bytes))
                         .await
                         .map_err(build_failed)??;
-                    Some((v.revision, source))
+                    source.map(|s| (v.revision, s))
                 }
                 None => None,
             },

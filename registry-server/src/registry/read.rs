@@ -8,7 +8,7 @@ use crate::auth::Identity;
 use crate::auth::access::Action;
 use crate::package::merge::{self, VersionFilter};
 use crate::package::packument::{Inputs, Packument, Source, template};
-use crate::package::{PackageError, PackageName};
+use crate::package::{PackageError, PackageName, deletion};
 use crate::storage::{Blob, StorageError};
 use bytes::Bytes;
 use chrono::Utc;
@@ -21,12 +21,13 @@ pub(super) fn build_failed(e: String) -> RegistryError {
 }
 
 /// A local packument's bytes, indexed; pretty-printed storage is made compact first, so that
-/// clients get what they would from a compact document.
-pub(super) fn local_source(name: &PackageName, bytes: Bytes) -> Result<Arc<Source>> {
+/// clients get what they would from a compact document. `None` for a tombstone (a package being
+/// unpublished), which readers see as no package.
+pub(super) fn local_source(name: &PackageName, bytes: Bytes) -> Result<Option<Arc<Source>>> {
     let bytes = template::minify(&bytes).map(Bytes::from).unwrap_or(bytes);
-    Source::parse(bytes)
-        .map(Arc::new)
-        .map_err(|e| PackageError::Corrupt(format!("{name}/package.json: {e}")).into())
+    let source = Source::parse(bytes).map_err(|e| PackageError::Corrupt(format!("{name}/package.json: {e}")))?;
+    let tombstone = source.top_member(deletion::FIELD).is_some() && source.versions.is_empty();
+    Ok((!tombstone).then(|| Arc::new(source)))
 }
 
 impl Registry {
@@ -131,9 +132,10 @@ impl Registry {
             .ok_or_else(|| not_found(name))?;
         let n = name.clone();
         let packument = crate::work::cpu(move || -> Result<Packument> {
+            let local = local_source(&n, stored.bytes)?.ok_or_else(|| not_found(&n))?;
             let inputs = Inputs {
                 name: &n,
-                local: Some(local_source(&n, stored.bytes)?),
+                local: Some(local),
                 upstream: None,
                 filter: &VersionFilter::default(),
                 now: Utc::now(),

@@ -13,7 +13,7 @@ impl Registry {
     }
 
     pub async fn set_tag(&self, name: &PackageName, tag: &str, version: &str, who: &Identity) -> Result<()> {
-        self.authorize(name, Action::Publish, who)?;
+        self.authorize(name, Action::Change, who)?;
         let change = |doc: Option<Value>| {
             let mut doc = doc.ok_or_else(|| not_found(name))?;
             tags::set(&mut doc, tag, version)?;
@@ -23,7 +23,7 @@ impl Registry {
     }
 
     pub async fn remove_tag(&self, name: &PackageName, tag: &str, who: &Identity) -> Result<()> {
-        self.authorize(name, Action::Publish, who)?;
+        self.authorize(name, Action::Change, who)?;
         let change = |doc: Option<Value>| {
             let mut doc = doc.ok_or_else(|| not_found(name))?;
             tags::remove(&mut doc, tag)?;

@@ -108,7 +108,7 @@ async fn publishes_to_a_busy_package_skip_reading_it_and_lose_nothing_written_el
     let who = Identity::user("tester", vec![]);
     let publish = async |v: &str| {
         let body = request_body("busy", v, format!("busy@{v}").as_bytes());
-        registry.publish(&name, &body, &who, "http://h/").await
+        registry.publish(&name, &body, &who, None, "http://h/").await
     };
     publish("1.0.0").await.unwrap();
     let reads = storage.reads.load(Ordering::SeqCst);
@@ -149,4 +149,125 @@ async fn publishes_to_a_busy_package_skip_reading_it_and_lose_nothing_written_el
         &other.read(&key).await.unwrap().unwrap().bytes[..],
         &serde_json::to_vec_pretty(&stored).unwrap()[..]
     );
+}
+
+#[tokio::test]
+async fn a_publish_finishes_a_deletion_left_by_a_stopped_process_and_stores_its_own_tarball() {
+    let store = MemoryStorage::default();
+    let (_, registry) = registry_on(&store, false);
+    let name = PackageName::parse("left").unwrap();
+    let who = Identity::user("tester", vec![]);
+    // An unpublish that died after its tombstone: the old tarball is still there.
+    let claimed = crate::package::publish::timestamp(chrono::Utc::now() - chrono::Duration::hours(1));
+    let tomb = serde_json::json!({"name": "left", "versions": {}, "_deleting": {"left-1.0.0.tgz": claimed}});
+    let key = packument_key(&name).unwrap();
+    store
+        .write(&key, Bytes::from(serde_json::to_vec(&tomb).unwrap()), None)
+        .await
+        .unwrap();
+    let tarball = tarball_key(&name, "left-1.0.0.tgz").unwrap();
+    store
+        .put_blob(&tarball, Bytes::from_static(b"old bytes"))
+        .await
+        .unwrap();
+    assert!(
+        registry.read_doc(&name).await.unwrap().is_none(),
+        "a tombstone reads as no package"
+    );
+
+    let body = request_body("left", "1.0.0", b"new bytes");
+    registry.publish(&name, &body, &who, "http://h/").await.unwrap();
+    let stored = crate::storage::read_blob_bytes(&store, &tarball).await.unwrap();
+    assert_eq!(stored.as_deref(), Some(&b"new bytes"[..]));
+    let doc = registry.read_doc(&name).await.unwrap().unwrap().value;
+    assert!(doc.get("_deleting").is_none(), "{doc}");
+    assert!(doc["versions"].get("1.0.0").is_some());
+}
+
+#[tokio::test]
+async fn an_unpublish_leaves_no_document_and_no_tarball() {
+    let store = MemoryStorage::default();
+    let (_, registry) = registry_on(&store, false);
+    let name = PackageName::parse("gone").unwrap();
+    let who = Identity::user("tester", vec![]);
+    for v in ["1.0.0", "1.1.0"] {
+        let body = request_body("gone", v, v.as_bytes());
+        registry.publish(&name, &body, &who, "http://h/").await.unwrap();
+    }
+    let rev = registry.read_doc(&name).await.unwrap().unwrap().value["_rev"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stale = registry.unpublish_package(&name, "1-stale", &who).await.unwrap_err();
+    assert!(
+        matches!(stale, RegistryError::Package(PackageError::StaleRevision { .. })),
+        "{stale}"
+    );
+    registry.unpublish_package(&name, &rev, &who).await.unwrap();
+    let folder = crate::storage::StorageKey::PackageDir { package: "gone" }
+        .key()
+        .unwrap();
+    assert_eq!(store.list(&folder).await.unwrap(), Vec::<String>::new());
+    assert!(package_list::read(&store).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_package_list_is_newest_first_paginated_and_filtered_by_access() {
+    let store = MemoryStorage::default();
+    let config = Config::parse(
+        "packages:\n  '@private/*': { access: $authenticated, publish: $authenticated }\n  '**': { access: $all, publish: $authenticated }\n",
+        std::path::Path::new("."),
+    )
+    .unwrap()
+    .config;
+    let cache = PackumentCache::new(1 << 20, std::time::Duration::ZERO);
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let registry = Registry::new(
+        Arc::new(store.clone()),
+        AccessRules::new(config.packages),
+        cache,
+        metrics,
+    );
+    let who = Identity::user("tester", vec![]);
+    for name in ["first", "@private/second", "third"] {
+        let p = PackageName::parse(name).unwrap();
+        let mut body = request_body(name, "1.0.0", name.as_bytes());
+        body["versions"]["1.0.0"]["license"] = serde_json::json!("ISC");
+        registry.publish(&p, &body, &who, "http://h/").await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let names = |page: &[crate::package::search::Entry]| page.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+    let (page, total) = registry.packages(0, 2, &who).await.unwrap();
+    assert_eq!(
+        (names(&page), total),
+        (vec!["third".into(), "@private/second".into()], 3)
+    );
+    assert_eq!(page[0].version.as_deref(), Some("1.0.0"));
+    assert_eq!(page[0].license.as_deref(), Some("ISC"));
+    assert_eq!(page[0].description.as_deref(), Some("test"));
+    assert!(page[0].published.is_some());
+    let (page, total) = registry.packages(0, 10, &Identity::anonymous()).await.unwrap();
+    assert_eq!((names(&page), total), (vec!["third".into(), "first".into()], 2));
+    let (hits, total) = registry.search("second", 0, 10, &Identity::anonymous()).await.unwrap();
+    assert_eq!(
+        (hits.len(), total),
+        (0, 0),
+        "a package the caller may not read is not found"
+    );
+    assert_eq!(registry.search("second", 0, 10, &who).await.unwrap().1, 1);
+
+    // The index in storage, written shortly after, is what another replica reads.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let other = Registry::new(
+        Arc::new(store.clone()),
+        AccessRules::new(
+            Config::parse(crate::config::EMBEDDED_DEFAULT, std::path::Path::new("."))
+                .unwrap()
+                .config
+                .packages,
+        ),
+        PackumentCache::new(1 << 20, std::time::Duration::ZERO),
+        Arc::new(crate::metrics::Metrics::default()),
+    );
+    assert_eq!(other.packages(0, 10, &who).await.unwrap().1, 3);
 }

@@ -1,37 +1,36 @@
 //! The deletes of npm's unpublish flow: a whole package with its tarballs, or the tarball of a
-//! version already removed from the packument.
+//! version already removed from the packument. Both are deletions in the three steps of
+//! `package::deletion`, so a publish racing them never ends with a version whose tarball is gone.
 
-use super::{Registry, RegistryError, Result, not_found, package_list, packument_key, tarball_key};
+use super::deletes::Step;
+use super::{Registry, Result, not_found, package_list};
 use crate::auth::Identity;
 use crate::auth::access::Action;
-use crate::package::{PackageName, packument, update};
-use crate::storage::{StorageError, StorageKey};
-use serde_json::Value;
+use crate::package::{PackageName, deletion, update};
+use chrono::Utc;
 
 impl Registry {
-    /// `DELETE /:pkg/-rev/:rev`.
+    /// `DELETE /:pkg/-rev/:rev`: the document becomes a tombstone naming every tarball, the
+    /// tarballs go, then the tombstone.
     pub async fn unpublish_package(&self, name: &PackageName, rev: &str, who: &Identity) -> Result<()> {
         self.authorize(name, Action::Unpublish, who)?;
-        let doc = self.read_doc(name).await?.ok_or_else(|| not_found(name))?;
-        update::check_revision(&doc.value, Some(rev))?;
-        self.storage
-            .delete(&packument_key(name)?, &doc.revision)
-            .await
-            .map_err(|e| match e {
-                StorageError::Conflict(_) => {
-                    RegistryError::Conflict(format!("{name} changed while it was being unpublished; retry"))
-                }
-                e => e.into(),
-            })?;
-        self.cache.invalidate(name);
-        let folder = StorageKey::PackageDir { package: name.as_str() }.key()?;
-        for file in self.storage.list(&folder).await? {
-            if file.ends_with(".tgz") {
-                self.storage.delete_blob(&tarball_key(name, &file)?).await?;
-            }
-        }
+        let now = Utc::now();
+        let files = self
+            .deletion_step(name, |doc| {
+                let doc = doc
+                    .filter(|d| !deletion::is_tombstone(d))
+                    .ok_or_else(|| not_found(name))?;
+                update::check_revision(doc, Some(rev))?;
+                let (tombstone, files) = deletion::tombstone(name, doc, now);
+                Ok((Step::Write(tombstone), files))
+            })
+            .await?;
         package_list::remove(self.storage.as_ref(), name).await?;
-        tracing::info!(package = %name, "package unpublished");
+        if self.delete_marked(name, &files, now).await? {
+            // Published again while its old tarballs went: it stays listed.
+            package_list::add(self.storage.as_ref(), name).await?;
+        }
+        tracing::info!(package = %name, tarballs = files.len(), "package unpublished");
         Ok(())
     }
 
@@ -39,19 +38,19 @@ impl Registry {
     pub async fn delete_tarball(&self, name: &PackageName, file: &str, rev: &str, who: &Identity) -> Result<()> {
         PackageName::check_filename(file)?;
         self.authorize(name, Action::Unpublish, who)?;
-        let doc = self.read_doc(name).await?.ok_or_else(|| not_found(name))?;
-        update::check_revision(&doc.value, Some(rev))?;
-        let still_used = doc
-            .value
-            .get("versions")
-            .and_then(Value::as_object)
-            .is_some_and(|vs| vs.iter().any(|(v, m)| packument::tarball_file(name, v, m) == file));
-        if still_used {
-            return Err(RegistryError::Conflict(format!(
-                "{file} belongs to a published version of {name}; unpublish the version first"
-            )));
-        }
-        self.storage.delete_blob(&tarball_key(name, file)?).await?;
+        let now = Utc::now();
+        let files = vec![file.to_owned()];
+        self.deletion_step(name, |doc| {
+            let doc = doc
+                .filter(|d| !deletion::is_tombstone(d))
+                .ok_or_else(|| not_found(name))?;
+            update::check_revision(doc, Some(rev))?;
+            let mut doc = doc.clone();
+            deletion::mark(name, &mut doc, &files, now)?;
+            Ok((Step::Write(doc), ()))
+        })
+        .await?;
+        self.delete_marked(name, &files, now).await?;
         Ok(())
     }
 }

@@ -31,7 +31,7 @@ impl Registry {
                     let action = if u.is_destructive() {
                         Action::Unpublish
                     } else {
-                        Action::Publish
+                        Action::Change
                     };
                     self.authorize(name, action, who)?;
                     Ok((u.doc, u.removed_versions))

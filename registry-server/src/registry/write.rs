@@ -3,9 +3,14 @@
 //! process (they queue instead of losing races to each other), and the packument each package was
 //! last published to kept parsed, so the next publish to a busy package checks the revision (a
 //! stat, a HEAD) instead of reading and parsing the whole document again.
+//!
+//! A packument change never sees a tombstone (`package::deletion`): it gets `None`, as for a
+//! package that does not exist, and the deletions the tombstone lists stay listed. A change whose
+//! result names a tarball being deleted waits (it is retried like a lost race) until the deletion
+//! is over.
 
 use super::{Registry, RegistryError, Result, corrupt, packument_key, parse_doc};
-use crate::package::{PackageName, revision, shallow};
+use crate::package::{PackageName, deletion, revision, shallow};
 use crate::storage::{Key, Revision, StorageError};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -48,6 +53,12 @@ pub(super) fn won<T>(written: Result<T, StorageError>) -> Result<Option<T>> {
         Err(e) => Err(e.into()),
     }
 }
+
+/// Work a change does after reading and before writing, in every attempt (a publish stores its
+/// tarballs there). Run again on each retry: a tarball stored before a lost race may have been
+/// deleted since, by a deletion the document that lost the race did not show yet; stored after
+/// the read of the revision the write is conditional on, it is covered by that write.
+pub(super) type Prepare<'r> = Box<dyn FnMut() -> BoxFuture<'r, Result<()>> + Send + 'r>;
 
 /// How [`Registry::modify`] reads the stored document: whole, or for a change that only adds
 /// versions, with the stored manifests kept as raw text (`package::shallow`).
@@ -92,15 +103,15 @@ struct Kept {
 
 impl Registry {
     /// Applies `change` to the current packument with compare-and-swap, retrying on conflicts.
-    /// `change` gets `None` when the package does not exist yet. `before_write` runs once, after
-    /// the first successful `change` and before anything is written (a publish stores its
+    /// `change` gets `None` when the package does not exist yet (or is being unpublished).
+    /// `prepare` runs after each successful `change` and before its write (a publish stores its
     /// tarballs there: only once the merge has accepted them, and before metadata names them).
-    pub(super) async fn modify<T: Send>(
-        &self,
-        name: &PackageName,
+    pub(super) async fn modify<'r, T: Send>(
+        &'r self,
+        name: &'r PackageName,
         reading: Reading,
         change: impl FnMut(Option<Value>) -> Result<(Value, T)> + Send,
-        before_write: Option<BoxFuture<'_, Result<()>>>,
+        prepare: Option<Prepare<'r>>,
     ) -> Result<T> {
         let key = packument_key(name)?;
         let queue = self
@@ -114,7 +125,7 @@ impl Registry {
             key,
             reading,
             change,
-            before_write,
+            prepare,
         };
         compare_and_swap(name.as_str(), change).await
     }
@@ -158,7 +169,7 @@ struct PackumentChange<'r, C> {
     key: Key,
     reading: Reading,
     change: C,
-    before_write: Option<BoxFuture<'r, Result<()>>>,
+    prepare: Option<Prepare<'r>>,
 }
 
 impl<C, T> Attempt for PackumentChange<'_, C>
@@ -188,17 +199,30 @@ where
                 }
             },
         };
+        let (doc, tombstone) = match doc {
+            Some(d) if deletion::is_tombstone(&d) => (None, Some(d)),
+            d => (d, None),
+        };
         let (mut doc, out) = (self.change)(doc)?;
+        if let Some(t) = &tombstone {
+            deletion::carry_over(t, &mut doc);
+        }
+        if !deletion::blocked(name, &doc).is_empty() {
+            // Wait for the deletion to end; one whose deleter is gone is finished here.
+            registry.finish_stale_deletions(name).await?;
+            return Ok(None);
+        }
         doc["_rev"] = Value::String(revision::next(doc.get("_rev").and_then(Value::as_str)));
         let bytes = stored.to_vec_pretty(&doc);
-        if let Some(prepare) = self.before_write.take() {
-            prepare.await?;
+        if let Some(prepare) = self.prepare.as_mut() {
+            prepare().await?;
         }
         let weight = bytes.len().try_into().unwrap_or(u32::MAX);
         let Some(written) = won(registry.storage.write(key, Bytes::from(bytes), revision.as_ref()).await)? else {
             return Ok(None);
         };
         registry.cache.invalidate(name);
+        registry.index_written(name, &doc, Some(&stored));
         if adding {
             registry.keep(name, written, doc, stored, weight);
         }

@@ -139,6 +139,18 @@ impl<S: Storage> Storage for BlobCache<S> {
         self.inner.list(prefix).await
     }
 
+    async fn list_root(&self) -> Result<Vec<String>, StorageError> {
+        self.inner.list_root().await
+    }
+
+    async fn modified(&self, key: &Key) -> Result<Option<std::time::SystemTime>, StorageError> {
+        self.inner.modified(key).await
+    }
+
+    async fn sweep_temp(&self, older_than: std::time::Duration) -> Result<usize, StorageError> {
+        self.inner.sweep_temp(older_than).await
+    }
+
     async fn check(&self) -> Result<(), StorageError> {
         self.inner.check().await
     }

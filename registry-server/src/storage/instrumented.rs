@@ -77,6 +77,18 @@ impl<S: Storage> Storage for Instrumented<S> {
         timed!(self, "list", self.inner.list(prefix))
     }
 
+    async fn list_root(&self) -> Result<Vec<String>, StorageError> {
+        timed!(self, "list", self.inner.list_root())
+    }
+
+    async fn modified(&self, key: &Key) -> Result<Option<std::time::SystemTime>, StorageError> {
+        timed!(self, "revision", self.inner.modified(key))
+    }
+
+    async fn sweep_temp(&self, older_than: std::time::Duration) -> Result<usize, StorageError> {
+        timed!(self, "sweep_temp", self.inner.sweep_temp(older_than))
+    }
+
     async fn check(&self) -> Result<(), StorageError> {
         timed!(self, "check", self.inner.check())
     }

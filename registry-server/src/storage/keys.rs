@@ -49,6 +49,31 @@ storage_keys! {
     Tokens => ".npm-registry/tokens",
     /// A token, by the SHA-256 of its secret.
     Token { hash } => ".npm-registry/tokens/{hash}.json",
+    /// Which replica runs the repair task, until when.
+    RepairLease => ".npm-registry/repair-lease.json",
+    /// A shard of the search index (`00`, `01`, ...).
+    SearchShard { shard } => ".npm-registry/search/{shard}.json",
+    /// Says the search index was built in this storage.
+    SearchMarker => ".npm-registry/search/index.json",
+    /// The folder of the web UI's browser sessions.
+    WebSessions => ".npm-registry/web/sessions",
+    /// A browser session, by its expiry and the SHA-256 of its secret (`auth::expiring`).
+    WebSession { name } => ".npm-registry/web/sessions/{name}.json",
+    /// The folder of pending `npm login --auth-type=web` logins.
+    WebLogins => ".npm-registry/web/logins",
+    /// A pending web login, named like a session.
+    WebLogin { name } => ".npm-registry/web/logins/{name}.json",
+    /// The web UI's signing key (CSRF tokens), made once by the first replica that needs it.
+    WebKey => ".npm-registry/web/key.json",
+    /// The registry's signing keys when they are not given as a file: the current one and those
+    /// it replaced (with when they stopped signing).
+    SigningKeys => ".npm-registry/signing/keys.json",
+    /// An uplink's signing keys as its `/-/npm/v1/keys` last listed them.
+    UplinkKeys { uplink } => ".npm-registry/uplink-keys/{uplink}.json",
+    /// The attestations (provenance bundles) published with a local version.
+    Attestations { package, version } => ".npm-registry/attestations/{package}/{version}.json",
+    /// An upstream version's attestations as the pull-through cache keeps them.
+    UplinkAttestations { package, version } => ".npm-registry/uplinks/{package}/-attestations/{version}.json",
 }
 
 impl StorageKey<'_> {
@@ -82,6 +107,10 @@ mod tests {
             ".npm-registry/uplinks/p/p-1.0.0.tgz"
         );
         assert_eq!(key(StorageKey::Token { hash: "ab" }), ".npm-registry/tokens/ab.json");
+        assert_eq!(
+            key(StorageKey::WebSession { name: "1700000000-ab" }),
+            ".npm-registry/web/sessions/1700000000-ab.json"
+        );
         assert!(StorageKey::User { name: "../x" }.key().is_err());
         assert!(StorageKey::Packument { package: "" }.key().is_err());
     }

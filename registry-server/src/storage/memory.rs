@@ -19,6 +19,8 @@ struct Store {
     entries: BTreeMap<String, Versioned>,
     /// Every write takes the next number: a revision is never reused.
     writes: u64,
+    /// When each entry was written.
+    written: BTreeMap<String, std::time::SystemTime>,
 }
 
 impl Store {
@@ -34,6 +36,8 @@ impl Store {
             revision: revision.clone(),
         };
         self.entries.insert(key.as_str().to_owned(), entry);
+        self.written
+            .insert(key.as_str().to_owned(), std::time::SystemTime::now());
         revision
     }
 }
@@ -66,6 +70,7 @@ impl Storage for MemoryStorage {
             Some(r) if r != expected => Err(StorageError::Conflict(key.as_str().to_owned())),
             Some(_) => {
                 store.entries.remove(key.as_str());
+                store.written.remove(key.as_str());
                 Ok(())
             }
         }
@@ -86,7 +91,9 @@ impl Storage for MemoryStorage {
     }
 
     async fn delete_blob(&self, key: &Key) -> Result<(), StorageError> {
-        self.store().entries.remove(key.as_str());
+        let mut store = self.store();
+        store.entries.remove(key.as_str());
+        store.written.remove(key.as_str());
         Ok(())
     }
 
@@ -105,6 +112,24 @@ impl Storage for MemoryStorage {
         names.sort();
         names.dedup();
         Ok(names)
+    }
+
+    async fn list_root(&self) -> Result<Vec<String>, StorageError> {
+        let store = self.store();
+        let mut names: Vec<String> = store
+            .entries
+            .keys()
+            .filter_map(|k| k.split('/').next())
+            .filter(|n| !n.starts_with('.'))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    async fn modified(&self, key: &Key) -> Result<Option<std::time::SystemTime>, StorageError> {
+        Ok(self.store().written.get(key.as_str()).copied())
     }
 
     async fn check(&self) -> Result<(), StorageError> {

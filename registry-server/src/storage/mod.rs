@@ -140,6 +140,24 @@ pub trait Storage: Send + Sync + 'static {
     /// Names of the blobs and documents directly under `prefix` (a folder), sorted.
     async fn list(&self, prefix: &Key) -> Result<Vec<String>, StorageError>;
 
+    /// Names directly under the backend's root (folders and files; hidden ones left out), sorted.
+    /// For the repair task's walk over every package; `[]` where a backend cannot list.
+    async fn list_root(&self) -> Result<Vec<String>, StorageError> {
+        Ok(Vec::new())
+    }
+
+    /// When a blob was written (`None`: absent, or unknown to this backend). The repair task
+    /// leaves files of unknown age alone.
+    async fn modified(&self, _key: &Key) -> Result<Option<std::time::SystemTime>, StorageError> {
+        Ok(None)
+    }
+
+    /// Removes temp files left by interrupted writes that are older than `older_than`; returns
+    /// how many. Backends whose writes leave nothing behind (S3) have nothing to do.
+    async fn sweep_temp(&self, _older_than: std::time::Duration) -> Result<usize, StorageError> {
+        Ok(0)
+    }
+
     /// Whether the backend can be used right now (readiness).
     async fn check(&self) -> Result<(), StorageError>;
 

@@ -310,4 +310,35 @@ impl UplinkClient {
             body,
         })
     }
+
+    /// A small document at `path` under the uplink's URL (its signing keys, a version's
+    /// attestations), at most `limit` bytes; `None` when the uplink answers 404 or 400 (it has
+    /// none: what npm concludes from those answers too). Health is left alone: these are side
+    /// documents, not the packuments the uplink is judged by.
+    pub async fn get_small(&self, path: &str, limit: usize) -> Result<Option<Bytes>, FetchError> {
+        let failed = |reason: String| FetchError::Failed {
+            uplink: self.name.clone(),
+            reason,
+        };
+        let mut res = self
+            .http
+            .get(format!("{}{}", self.config.url, path.trim_start_matches('/')))
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        match res.status() {
+            reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::BAD_REQUEST => return Ok(None),
+            s if !s.is_success() => return Err(failed(format!("answered {s}"))),
+            _ => {}
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(|e| failed(e.to_string()))? {
+            if body.len() + chunk.len() > limit {
+                return Err(failed(format!("sent more than {limit} bytes for {path}")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Some(Bytes::from(body)))
+    }
 }

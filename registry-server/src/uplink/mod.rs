@@ -115,8 +115,14 @@ impl Uplinks {
         &self.budget
     }
 
-    fn client(&self, uplink: &str) -> Option<&Arc<UplinkClient>> {
+    /// The uplink called `uplink`.
+    pub fn client(&self, uplink: &str) -> Option<&Arc<UplinkClient>> {
         self.clients.get(uplink)
+    }
+
+    /// The configured uplinks, by name.
+    pub fn clients(&self) -> impl Iterator<Item = &Arc<UplinkClient>> {
+        self.clients.values()
     }
 
     /// How long an upstream copy is served without asking upstream again.

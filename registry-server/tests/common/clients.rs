@@ -116,7 +116,16 @@ impl Client {
 
     /// `npm login` with the real CLI, answering its prompts through a pseudo-terminal.
     pub fn npm_login(&self, user: &str, password: &str) -> Output {
-        let out = self.in_tty(user, password, &["npm", "login"]);
+        self.tty_auth(user, password, "login")
+    }
+
+    /// `npm adduser` (which also asks for an email: `test@example.com`), in a pseudo-terminal.
+    pub fn npm_adduser(&self, user: &str, password: &str) -> Output {
+        self.tty_auth(user, password, "adduser")
+    }
+
+    fn tty_auth(&self, user: &str, password: &str, command: &str) -> Output {
+        let out = self.in_tty(user, password, &["npm", command]);
         if out.status.success() {
             let rc = std::fs::read_to_string(self.npmrc()).unwrap();
             let token = rc

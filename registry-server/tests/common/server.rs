@@ -45,35 +45,125 @@ impl Server {
         let config_path = dir.path().join("config.yaml");
         std::fs::write(&config_path, config).unwrap();
         let port = free_port();
-        let log = dir.path().join("server.log");
+        let args = [
+            "--config".into(),
+            config_path.into_os_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}").into(),
+            "--storage".into(),
+            storage.as_os_str().to_owned(),
+        ];
+        Self::spawn(dir, port, &args, None, storage, env)
+    }
+
+    /// The binary with `args` as they are (no config unless they give one) plus `--listen` on a
+    /// free port, run in `cwd`; the machine's AWS settings are never passed on.
+    pub fn start_args(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut all = vec!["--listen", listen.as_str()];
+        all.extend_from_slice(args);
+        Self::start_on(port, &all, cwd, env)
+    }
+
+    /// The binary with `args` as they are, which must make it listen on 127.0.0.1:`port`.
+    pub fn start_on(port: u16, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Server {
+        let args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+        Self::spawn(
+            tempfile::tempdir().unwrap(),
+            port,
+            &args,
+            Some(cwd),
+            &cwd.join("storage"),
+            env,
+        )
+    }
+
+    fn command(env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_npm-registry-server"));
         for (k, _) in std::env::vars_os() {
             if k.to_str().is_some_and(|k| k.starts_with("AWS_")) {
                 cmd.env_remove(k);
             }
         }
+        cmd.env("RUST_LOG", "info").envs(env.iter().copied());
+        cmd
+    }
+
+    fn spawn(
+        dir: tempfile::TempDir,
+        port: u16,
+        args: &[std::ffi::OsString],
+        cwd: Option<&Path>,
+        storage: &Path,
+        env: &[(&str, &str)],
+    ) -> Server {
+        let log = dir.path().join("server.log");
+        let mut cmd = Self::command(env);
+        if let Some(cwd) = cwd {
+            cmd.current_dir(cwd);
+        }
         let child = cmd
-            .arg("--config")
-            .arg(&config_path)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--storage")
-            .arg(storage)
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
+            .args(args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let s = Server {
+        let mut s = Server {
             port,
             storage: storage.to_owned(),
             child,
             log,
             _dir: dir,
         };
-        wait_for(&format!("{}-/ping", s.url()), Duration::from_secs(20));
+        let url = format!("{}-/ping", s.url());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = blocking_client();
+        while !client.get(&url).send().is_ok_and(|r| r.is_success()) {
+            assert!(s.is_running(), "the server exited at start:\n{}", s.log());
+            assert!(Instant::now() < deadline, "{url} did not come up:\n{}", s.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
         s
+    }
+
+    /// Runs the server with `config`, which it must refuse: returns what it printed (its exit
+    /// status must be a failure, within 20 s).
+    pub fn refused(config: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("config.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let listen = format!("127.0.0.1:{}", free_port());
+        Self::refused_args(&["--config", config_path.to_str().unwrap(), "--listen", &listen], &[])
+    }
+
+    /// Runs the server with `args`, which it must refuse: returns what it printed.
+    pub fn refused_args(args: &[&str], env: &[(&str, &str)]) -> String {
+        let mut child = Self::command(env)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the server started with what it should refuse: {args:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let out = child.wait_with_output().unwrap();
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!status.success(), "exited successfully with {args:?}:\n{printed}");
+        printed
     }
 
     /// Verdaccio's default rules (anyone reads and registers, users publish) on `storage`.

@@ -1,6 +1,7 @@
 //! A publish body (`PUT /:pkg` with `_attachments`): parsed and checked, then merged into the
 //! stored packument by a pure function the storage layer retries on conflicts.
 
+use super::provenance::{self, Attestation};
 use super::{PackageError, PackageName, integrity, packument, revision, tags};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -14,6 +15,8 @@ pub struct NewVersion {
     /// Storage file name (`name-1.0.0.tgz`) and the checked tarball bytes.
     pub filename: String,
     pub tarball: Vec<u8>,
+    /// The provenance bundle published with it (`<name>-<version>.sigstore`), checked.
+    pub provenance: Option<Attestation>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,11 +77,21 @@ pub fn parse(name: &PackageName, body: &Value) -> Result<Publish, PackageError> 
         .ok_or_else(|| bad("publish body has no _attachments"))?;
 
     let mut tarballs: Vec<(String, Vec<u8>)> = Vec::new();
+    // Provenance bundles by file name; their `data` is the bundle's JSON text, not base64.
+    let mut bundles: Vec<(String, &str)> = Vec::new();
     for (key, att) in attachments {
         // npm and yarn 4 put the scope in the key (`@scope/pkg-1.0.0.tgz`); we store by basename.
         let file = key.rsplit('/').next().unwrap_or(key);
+        if file.ends_with(".sigstore") {
+            let data = att
+                .get("data")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad(format!("attachment {key} has no data")))?;
+            bundles.push((file.to_owned(), data));
+            continue;
+        }
         if !file.ends_with(".tgz") {
-            continue; // e.g. a provenance bundle (`.sigstore`)
+            continue;
         }
         PackageName::check_filename(file)?;
         let data = att
@@ -130,12 +143,30 @@ pub fn parse(name: &PackageName, body: &Value) -> Result<Publish, PackageError> 
         let sri = dist.and_then(|d| d.get("integrity")).and_then(Value::as_str);
         let sha = dist.and_then(|d| d.get("shasum")).and_then(Value::as_str);
         integrity::verify(&expected, &bytes, sri, sha)?;
+        let filename = name.tarball_filename(version);
+        PackageName::check_filename_length(&filename)?;
+        let bundle_file = provenance::attachment_file(name.as_str(), version);
+        let provenance = match bundles.iter().position(|(f, _)| *f == bundle_file) {
+            Some(i) => Some(provenance::validate(
+                bundles.remove(i).1,
+                name.as_str(),
+                version,
+                &bytes,
+            )?),
+            None => None,
+        };
         out.push(NewVersion {
             version: version.clone(),
             manifest,
-            filename: name.tarball_filename(version),
+            filename,
             tarball: bytes,
+            provenance,
         });
+    }
+    if let Some((file, _)) = bundles.first() {
+        return Err(bad(format!(
+            "attachment {file} is the provenance of no version in this publish"
+        )));
     }
 
     let dist_tags = obj
@@ -158,12 +189,17 @@ pub fn parse(name: &PackageName, body: &Value) -> Result<Publish, PackageError> 
 }
 
 /// Checks that none of the publish's versions exist yet: a version is never published over.
+/// Versions are compared by semver precedence, as npm compares them: build metadata does not
+/// count (`1.0.0+build.1` and `1.0.0+build.2` are one version).
 fn check_new_versions(existing: Option<&Value>, publish: &Publish) -> Result<(), PackageError> {
-    if let Some(doc) = existing {
-        for v in &publish.versions {
-            if doc.get("versions").and_then(|vs| vs.get(&v.version)).is_some() {
-                return Err(PackageError::VersionExists(v.version.clone()));
-            }
+    let Some(stored) = existing.and_then(|d| d.get("versions")).and_then(Value::as_object) else {
+        return Ok(());
+    };
+    let stored: Vec<semver::Version> = stored.keys().filter_map(|v| semver::Version::parse(v).ok()).collect();
+    for v in &publish.versions {
+        let new = semver::Version::parse(&v.version).map_err(|_| PackageError::InvalidVersion(v.version.clone()))?;
+        if let Some(old) = stored.iter().find(|old| old.cmp_precedence(&new).is_eq()) {
+            return Err(PackageError::VersionExists(old.to_string()));
         }
     }
     Ok(())
@@ -171,6 +207,49 @@ fn check_new_versions(existing: Option<&Value>, publish: &Publish) -> Result<(),
 
 pub fn timestamp(now: DateTime<Utc>) -> String {
     now.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Who publishes: recorded as `_npmUser` and, on a new package, as its first maintainer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Publisher<'a> {
+    pub name: &'a str,
+    /// The email given at registration (`npm view` prints `<undefined>` without one).
+    pub email: Option<&'a str>,
+    /// A CI job publishing by OIDC trusted publishing: what its id-token said (issuer, claims),
+    /// recorded as `_npmUser.trustedPublisher`, as npm does. It becomes no maintainer.
+    pub trusted: Option<&'a Value>,
+}
+
+impl<'a> From<&'a str> for Publisher<'a> {
+    fn from(name: &'a str) -> Self {
+        Publisher {
+            name,
+            email: None,
+            trusted: None,
+        }
+    }
+}
+
+impl Publisher<'_> {
+    /// npm's person object: `{"name": ..., "email": ...}`.
+    fn person(&self) -> Value {
+        let mut p = json!({"name": self.name});
+        if let Some(email) = self.email {
+            p["email"] = json!(email);
+        }
+        if let Some(t) = self.trusted {
+            p["trustedPublisher"] = t.clone();
+        }
+        p
+    }
+}
+
+/// The URL of a version's attestations on this registry (`<base>-/npm/v1/attestations/<name>@<version>`).
+pub fn attestations_url(base: &str, name: &PackageName, version: &str) -> String {
+    format!(
+        "{base}-/npm/v1/attestations/{}@{version}",
+        name.as_str().replace('/', "%2f")
+    )
 }
 
 /// Merges a checked publish into the stored packument (or a new one). `base` is the registry URL
@@ -181,7 +260,7 @@ pub fn merge(
     publish: &Publish,
     base: &str,
     now: DateTime<Utc>,
-    publisher: Option<&str>,
+    publisher: Option<Publisher<'_>>,
 ) -> Result<Value, PackageError> {
     check_new_versions(existing.as_ref(), publish)?;
     let stamp = timestamp(now);
@@ -201,12 +280,12 @@ pub fn merge(
         }
     }
 
-    if let Some(user) = publisher
+    if let Some(user) = publisher.filter(|p| p.trusted.is_none())
         && obj
             .get("maintainers")
             .is_none_or(|m| m.as_array().is_none_or(|a| a.is_empty()))
     {
-        obj.insert("maintainers".into(), json!([{ "name": user }]));
+        obj.insert("maintainers".into(), json!([user.person()]));
     }
     let maintainers = obj.get("maintainers").cloned();
     let mut newest_readme = publish.readme.clone();
@@ -220,7 +299,7 @@ pub fn merge(
         m.insert("name".into(), Value::String(name.to_string()));
         m.insert("version".into(), Value::String(nv.version.clone()));
         if let Some(user) = publisher {
-            m.insert("_npmUser".into(), json!({"name": user}));
+            m.insert("_npmUser".into(), user.person());
         }
         if let Some(ms) = &maintainers {
             m.insert("maintainers".into(), ms.clone());
@@ -234,6 +313,18 @@ pub fn merge(
             );
             d.entry("shasum").or_insert(Value::String(sha1.clone()));
             d.entry("integrity").or_insert(Value::String(sri));
+            // Whatever the client claimed: only what was checked here is served.
+            d.remove("attestations");
+            d.remove("signatures");
+            if let Some(p) = &nv.provenance {
+                d.insert(
+                    "attestations".into(),
+                    json!({
+                        "url": attestations_url(base, name, &nv.version),
+                        "provenance": {"predicateType": p.predicate_type},
+                    }),
+                );
+            }
             obj["_attachments"]
                 .as_object_mut()
                 .expect("checked above")

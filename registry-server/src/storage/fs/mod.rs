@@ -15,6 +15,8 @@ const LOCK_DIR: &str = ".locks";
 /// Blobs up to this size are read in one go (one trip to the blocking pool); larger ones stream.
 const READ_WHOLE: u64 = 1024 * 1024;
 const READ_CHUNK: usize = 256 * 1024;
+/// Longest lock file name spelled from its key; longer keys are hashed (file names stop at 255).
+const MAX_LOCK_NAME: usize = 200;
 
 #[derive(Debug, Clone)]
 pub struct FsStorage {
@@ -34,9 +36,18 @@ fn revision_of(meta: &fs::Metadata) -> Revision {
     ))
 }
 
+/// What temp files' names start with, so that leftovers of a crash can be found.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// A temp file beside `path`. Short whatever the target's name: a file name may be 255 bytes, a
+/// name built on it would not fit.
 fn temp_name(path: &Path) -> PathBuf {
-    let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("tmp");
-    path.with_file_name(format!(".{file}.tmp-{:016x}", rand::random::<u64>()))
+    path.with_file_name(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()))
+}
+
+/// Whether a file name is one of our temp files (or one of the older `.<file>.tmp-<hex>`).
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with(TEMP_PREFIX) || (name.starts_with('.') && name.contains(TEMP_PREFIX))
 }
 
 fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -79,10 +90,18 @@ impl FsStorage {
         self.root.join(key.as_str())
     }
 
+    /// The lock file of `key`: the key spelled flat, or its hash when that would be too long a
+    /// file name (short keys keep the spelling older versions use, so both lock alike during an
+    /// upgrade).
     fn lock_path(&self, key: &Key) -> PathBuf {
-        self.root
-            .join(LOCK_DIR)
-            .join(format!("{}.lock", key.as_str().replace('/', "%2F")))
+        let flat = format!("{}.lock", key.as_str().replace('/', "%2F"));
+        let file = if flat.len() <= MAX_LOCK_NAME {
+            flat
+        } else {
+            use sha2::Digest;
+            format!("{}.lock", hex::encode(sha2::Sha256::digest(key.as_str().as_bytes())))
+        };
+        self.root.join(LOCK_DIR).join(file)
     }
 
     /// Runs `f` holding the exclusive lock of `key`, on a blocking thread.
@@ -127,6 +146,35 @@ fn remove_empty_parents(root: &Path, path: &Path) {
         }
         dir = d.parent();
     }
+}
+
+/// Removes temp files older than `older_than` under `dir` (symlinks not followed, the lock
+/// folder left alone); returns how many went.
+fn sweep(dir: &Path, older_than: std::time::Duration) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if kind.is_dir() && name != LOCK_DIR {
+            removed += sweep(&entry.path(), older_than);
+        } else if kind.is_file() && is_temp_name(&name) {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| m.elapsed().is_ok_and(|age| age >= older_than));
+            if old && fs::remove_file(entry.path()).is_ok() {
+                tracing::info!(file = %entry.path().display(), "removed a temp file left by an interrupted write");
+                removed += 1;
+            }
+        }
+    }
+    removed
 }
 
 #[async_trait]
@@ -273,7 +321,8 @@ impl Storage for FsStorage {
     async fn list(&self, prefix: &Key) -> Result<Vec<String>, StorageError> {
         let mut dir = match tokio::fs::read_dir(self.path(prefix)).await {
             Ok(d) => d,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            // A file is a folder with nothing in it (a stray file at the root of the storage).
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(Vec::new()),
             Err(e) => return Err(StorageError::io(prefix, e)),
         };
         let mut names = Vec::new();
@@ -286,6 +335,43 @@ impl Storage for FsStorage {
         }
         names.sort();
         Ok(names)
+    }
+
+    async fn list_root(&self) -> Result<Vec<String>, StorageError> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut names = Vec::new();
+            let entries = fs::read_dir(&root).map_err(|e| StorageError::Io {
+                key: root.display().to_string(),
+                source: e,
+            })?;
+            for entry in entries.flatten() {
+                if let Some(n) = entry.file_name().to_str()
+                    && !n.starts_with('.')
+                {
+                    names.push(n.to_owned());
+                }
+            }
+            names.sort();
+            Ok(names)
+        })
+        .await
+        .map_err(|e| StorageError::Unavailable(format!("storage task failed: {e}")))?
+    }
+
+    async fn modified(&self, key: &Key) -> Result<Option<std::time::SystemTime>, StorageError> {
+        match tokio::fs::metadata(self.path(key)).await {
+            Ok(m) => Ok(m.modified().ok()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(key, e)),
+        }
+    }
+
+    async fn sweep_temp(&self, older_than: std::time::Duration) -> Result<usize, StorageError> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || Ok(sweep(&root, older_than)))
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("storage task failed: {e}")))?
     }
 
     async fn check(&self) -> Result<(), StorageError> {

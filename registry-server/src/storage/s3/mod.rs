@@ -30,8 +30,9 @@ pub struct S3Storage {
 }
 
 impl S3Storage {
-    /// Builds the client with credentials from the AWS default chain; no request is made until
-    /// the first use (see [`Storage::check`]).
+    /// Builds the client with credentials from the AWS default chain, which is asked once in the
+    /// background so that missing credentials are logged at start; no request to S3 is made
+    /// until the first use (see [`Storage::check`]).
     pub async fn connect(cfg: &S3Store) -> Self {
         Self::connect_with(cfg, None).await
     }
@@ -85,6 +86,34 @@ impl S3Storage {
                 .server_side_encryption(ServerSideEncryption::AwsKms)
                 .ssekms_key_id(id),
         }
+    }
+
+    /// Names directly under `folder` (an object key prefix ending in `/`, or the bare prefix).
+    async fn list_folder(&self, folder: String) -> Result<Vec<String>, StorageError> {
+        let what = format!("LIST s3://{}/{folder}", self.bucket);
+        let mut names = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&folder)
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(&what, e).into_error(&what))?;
+            let files = page.contents().iter().filter_map(|o| o.key());
+            let dirs = page.common_prefixes().iter().filter_map(|p| p.prefix());
+            for full in files.chain(dirs) {
+                let name = full[folder.len().min(full.len())..].trim_end_matches('/');
+                if !name.is_empty() && !name.starts_with('.') {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     async fn exists(&self, key: &Key) -> Result<bool, StorageError> {
@@ -290,31 +319,29 @@ impl Storage for S3Storage {
     }
 
     async fn list(&self, prefix: &Key) -> Result<Vec<String>, StorageError> {
-        let folder = format!("{}/", self.object_key(prefix));
-        let what = format!("LIST s3://{}/{folder}", self.bucket);
-        let mut names = Vec::new();
-        let mut pages = self
+        self.list_folder(format!("{}/", self.object_key(prefix))).await
+    }
+
+    async fn list_root(&self) -> Result<Vec<String>, StorageError> {
+        self.list_folder(self.prefix.clone()).await
+    }
+
+    async fn modified(&self, key: &Key) -> Result<Option<std::time::SystemTime>, StorageError> {
+        let what = self.what("HEAD", key);
+        match self
             .client
-            .list_objects_v2()
+            .head_object()
             .bucket(&self.bucket)
-            .prefix(&folder)
-            .delimiter("/")
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(&what, e).into_error(&what))?;
-            let files = page.contents().iter().filter_map(|o| o.key());
-            let dirs = page.common_prefixes().iter().filter_map(|p| p.prefix());
-            for full in files.chain(dirs) {
-                let name = full[folder.len().min(full.len())..].trim_end_matches('/');
-                if !name.is_empty() && !name.starts_with('.') {
-                    names.push(name.to_owned());
-                }
-            }
+            .key(self.object_key(key))
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.last_modified.and_then(|t| std::time::SystemTime::try_from(t).ok())),
+            Err(e) => match classify(&what, e) {
+                Failure::NotFound => Ok(None),
+                f => Err(f.into_error(&what)),
+            },
         }
-        names.sort();
-        names.dedup();
-        Ok(names)
     }
 
     async fn check(&self) -> Result<(), StorageError> {

@@ -1,0 +1,145 @@
+//! Registry signatures at run time: the keyring (a key file, or a key kept in storage), the
+//! signatures of hosted versions (each signed once and kept in a bounded cache, since a document
+//! of 3,000 versions is rebuilt whenever it changes), the keys `GET /-/npm/v1/keys` serves, and
+//! the uplinks' keys served beside ours ([`uplinks`]), so that proxied versions, which keep their
+//! upstream signatures, verify too.
+
+mod keyring;
+pub mod uplinks;
+
+pub use keyring::Keyring;
+
+use crate::config::Signing;
+use crate::package::signature::{KEY_TYPE, PublicKey};
+use crate::storage::{Storage, StorageError};
+use chrono::{DateTime, SecondsFormat, Utc};
+use moka::sync::Cache;
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+/// Room for signatures kept, in bytes of their payload and signature text (about 250 bytes
+/// each: some 60,000 versions).
+const SIGNATURE_CACHE: u64 = 16 * 1024 * 1024;
+/// How often the key source is checked for a change (another replica's rotation, a Secret
+/// updated in place).
+const REFRESH_EVERY: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    #[error("`{key}`: cannot use {path}: {reason}")]
+    File { key: String, path: String, reason: String },
+    #[error("the stored signing keys (.npm-registry/signing/keys.json) are damaged: {0}")]
+    Corrupt(String),
+    #[error("the stored signing keys kept changing while being created or rotated")]
+    Contended,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub struct Signer {
+    config: Signing,
+    storage: Arc<dyn Storage>,
+    ring: RwLock<Arc<Keyring>>,
+    /// Bumped whenever the keyring changes: documents prepared before carry old signatures.
+    generation: AtomicU64,
+    /// `keyid` + payload → signature.
+    cache: Cache<String, Arc<str>>,
+}
+
+/// One key as `GET /-/npm/v1/keys` lists it.
+pub fn key_json(key: &PublicKey, expires: Option<DateTime<Utc>>) -> Value {
+    json!({
+        "expires": expires.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        "keyid": key.keyid,
+        "keytype": KEY_TYPE,
+        "scheme": KEY_TYPE,
+        "key": key.key,
+    })
+}
+
+impl Signer {
+    /// The signer `config` describes, or `None` when signing is off. Fails when a key file is
+    /// missing or not a P-256 key, or storage cannot be used.
+    pub async fn start(config: &Signing, storage: Arc<dyn Storage>) -> Result<Option<Arc<Signer>>, SigningError> {
+        if !config.enabled {
+            return Ok(None);
+        }
+        let ring = Keyring::load(config, storage.as_ref()).await?;
+        tracing::info!(keyid = %ring.current.public().keyid, "signing hosted versions");
+        let signer = Arc::new(Signer {
+            config: config.clone(),
+            storage,
+            ring: RwLock::new(Arc::new(ring)),
+            generation: AtomicU64::new(0),
+            cache: Cache::builder()
+                .max_capacity(SIGNATURE_CACHE)
+                .weigher(|k: &String, v: &Arc<str>| (k.len() + v.len() + 64).try_into().unwrap_or(u32::MAX))
+                .build(),
+        });
+        spawn_refresh(Arc::downgrade(&signer));
+        Ok(Some(signer))
+    }
+
+    pub fn keyring(&self) -> Arc<Keyring> {
+        self.ring.read().expect("not poisoned").clone()
+    }
+
+    /// Changes whenever the signing key does.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// `dist.signatures` of a hosted version: the signing key's signature of
+    /// `${name}@${version}:${integrity}`.
+    pub fn signatures(&self, name: &str, version: &str, integrity: &str) -> Value {
+        let ring = self.keyring();
+        let key = &ring.current;
+        let keyid = &key.public().keyid;
+        let cache_key = format!(
+            "{keyid} {}",
+            crate::package::signature::payload(name, version, integrity)
+        );
+        let sig = self
+            .cache
+            .get_with(cache_key, || Arc::from(key.sign(name, version, integrity)));
+        json!([{"keyid": keyid, "sig": &*sig}])
+    }
+
+    /// Our keys as `GET /-/npm/v1/keys` lists them.
+    pub fn keys(&self) -> Vec<Value> {
+        let ring = self.keyring();
+        ring.public_keys().map(|(k, expires)| key_json(k, expires)).collect()
+    }
+
+    /// Re-reads the keyring when its source changed.
+    async fn refresh(&self) -> Result<(), SigningError> {
+        let ring = self.keyring();
+        if !ring.stale(&self.config, self.storage.as_ref()).await? {
+            return Ok(());
+        }
+        let new = Keyring::load(&self.config, self.storage.as_ref()).await?;
+        if new.origin != ring.origin {
+            tracing::info!(keyid = %new.current.public().keyid, "signing keys changed");
+            *self.ring.write().expect("not poisoned") = Arc::new(new);
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+}
+
+/// Checks the key source every [`REFRESH_EVERY`] while the signer is in use.
+fn spawn_refresh(signer: Weak<Signer>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(REFRESH_EVERY).await;
+            let Some(signer) = signer.upgrade() else {
+                return;
+            };
+            if let Err(e) = signer.refresh().await {
+                tracing::warn!(error = %e, "signing keys not refreshed; signing with the ones read before");
+            }
+        }
+    });
+}

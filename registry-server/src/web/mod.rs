@@ -1,0 +1,93 @@
+//! The web UI: HTML pages served by this binary (no Node.js, nothing fetched from elsewhere by
+//! the browser) over the registry service, with the same access rules as the API. Pages live
+//! under `/-/ui/` (a prefix no package name can take) and the home page at `/`; Verdaccio's URLs
+//! redirect here. Rooms: [`viewer`] (who is looking: the session cookie), [`csrf`], [`cookies`],
+//! [`pages`] (home, search, suggestions), [`package_page`] (with its cache), [`model`] (what a
+//! page shows, pure), [`readme`] and [`highlight`] (markdown to sanitized HTML), [`login`]
+//! (login, logout, approving `npm login --auth-type=web`), [`redirect`], [`assets`] (embedded
+//! CSS, JS and icons, the logo), [`respond`] (headers every page carries, error pages).
+
+mod assets;
+mod chrome;
+mod cookies;
+mod csrf;
+mod highlight;
+mod login;
+mod logo;
+mod model;
+mod package_page;
+mod pages;
+mod readme;
+mod redirect;
+mod respond;
+mod viewer;
+
+pub use redirect::package_redirect;
+
+use crate::auth::sessions::Sessions;
+use crate::auth::web_login::WebLogins;
+use crate::config;
+use crate::http::AppState;
+use axum::routing::{MethodRouter, get, post};
+use std::sync::Arc;
+
+/// The web UI's state: its settings, the session and web-login stores, assets and caches.
+pub struct Web {
+    pub enabled: bool,
+    title: String,
+    pub sessions: Sessions,
+    pub logins: WebLogins,
+    assets: assets::Assets,
+    pages: package_page::PageCache,
+}
+
+impl Web {
+    /// Reads the logo (a file or URL, once: it is served from memory) and prepares the assets.
+    pub async fn new(config: &config::Web, sessions: Sessions, logins: WebLogins) -> Web {
+        let logo = match (&config.logo, config.enable) {
+            (Some(source), true) => logo::load(source)
+                .await
+                .inspect_err(|e| tracing::warn!("web.logo not shown: {e}"))
+                .ok(),
+            _ => None,
+        };
+        Web {
+            enabled: config.enable,
+            title: config.title.clone(),
+            sessions,
+            logins,
+            assets: assets::Assets::new(logo),
+            pages: package_page::PageCache::new(config.cache_size),
+        }
+    }
+}
+
+/// A route of the UI: path, metrics label, handler. `http::router` adds them.
+pub type Route = (&'static str, &'static str, MethodRouter<AppState>);
+
+/// The UI's routes; with the UI off, only the home page, which answers 404.
+pub fn routes(web: &Web) -> Vec<Route> {
+    if !web.enabled {
+        return vec![("/", "web", get(respond::disabled))];
+    }
+    vec![
+        ("/", "web", get(pages::home)),
+        ("/-/ui/search", "web", get(pages::search)),
+        ("/-/ui/suggest", "web", get(pages::suggest)),
+        ("/-/ui/package/{*name}", "web", get(package_page::show)),
+        ("/-/ui/login", "web", get(login::form).post(login::submit)),
+        ("/-/ui/logout", "web", post(login::logout)),
+        ("/-/ui/approve", "web", post(login::approve)),
+        ("/-/ui/assets/{file}", "web_asset", get(assets::serve)),
+        ("/-/web", "web", get(redirect::verdaccio_home)),
+        ("/-/web/", "web", get(redirect::verdaccio_home)),
+        ("/-/web/{*rest}", "web", get(redirect::verdaccio_web)),
+        ("/-/static/{*rest}", "web", get(redirect::verdaccio_static)),
+    ]
+}
+
+impl axum::extract::FromRef<AppState> for Arc<Web> {
+    fn from_ref(state: &AppState) -> Self {
+        state.web.clone()
+    }
+}
