@@ -13,5 +13,5 @@ pub mod serve;
 pub mod signing;
 pub mod storage;
 pub mod uplink;
-pub mod work;
 pub mod web;
+pub mod work;

@@ -140,7 +140,7 @@ proptest! {
         let n = PackageName::parse(&name).unwrap();
         let _ = publish::is_publish(&body);
         if let Ok(p) = publish::parse(&n, &body) {
-            let _ = publish::merge(&n, existing.clone(), &p, "http://h/", chrono::Utc::now(), Some("u"));
+            let _ = publish::merge(&n, existing.clone(), &p, "http://h/", chrono::Utc::now(), Some(publish::Publisher { name: "u", email: None, trusted: None }));
         }
         if let Some(stored) = &existing {
             let _ = update::apply(stored, &body, chrono::Utc::now());

@@ -7,7 +7,7 @@ mod common;
 
 use base64::Engine;
 use chrono::{Duration as Days, Utc};
-use common::upstream::{Fault, FakeUpstream};
+use common::upstream::{FakeUpstream, Fault};
 use common::*;
 use serde_json::json;
 use sha1::Digest;
@@ -70,8 +70,14 @@ fn a_faulty_answer_is_neither_served_nor_stored_and_the_stored_copy_serves() {
 
     let faults = [
         ("a string", Fault::Body(b"\"just a string\"".to_vec())),
-        ("invalid JSON", Fault::Body(b"{\"name\": \"pkg\", \"versions\": {".to_vec())),
-        ("another package", Fault::Body(br#"{"name": "other", "versions": {}}"#.to_vec())),
+        (
+            "invalid JSON",
+            Fault::Body(b"{\"name\": \"pkg\", \"versions\": {".to_vec()),
+        ),
+        (
+            "another package",
+            Fault::Body(br#"{"name": "other", "versions": {}}"#.to_vec()),
+        ),
         ("no versions", Fault::Body(br#"{"name": "pkg"}"#.to_vec())),
         ("a 500", Fault::Status(500)),
         ("a 503", Fault::Status(503)),
@@ -83,10 +89,18 @@ fn a_faulty_answer_is_neither_served_nor_stored_and_the_stored_copy_serves() {
         // maxage 0s: every request asks upstream, and meets the fault.
         assert_eq!(versions(&server, "pkg"), ["1.0.0"], "{what}: the stored copy serves");
         let r = http().get(&tarball).send().unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (200, b"one".as_slice()), "{what}: tarballs too");
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, b"one".as_slice()),
+            "{what}: tarballs too"
+        );
         let v = http().get(&format!("{}pkg/1.0.0", server.url())).send().unwrap();
         assert_eq!(v.json()["version"], "1.0.0", "{what}");
-        assert_eq!(std::fs::read(&stored).unwrap(), good, "{what}: nothing stored over the good copy");
+        assert_eq!(
+            std::fs::read(&stored).unwrap(),
+            good,
+            "{what}: nothing stored over the good copy"
+        );
     }
     assert!(server.log().contains("not its packument"), "{}", server.log());
     assert!(server.log().contains("max_packument_size"), "{}", server.log());
@@ -100,7 +114,11 @@ fn a_faulty_answer_is_neither_served_nor_stored_and_the_stored_copy_serves() {
     fake.set_fault("fresh", Some(Fault::Body(b"\"just a string\"".to_vec())));
     let r = http().get(&format!("{}fresh", server.url())).send().unwrap();
     assert_eq!(r.status, 502, "{}", r.text());
-    assert!(r.json()["error"].as_str().unwrap().contains("uplink up"), "{}", r.text());
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("uplink up"),
+        "{}",
+        r.text()
+    );
     assert!(!work.path().join("cache/.npm-registry/uplinks/fresh").exists());
     // And the server goes on serving.
     assert_eq!(versions(&server, "pkg"), ["1.0.0", "1.1.0"]);
@@ -115,7 +133,11 @@ fn a_hung_upstream_costs_one_timeout() {
     let server = Server::start(&config(&fake.url(), "0s", "3s", ""), &work.path().join("cache"));
     assert_eq!(versions(&server, "pkg"), ["1.0.0", "2.0.0"]);
     assert_eq!(
-        http().get(&format!("{}pkg/-/pkg-1.0.0.tgz", server.url())).send().unwrap().body,
+        http()
+            .get(&format!("{}pkg/-/pkg-1.0.0.tgz", server.url()))
+            .send()
+            .unwrap()
+            .body,
         b"one"
     );
     for what in ["pkg", "pkg/-/pkg-2.0.0.tgz", "never-seen"] {
@@ -128,18 +150,32 @@ fn a_hung_upstream_costs_one_timeout() {
     assert!(started.elapsed() < bound, "stale copy after {:?}", started.elapsed());
     // A stored tarball needs no upstream at all; one not stored yet waits one timeout.
     let started = Instant::now();
-    let r = http().get(&format!("{}pkg/-/pkg-1.0.0.tgz", server.url())).send().unwrap();
+    let r = http()
+        .get(&format!("{}pkg/-/pkg-1.0.0.tgz", server.url()))
+        .send()
+        .unwrap();
     assert_eq!(r.body, b"one");
     assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
     let started = Instant::now();
-    let r = http().get(&format!("{}pkg/-/pkg-2.0.0.tgz", server.url())).send().unwrap();
+    let r = http()
+        .get(&format!("{}pkg/-/pkg-2.0.0.tgz", server.url()))
+        .send()
+        .unwrap();
     assert_eq!(r.status, 504, "{}", r.text());
     assert!(started.elapsed() < bound, "tarball after {:?}", started.elapsed());
     let started = Instant::now();
     let r = http().get(&format!("{}never-seen", server.url())).send().unwrap();
     assert_eq!(r.status, 504, "{}", r.text());
-    assert!(r.json()["error"].as_str().unwrap().contains("uplink up"), "{}", r.text());
-    assert!(started.elapsed() < bound, "unknown package after {:?}", started.elapsed());
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("uplink up"),
+        "{}",
+        r.text()
+    );
+    assert!(
+        started.elapsed() < bound,
+        "unknown package after {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -177,7 +213,10 @@ fn a_large_tarball_reaches_a_slow_client_whole_and_is_stored_at_upstream_speed()
     assert!(std::fs::read(&stored).unwrap() == big);
     assert_eq!(fake.hits("/big/-/big-1.0.0.tgz"), 1);
     // Later clients read it from storage.
-    let again = http().get(&format!("{}big/-/big-1.0.0.tgz", server.url())).send().unwrap();
+    let again = http()
+        .get(&format!("{}big/-/big-1.0.0.tgz", server.url()))
+        .send()
+        .unwrap();
     assert!(again.status == 200 && again.body == big);
     assert_eq!(fake.hits("/big/-/big-1.0.0.tgz"), 1);
 }
@@ -196,14 +235,26 @@ fn endless_and_oversized_bodies_stop_at_the_limits() {
     assert!(r.text().contains("max_packument_size"), "{}", r.text());
     // A tarball that says it is too large is refused before its body; one that does not say is
     // cut at the limit. Neither is stored.
-    let r = http().get(&format!("{}pkg/-/pkg-1.0.0.tgz", server.url())).send().unwrap();
+    let r = http()
+        .get(&format!("{}pkg/-/pkg-1.0.0.tgz", server.url()))
+        .send()
+        .unwrap();
     assert_eq!(r.status, 502, "{}", r.text());
     assert!(r.text().contains("max_tarball_size"), "{}", r.text());
     let cut = Download::start(server.port, "/pkg/-/pkg-2.0.0.tgz");
     let received = cut.finish();
-    assert!(received.len() < 3 << 20, "{} bytes of an endless tarball", received.len());
+    assert!(
+        received.len() < 3 << 20,
+        "{} bytes of an endless tarball",
+        received.len()
+    );
     for file in ["pkg-1.0.0.tgz", "pkg-2.0.0.tgz"] {
-        assert!(!work.path().join(format!("cache/.npm-registry/uplinks/pkg/{file}")).exists());
+        assert!(
+            !work
+                .path()
+                .join(format!("cache/.npm-registry/uplinks/pkg/{file}"))
+                .exists()
+        );
     }
     assert!(server.log().contains("max_tarball_size"), "{}", server.log());
     assert!(

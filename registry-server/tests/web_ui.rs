@@ -328,7 +328,12 @@ fn web_login_across_two_replicas() {
     let elsewhere = Browser::new(&b.url());
     *elsewhere.cookies.borrow_mut() = on_a.cookies.borrow().clone();
     let origin = a.url().trim_end_matches('/').to_owned();
-    let r = elsewhere.request(Method::POST, "-/ui/logout", &[("origin", &origin)], Some(&[("csrf", &from_a)]));
+    let r = elsewhere.request(
+        Method::POST,
+        "-/ui/logout",
+        &[("origin", &origin)],
+        Some(&[("csrf", &from_a)]),
+    );
     assert_eq!(r.status, 403, "b's origin is another port: a cross-site post to b");
     assert_eq!(elsewhere.post("-/ui/logout", &[("csrf", &from_a)]).status, 303);
     // (a trusts the session it read for up to 10 s more, as for tokens; b, which ended it, at once.)

@@ -3,8 +3,8 @@
 //! request id; the detail (bucket, endpoint, cause chain) goes to the log once, with that id.
 
 use crate::auth::AuthError;
-use crate::auth::web_login::{StartError, WEB_LOGIN_TTL};
 use crate::auth::oidc::OidcError;
+use crate::auth::web_login::{StartError, WEB_LOGIN_TTL};
 use crate::package::PackageError;
 use crate::registry::{RegistryError, StorageError};
 use crate::uplink::{FetchError, UplinkError};
@@ -77,6 +77,8 @@ fn fetch_message(e: &FetchError) -> String {
         FetchError::Timeout { uplink, secs } => format!("uplink {uplink} did not answer within {secs} s"),
         FetchError::Failed { uplink, .. } => format!("uplink {uplink} could not be reached or answered with an error"),
         FetchError::Down(uplink) => format!("uplink {uplink} is marked down after repeated failures; try again later"),
+        FetchError::TooLarge { .. } => e.to_string(),
+        FetchError::Busy { uplink, .. } => format!("uplink {uplink} is busy with other large documents; try again"),
     }
 }
 
@@ -90,7 +92,7 @@ fn public_message(e: &RegistryError) -> String {
             UplinkError::Storage(s) => storage_message(s),
             UplinkError::Fetch(f) => fetch_message(f),
             UplinkError::BadDocument { uplink, name, .. } => {
-                format!("uplink {uplink} sent a packument for {name} that is not valid JSON")
+                format!("uplink {uplink} sent an answer for {name} that is not its packument")
             }
             UplinkError::Integrity { uplink, file, .. } => {
                 format!("tarball {file} from uplink {uplink} was refused: it does not match its packument's integrity")

@@ -66,7 +66,8 @@ fn license(manifest: &Value) -> Option<&str> {
 }
 
 fn entry(name: PackageName, revision: Revision, doc: &Value) -> Entry {
-    let mut summary = search::result(doc, 1.0, 1.0);
+    let indexed = search::Entry::from_doc(name.as_str(), doc, search::latest_manifest(doc));
+    let mut summary = search::result(&indexed, 1.0, 1.0);
     let latest = doc
         .pointer("/dist-tags/latest")
         .and_then(Value::as_str)

@@ -176,7 +176,7 @@ async fn a_publish_finishes_a_deletion_left_by_a_stopped_process_and_stores_its_
     );
 
     let body = request_body("left", "1.0.0", b"new bytes");
-    registry.publish(&name, &body, &who, "http://h/").await.unwrap();
+    registry.publish(&name, &body, &who, None, "http://h/").await.unwrap();
     let stored = crate::storage::read_blob_bytes(&store, &tarball).await.unwrap();
     assert_eq!(stored.as_deref(), Some(&b"new bytes"[..]));
     let doc = registry.read_doc(&name).await.unwrap().unwrap().value;
@@ -192,7 +192,7 @@ async fn an_unpublish_leaves_no_document_and_no_tarball() {
     let who = Identity::user("tester", vec![]);
     for v in ["1.0.0", "1.1.0"] {
         let body = request_body("gone", v, v.as_bytes());
-        registry.publish(&name, &body, &who, "http://h/").await.unwrap();
+        registry.publish(&name, &body, &who, None, "http://h/").await.unwrap();
     }
     let rev = registry.read_doc(&name).await.unwrap().unwrap().value["_rev"]
         .as_str()
@@ -233,7 +233,7 @@ async fn the_package_list_is_newest_first_paginated_and_filtered_by_access() {
         let p = PackageName::parse(name).unwrap();
         let mut body = request_body(name, "1.0.0", name.as_bytes());
         body["versions"]["1.0.0"]["license"] = serde_json::json!("ISC");
-        registry.publish(&p, &body, &who, "http://h/").await.unwrap();
+        registry.publish(&p, &body, &who, None, "http://h/").await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     let names = |page: &[crate::package::search::Entry]| page.iter().map(|e| e.name.clone()).collect::<Vec<_>>();

@@ -13,7 +13,8 @@ use crate::auth::Identity;
 use crate::http::AppState;
 use crate::http::path::split_name;
 use crate::package::PackageName;
-use crate::registry::{Encoding, Prepared, Registry, RegistryError, StorageError};
+use crate::package::packument::client_view;
+use crate::registry::{Kind, Prepared, Registry, RegistryError, StorageError};
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -106,17 +107,21 @@ impl PageCache {
         registry: &Registry,
         name: &PackageName,
         who: &Identity,
-        prepared: Arc<Prepared>,
+        prepared: Prepared,
+        base: &str,
     ) -> Result<Arc<Built>, RegistryError> {
         let key = Key::Page(name.to_string());
+        let etag = prepared.etag(Kind::Full).to_owned();
         if let Some(Item::Page(b)) = self.entries.get(&key)
-            && b.etag == prepared.full.etag
+            && b.etag == etag
         {
             return Ok(b);
         }
-        let (body, _) = prepared.full.body(Encoding::Identity);
+        // Once per revision: the page's model is read out of the document as clients see it.
+        let stored = registry.merged(name, who).await?;
+        let (n, base) = (name.clone(), base.to_owned());
         let (model, markdown) = tokio::task::spawn_blocking(move || {
-            let doc: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let doc = client_view(&stored, &n, &base);
             (
                 PackageModel::from_packument(&doc),
                 model::readme_source(&doc).to_owned(),
@@ -130,7 +135,7 @@ impl PageCache {
             None => None,
         };
         let built = Arc::new(Built {
-            etag: prepared.full.etag.clone(),
+            etag,
             model,
             readme,
             tarball_size,
@@ -192,7 +197,7 @@ async fn render(
     let built = state
         .web
         .pages
-        .page(&state.registry, name, &viewer.who, prepared)
+        .page(&state.registry, name, &viewer.who, prepared, &viewer.base)
         .await?;
     let dependents = state.registry.dependents(name, &viewer.who).await?;
     let m = &built.model;
@@ -261,17 +266,23 @@ mod tests {
             body["readme"] = serde_json::json!("# Hello\n");
             body
         };
-        registry.publish(&name, &publish("1.0.0"), &who, base).await.unwrap();
+        registry
+            .publish(&name, &publish("1.0.0"), &who, None, base)
+            .await
+            .unwrap();
         let cache = PageCache::new(1 << 20);
         let page = || async {
             let prepared = registry.prepared(&name, &who, base).await.unwrap();
-            cache.page(&registry, &name, &who, prepared).await.unwrap()
+            cache.page(&registry, &name, &who, prepared, base).await.unwrap()
         };
         let first = page().await;
         assert!(first.readme.contains("<h1>Hello</h1>"), "{}", first.readme);
         assert_eq!(first.tarball_size, Some(13));
         assert!(Arc::ptr_eq(&first, &page().await), "the same revision: the same page");
-        registry.publish(&name, &publish("1.0.1"), &who, base).await.unwrap();
+        registry
+            .publish(&name, &publish("1.0.1"), &who, None, base)
+            .await
+            .unwrap();
         let second = page().await;
         assert_eq!(second.model.version.as_deref(), Some("1.0.1"));
         assert!(

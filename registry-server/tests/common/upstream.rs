@@ -98,7 +98,11 @@ impl FakeUpstream {
 
     /// Serves `bytes` (a packument as upstream spells it) for `name`.
     pub fn add_raw_packument(&self, name: &str, bytes: Vec<u8>) {
-        self.state.lock().unwrap().raw.insert(name.to_owned(), Bytes::from(bytes));
+        self.state
+            .lock()
+            .unwrap()
+            .raw
+            .insert(name.to_owned(), Bytes::from(bytes));
     }
 
     /// From now on, requests for `what` (a packument name or a tarball path) fail this way;
@@ -177,7 +181,9 @@ async fn handle(state: Arc<Mutex<State>>, gate: Arc<tokio::sync::Semaphore>, uri
         }
         Some(Fault::Body(b)) => return ([(header::CONTENT_TYPE, "application/json")], b).into_response(),
         Some(Fault::Endless) => {
-            let prefix = futures_util::stream::once(async { Ok::<_, std::io::Error>(Bytes::from_static(b"{\"name\":\"x\",\"readme\":\"")) });
+            let prefix = futures_util::stream::once(async {
+                Ok::<_, std::io::Error>(Bytes::from_static(b"{\"name\":\"x\",\"readme\":\""))
+            });
             let endless = futures_util::stream::repeat_with(|| Ok(Bytes::from(vec![b'a'; 64 * 1024])));
             return Response::new(Body::from_stream(prefix.chain(endless)));
         }
@@ -196,7 +202,10 @@ async fn reset_after(response: Response, n: usize) -> Response {
     let head = bytes.slice(..n.min(bytes.len()));
     let broken = futures_util::stream::iter([
         Ok(head),
-        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "scripted reset")),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "scripted reset",
+        )),
     ]);
     let mut r = Response::from_parts(parts, Body::from_stream(broken));
     r.headers_mut().insert(header::CONTENT_LENGTH, bytes.len().into());
