@@ -23,7 +23,9 @@ fn write_htpasswd(path: &Path, users: &[(&str, &str)]) {
 /// Both private packages depend on `open-lib`.
 fn rules_config(htpasswd: &Path) -> String {
     format!(
+        // The tests play the TLS-ending proxy from loopback (X-Forwarded-Proto: https).
         "auth:\n  htpasswd:\n    file: {}\n\
+         server:\n  trustProxy: loopback\n\
          groups:\n  staff: [carol]\n\
          packages:\n\
          \x20 '@staff/*': {{ access: staff, publish: staff }}\n\

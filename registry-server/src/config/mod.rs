@@ -7,6 +7,7 @@ mod auth;
 mod duration;
 mod keys;
 pub mod listen;
+mod log;
 mod read;
 mod rule;
 mod security;
@@ -15,9 +16,10 @@ mod signing;
 mod size;
 mod store;
 mod uplink;
+mod value;
 
 use registry_config::{self as file, ConfigFile, StringList, defaults};
-use serde_yaml::Value;
+use value::{duration_value, positive_duration, size_or_zero, size_value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -231,15 +233,7 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
         Some(v) => listen::parse_value(&v, warnings).map_err(|r| invalid("listen", r))?,
     };
     let (public_url, url_prefix) = public_url(raw.public_url, raw.url_prefix)?;
-    let max_body_size = match raw.max_body_size {
-        None => defaults::MAX_BODY_SIZE,
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| invalid("max_body_size", "must be a positive number of bytes"))?,
-        Some(Value::String(s)) => parse_size(&s).map_err(|r| invalid("max_body_size", r))?,
-        Some(_) => return Err(invalid("max_body_size", "expected a size such as 10mb")),
-    };
+    let max_body_size = size_value("max_body_size", raw.max_body_size, defaults::MAX_BODY_SIZE)?;
 
     let mut uplinks = BTreeMap::new();
     for (name, raw_uplink) in raw.uplinks.unwrap_or_default() {
@@ -263,7 +257,7 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
 
     let web = resolve_web(raw.web.unwrap_or_default(), base)?;
 
-    let log = resolve_log(raw.log.or(raw.logs))?;
+    let log = log::resolve(raw.log.or(raw.logs))?;
     let packument_cache = cache_config("packument_cache", raw.packument_cache, defaults::PACKUMENT_CACHE_SIZE)?;
     let tarball_cache = cache_config("tarball_cache", raw.tarball_cache, defaults::TARBALL_CACHE_SIZE)?;
 
@@ -272,12 +266,9 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
     let (connections, trusted_proxies) = server::resolve(raw.server, max_body_size, warnings)?;
     let repair = raw.repair.unwrap_or_default();
     let repair = Repair {
-        interval: duration_value("repair.interval", repair.interval, defaults::REPAIR_INTERVAL)?,
+        interval: positive_duration("repair.interval", repair.interval, defaults::REPAIR_INTERVAL)?,
         grace: duration_value("repair.grace", repair.grace, defaults::REPAIR_GRACE)?,
     };
-    if repair.interval.is_zero() {
-        return Err(invalid("repair.interval", "must be longer than zero"));
-    }
     let signing = signing::resolve(raw.signing, base)?;
     if public_url.is_none() && packages.iter().any(|r| !r.trusted_publishers.is_empty()) {
         warnings.push(
@@ -320,13 +311,7 @@ fn resolve_web(raw: file::WebFile, base: &Path) -> Result<Web, ConfigError> {
         }
         Some(l) => Some(Logo::File(base.join(l))),
     };
-    let bad_size = || invalid("web.cache_size", "must be a size such as 32mb");
-    let cache_size = match raw.cache_size {
-        None => defaults::WEB_CACHE_SIZE,
-        Some(Value::Number(n)) => n.as_u64().ok_or_else(bad_size)?,
-        Some(Value::String(s)) => parse_size(&s).map_err(|r| invalid("web.cache_size", r))?,
-        Some(_) => return Err(bad_size()),
-    };
+    let cache_size = size_or_zero("web.cache_size", raw.cache_size, defaults::WEB_CACHE_SIZE)?;
     Ok(Web {
         enable: raw.enable.unwrap_or(true),
         title: raw.title.unwrap_or_else(|| defaults::WEB_TITLE.to_owned()),
@@ -338,14 +323,8 @@ fn resolve_web(raw: file::WebFile, base: &Path) -> Result<Web, ConfigError> {
 fn cache_config(key: &str, raw: Option<file::CacheFile>, default_size: u64) -> Result<CacheConfig, ConfigError> {
     let raw = raw.unwrap_or_default();
     let size_key = format!("{key}.max_size");
-    let bad_size = || invalid(&size_key, "must be a size such as 256mb");
     Ok(CacheConfig {
-        max_size: match raw.max_size {
-            None => default_size,
-            Some(Value::Number(n)) => n.as_u64().ok_or_else(bad_size)?,
-            Some(Value::String(s)) => parse_size(&s).map_err(|r| invalid(&size_key, r))?,
-            Some(_) => return Err(bad_size()),
-        },
+        max_size: size_or_zero(&size_key, raw.max_size, default_size)?,
         revalidate_after: duration_value(
             &format!("{key}.revalidate_after"),
             raw.revalidate_after,
@@ -388,72 +367,6 @@ fn http_url(key: &str, u: &str) -> Result<String, ConfigError> {
 
 fn list(v: Option<StringList>) -> Option<Vec<String>> {
     v.map(StringList::into_vec)
-}
-
-/// A size (`64mb`, or bytes) at `key`, `default` when not set.
-fn size_value(key: &str, v: Option<Value>, default: u64) -> Result<u64, ConfigError> {
-    match v {
-        None => Ok(default),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| invalid(key, "must be a positive number of bytes")),
-        Some(Value::String(s)) => parse_size(&s).map_err(|r| invalid(key, r)),
-        Some(_) => Err(invalid(key, "expected a size such as 64mb")),
-    }
-}
-
-fn duration_value(key: &str, v: Option<Value>, default: Duration) -> Result<Duration, ConfigError> {
-    match v {
-        None => Ok(default),
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .filter(|n| *n >= 0.0)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| invalid(key, "must be a non-negative interval")),
-        Some(Value::String(s)) => parse_duration(&s).map_err(|r| invalid(key, r)),
-        Some(_) => Err(invalid(key, "expected an interval such as 30s or 2m")),
-    }
-}
-
-fn resolve_log(raw: Option<file::LogFile>) -> Result<Log, ConfigError> {
-    let raw = raw.unwrap_or_default();
-    if let Some(kind) = raw.kind.as_deref()
-        && kind != "stdout"
-        && kind != "stderr"
-    {
-        return Err(invalid(
-            "log.type",
-            format!("only stdout and stderr are supported, got {kind:?}"),
-        ));
-    }
-    let format = match raw.format.as_deref().unwrap_or("pretty") {
-        "pretty" | "pretty-timestamped" => LogFormat::Pretty,
-        "json" => LogFormat::Json,
-        other => {
-            return Err(invalid(
-                "log.format",
-                format!("must be pretty, pretty-timestamped or json, got {other:?}"),
-            ));
-        }
-    };
-    let level = match raw.level.as_deref().unwrap_or("info") {
-        "trace" => "trace",
-        "debug" => "debug",
-        "info" | "http" => "info",
-        "warn" => "warn",
-        "error" | "fatal" => "error",
-        other => {
-            return Err(invalid(
-                "log.level",
-                format!("must be one of trace, debug, http, info, warn, error, fatal; got {other:?}"),
-            ));
-        }
-    };
-    Ok(Log {
-        format,
-        level: level.to_owned(),
-    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `server`: connection timeouts and limits, and the proxies whose forwarded headers are believed.
 
-use super::{ConfigError, duration_value, invalid, parse_size};
+use super::{ConfigError, invalid, positive_duration, size_value};
 use ipnet::IpNet;
 use registry_config::{ServerFile, defaults};
 use serde_yaml::Value;
@@ -89,26 +89,6 @@ fn parse_trusted(key: &str, v: Value) -> Result<TrustedProxies, ConfigError> {
     Ok(TrustedProxies(nets))
 }
 
-fn positive(key: &str, v: Option<Value>, default: Duration) -> Result<Duration, ConfigError> {
-    let d = duration_value(key, v, default)?;
-    if d.is_zero() {
-        return Err(invalid(key, "must be longer than zero"));
-    }
-    Ok(d)
-}
-
-fn size(key: &str, v: Option<Value>, default: u64) -> Result<u64, ConfigError> {
-    match v {
-        None => Ok(default),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| invalid(key, "must be a positive number of bytes")),
-        Some(Value::String(s)) => parse_size(&s).map_err(|r| invalid(key, r)),
-        Some(_) => Err(invalid(key, "expected a size such as 64mb")),
-    }
-}
-
 pub fn resolve(
     raw: Option<ServerFile>,
     max_body_size: u64,
@@ -136,7 +116,7 @@ pub fn resolve(
     let in_flight = match raw.max_body_bytes_in_flight {
         None => defaults::MAX_BODY_BYTES_IN_FLIGHT.max(max_body_size),
         v => {
-            let n = size(key, v, 0)?;
+            let n = size_value(key, v, 0)?;
             if n < max_body_size {
                 return Err(invalid(
                     key,
@@ -149,13 +129,13 @@ pub fn resolve(
         }
     };
     let connections = Connections {
-        headers_timeout: positive("server.headersTimeout", raw.headers_timeout, defaults::HEADERS_TIMEOUT)?,
-        keep_alive_timeout: positive(
+        headers_timeout: positive_duration("server.headersTimeout", raw.headers_timeout, defaults::HEADERS_TIMEOUT)?,
+        keep_alive_timeout: positive_duration(
             "server.keepAliveTimeout",
             raw.keep_alive_timeout,
             defaults::KEEP_ALIVE_TIMEOUT,
         )?,
-        body_timeout: positive("server.bodyTimeout", raw.body_timeout, defaults::BODY_TIMEOUT)?,
+        body_timeout: positive_duration("server.bodyTimeout", raw.body_timeout, defaults::BODY_TIMEOUT)?,
         max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
         max_body_bytes_in_flight: in_flight,
     };

@@ -1,3 +1,6 @@
+//! Tests of the whole parse, one or more per key, in the file's terms (long because the keys are
+//! many; each test is short and stands alone).
+
 use super::*;
 
 fn parse(text: &str) -> Result<Loaded, ConfigError> {

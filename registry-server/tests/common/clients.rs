@@ -124,8 +124,10 @@ impl Client {
         self.tty_auth(user, password, "adduser")
     }
 
+    /// The username-and-password flow: npm 11 defaults to the web flow, which this registry
+    /// offers too (`tests/browser.rs` drives that one through a browser).
     fn tty_auth(&self, user: &str, password: &str, command: &str) -> Output {
-        let out = self.in_tty(user, password, &["npm", command]);
+        let out = self.in_tty(user, password, &["npm", command, "--auth-type=legacy"]);
         if out.status.success() {
             let rc = std::fs::read_to_string(self.npmrc()).unwrap();
             let token = rc

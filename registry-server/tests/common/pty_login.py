@@ -37,6 +37,11 @@ while time.time() < deadline:
             answers.remove((prompt, answer))
             seen = seen.split(prompt, 1)[1]
 
+else:
+    # Still running at the deadline (e.g. waiting for a browser): fail instead of hanging.
+    os.kill(pid, 9)
+    seen += b"\n[pty_login.py: killed after 60 s]"
+
 _, status = os.waitpid(pid, 0)
 sys.stdout.write(seen.decode(errors="replace"))
 sys.exit(os.waitstatus_to_exitcode(status))

@@ -1,6 +1,9 @@
 //! A packument's bytes and where its parts lie in them: one borrowed pass over the JSON (no tree
 //! of values is built), kept as offsets so that the index lives beside the one buffer it
 //! describes and every view can be cut from that buffer.
+//!
+//! One file because it is one parser: the visitors below share the offsets they record, and
+//! splitting them would spread one pass over the JSON across files.
 
 use bytes::Bytes;
 use indexmap::IndexMap;

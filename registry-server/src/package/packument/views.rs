@@ -4,6 +4,9 @@
 //! as in Verdaccio), internal fields dropped, `_attachments: {}`, fields hoisted from `latest`,
 //! tarball URLs pointing here. The full and the abbreviated document are templates of slices of
 //! those bytes with holes for the base URL, so one build serves every host name.
+//!
+//! One file because the full and the abbreviated view are cut by the same pass and share its
+//! rules (hidden versions, hoisting, dist-tags); apart they would drift.
 
 use super::INTERNAL_FIELDS;
 use super::emit::{self, Object};
