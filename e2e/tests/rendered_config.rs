@@ -41,6 +41,19 @@ fn every_sample_config_reads_back_without_a_warning() {
     for (file, manifest) in samples {
         let config = parse(&rendered(manifest.clone()), &file);
         assert_eq!(config.listen.port(), SERVER_PORT as u16, "{file}");
+        // Behind an ALB whose idle timeout the sample raises, idle connections outlast it.
+        if let Some(idle) =
+            manifest["spec"]["ingress"]["annotations"]["alb.ingress.kubernetes.io/load-balancer-attributes"]
+                .as_str()
+                .and_then(|a| a.split_once("idle_timeout.timeout_seconds="))
+                .and_then(|(_, n)| n.split(',').next()?.parse::<u64>().ok())
+        {
+            assert!(
+                config.connections.keep_alive_timeout > Duration::from_secs(idle),
+                "{file}: keepAliveTimeout {:?} does not outlast the ALB's {idle}s",
+                config.connections.keep_alive_timeout
+            );
+        }
         // A signing key Secret is the key file the server reads, where the pod mounts it.
         if let KeySource::File(key) = &config.signing.key {
             let secret = &manifest["spec"]["signing"]["keySecret"];

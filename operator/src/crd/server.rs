@@ -221,7 +221,8 @@ pub struct ServerSpec {
     )]
     pub trust_proxy: Option<Vec<String>>,
     /// How long an idle keep-alive connection stays open (default 75s, above an ALB's 60s idle
-    /// timeout so that the balancer closes idle connections, not the server).
+    /// timeout so that the balancer closes idle connections, not the server; when the Ingress
+    /// annotations raise the ALB's `idle_timeout.timeout_seconds`, that plus 15s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
     pub keep_alive_timeout: Option<String>,

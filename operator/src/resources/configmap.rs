@@ -25,6 +25,12 @@ pub const CONFIG_KEY: &str = "config.yaml";
 /// `X-Forwarded-For` is believed from those. Without an Ingress, nobody's is.
 pub const INGRESS_TRUSTED_PROXIES: &str = "uniquelocal";
 
+/// How much longer than an ALB's idle timeout the server keeps an idle connection open, so that
+/// the ALB, not the server, closes it (else the ALB may send a request on a closing connection
+/// and answer 502). Applied when the spec raises the ALB's idle timeout past what the server's
+/// default `keepAliveTimeout` covers.
+pub const KEEP_ALIVE_MARGIN_SECS: u64 = 15;
+
 pub fn build(view: &View) -> Result<ConfigMap, BuildError> {
     let yaml = render(view)?;
     Ok(ConfigMap {
@@ -162,9 +168,14 @@ fn server(spec: &NpmRegistrySpec) -> Option<ServerFile> {
             .is_some()
             .then(|| Value::from(vec![INGRESS_TRUSTED_PROXIES])),
     };
+    let keep_alive_timeout = settings.keep_alive_timeout.map(Value::from).or_else(|| {
+        let idle = spec.ingress.as_ref().and_then(super::ingress::alb_idle_timeout_secs)?;
+        let needed = idle + KEEP_ALIVE_MARGIN_SECS;
+        (needed > registry_config::defaults::KEEP_ALIVE_TIMEOUT.as_secs()).then(|| Value::from(format!("{needed}s")))
+    });
     let file = ServerFile {
         trust_proxy,
-        keep_alive_timeout: settings.keep_alive_timeout.map(Value::from),
+        keep_alive_timeout,
         headers_timeout: settings.headers_timeout.map(Value::from),
         body_timeout: settings.body_timeout.map(Value::from),
         max_connections: settings.max_connections.map(|n| Value::from(n.max(1))),
@@ -563,6 +574,33 @@ mod tests {
             ..ServerSpec::default()
         });
         assert_eq!(trust(spec), Some(Value::from(vec!["loopback"])));
+    }
+
+    #[test]
+    fn keep_alive_outlasts_a_raised_alb_idle_timeout_unless_the_spec_sets_it() {
+        let keep_alive = |spec: NpmRegistrySpec| parsed(spec).server.and_then(|s| s.keep_alive_timeout);
+        let mut spec = volume_spec();
+        let idle = |seconds: u64| {
+            BTreeMap::from([(
+                "alb.ingress.kubernetes.io/load-balancer-attributes".to_string(),
+                format!("idle_timeout.timeout_seconds={seconds}"),
+            )])
+        };
+        spec.ingress = Some(IngressSpec {
+            class_name: Some("alb".into()),
+            annotations: idle(300),
+            ..IngressSpec::default()
+        });
+        assert_eq!(keep_alive(spec.clone()), Some(Value::from("315s")));
+        // The server's default already outlasts an ALB at 60 s or less: left to it.
+        spec.ingress.as_mut().unwrap().annotations = idle(30);
+        assert_eq!(keep_alive(spec.clone()), None);
+        spec.ingress.as_mut().unwrap().annotations = idle(300);
+        spec.server = Some(ServerSpec {
+            keep_alive_timeout: Some("400s".into()),
+            ..ServerSpec::default()
+        });
+        assert_eq!(keep_alive(spec), Some(Value::from("400s")), "the spec's wins");
     }
 
     #[test]
