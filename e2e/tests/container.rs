@@ -83,6 +83,16 @@ async fn run_sample(tools: &Tools, moto: &Moto, upstream: u16, file: &str, mut m
             secret.insert(auth.secret_ref.key.clone(), "e2e-uplink-token".into());
         }
     }
+    // The signing key Secret: a fresh P-256 key, as the sample's comment tells a user to make one.
+    let mut signing_public = None;
+    if let Some(secret) = registry.spec.signing.as_ref().and_then(|s| s.key_secret.as_ref()) {
+        let (private, public) = p256_key_pair();
+        secrets
+            .entry(secret.name.clone())
+            .or_default()
+            .insert(secret.key.clone(), private);
+        signing_public = Some(public);
+    }
     let credentials = if s3 {
         vec![
             ("AWS_ACCESS_KEY_ID", "testing".to_string()),
@@ -186,6 +196,27 @@ async fn run_sample(tools: &Tools, moto: &Moto, upstream: u16, file: &str, mut m
     )
     .unwrap();
     assert_eq!(installed["version"], "1.0.0", "{file}");
+    // The key the server serves is the Secret's: the mount and `signing.key_file` meet.
+    if let Some(public) = &signing_public {
+        let keys: Value = client
+            .get(format!("{base}/-/npm/v1/keys"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let served = keys["keys"]
+            .as_array()
+            .and_then(|k| k.iter().find(|k| k["key"] == json!(public)))
+            .unwrap_or_else(|| panic!("{file}: the Secret's key is not served: {keys}"));
+        assert_eq!(served["keytype"], "ecdsa-sha2-nistp256", "{file}: {served}");
+        assert_eq!(
+            keys["keys"].as_array().unwrap().len(),
+            1,
+            "{file}: only the Secret's key: {keys}"
+        );
+    }
     let logs = running.logs();
     if std::env::var_os("E2E_SHOW_LOGS").is_some() {
         println!("{logs}");
@@ -205,6 +236,32 @@ async fn run_sample(tools: &Tools, moto: &Moto, upstream: u16, file: &str, mut m
         stored.contains("e2e-pod-1.0.0.tgz"),
         "{file}: the tarball is not in its storage: {stored}"
     );
+}
+
+/// A new ECDSA P-256 key: its PKCS#8 PEM, and its public key as `/-/npm/v1/keys` lists it (the
+/// base64 of the SubjectPublicKeyInfo DER, which is the body of the public PEM).
+fn p256_key_pair() -> (String, String) {
+    let openssl = |args: &[&str], input: &[u8]| -> String {
+        use std::io::Write;
+        let mut child = Command::new("openssl")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("openssl runs");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let ec = openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout"], b"");
+    let private = openssl(&["pkcs8", "-topk8", "-nocrypt"], ec.as_bytes());
+    let public_pem = openssl(&["pkey", "-pubout"], private.as_bytes());
+    let public = public_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<String>();
+    (private, public)
 }
 
 /// Every path under `dir`, one a line.

@@ -29,6 +29,12 @@ pub enum SpecError {
     UnknownUplink(String),
     #[error("autoscaling.maxReplicas must be at least minReplicas")]
     AutoscalingRange,
+    #[error("packages[].trustedPublishers requires ingress.host (the id-token audience is the public URL)")]
+    TrustedPublishersWithoutHost,
+    #[error("trusted publisher of {0:?} names no claim")]
+    TrustedPublisherWithoutClaims(String),
+    #[error("signing.rotateBefore applies to the key kept in storage, not to signing.keySecret")]
+    RotateBeforeWithKeySecret,
 }
 
 /// Validates a spec; the first problem wins.
@@ -72,6 +78,24 @@ pub fn spec(name: &str, spec: &NpmRegistrySpec) -> Result<(), SpecError> {
             ));
         }
     }
+    let has_host = spec
+        .ingress
+        .as_ref()
+        .is_some_and(|i| i.host.as_deref().is_some_and(|h| !h.is_empty()));
+    for rule in &spec.packages {
+        if !rule.trusted_publishers.is_empty() && !has_host {
+            return Err(SpecError::TrustedPublishersWithoutHost);
+        }
+        if rule.trusted_publishers.iter().any(|t| t.claims.is_empty()) {
+            return Err(SpecError::TrustedPublisherWithoutClaims(rule.pattern.clone()));
+        }
+    }
+    if let Some(signing) = &spec.signing
+        && signing.key_secret.is_some()
+        && signing.rotate_before.is_some()
+    {
+        return Err(SpecError::RotateBeforeWithKeySecret);
+    }
     for rule in &spec.packages {
         for proxy in &rule.proxy {
             if !spec.uplinks.iter().any(|u| &u.name == proxy) {
@@ -112,7 +136,8 @@ fn is_dns_1035_label(name: &str) -> bool {
 mod tests {
     use super::*;
     use crate::crd::{
-        AccessMode, AutoscalingSpec, IngressSpec, IngressTls, PackageRule, S3Storage, UplinkSpec, VolumeStorage,
+        AccessMode, AutoscalingSpec, ClaimValue, IngressSpec, IngressTls, PackageRule, S3Storage, SecretKeyRef,
+        SigningSpec, TrustedPublisher, UplinkSpec, VolumeStorage,
     };
     use crate::resources::testing::{s3_spec, volume_spec};
 
@@ -192,6 +217,44 @@ mod tests {
             ..PackageRule::default()
         }];
         assert_eq!(spec("npm", &s), Err(SpecError::UnknownUplink("down".into())));
+    }
+
+    #[test]
+    fn refuses_trusted_publishers_without_a_host_or_claims_and_rotation_of_a_secret_key() {
+        let mut s = volume_spec();
+        let publisher = |claims: &[(&str, &str)]| TrustedPublisher {
+            issuer: "https://issuer.example.com".into(),
+            claims: claims
+                .iter()
+                .map(|(k, v)| (k.to_string(), ClaimValue(v.to_string())))
+                .collect(),
+        };
+        s.packages = vec![PackageRule {
+            pattern: "@internal/*".into(),
+            trusted_publishers: vec![publisher(&[("repository", "acme/widgets")])],
+            ..PackageRule::default()
+        }];
+        assert_eq!(spec("npm", &s), Err(SpecError::TrustedPublishersWithoutHost));
+        s.ingress = Some(IngressSpec {
+            host: Some("npm.example.com".into()),
+            ..IngressSpec::default()
+        });
+        assert_eq!(spec("npm", &s), Ok(()));
+        s.packages[0].trusted_publishers = vec![publisher(&[])];
+        assert!(matches!(
+            spec("npm", &s),
+            Err(SpecError::TrustedPublisherWithoutClaims(_))
+        ));
+        s.packages.clear();
+        s.signing = Some(SigningSpec {
+            key_secret: Some(SecretKeyRef {
+                name: "signing".into(),
+                key: "key.pem".into(),
+            }),
+            rotate_before: Some("2027-01-01T00:00:00Z".into()),
+            ..SigningSpec::default()
+        });
+        assert_eq!(spec("npm", &s), Err(SpecError::RotateBeforeWithKeySecret));
     }
 
     #[test]

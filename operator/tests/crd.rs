@@ -381,3 +381,51 @@ fn transition_rules_let_a_claim_grow_and_everything_else_change() {
         assert!(errors.is_empty(), "{errors:?}");
     }
 }
+
+#[test]
+fn cel_refuses_trusted_publishers_without_a_host_or_claims() {
+    let publisher = json!({"issuer": "https://token.ci.example.com", "claims": {"repository": "acme/widgets"}});
+    let mut object = minimal_volume();
+    object["spec"]["packages"] = json!([{"pattern": "@internal/*", "trustedPublishers": [publisher]}]);
+    assert_refused(&object, "trustedPublishers requires ingress.host");
+    object["spec"]["ingress"] = json!({"host": "npm.example.com"});
+    assert_eq!(validation_errors(&object), Vec::<String>::new());
+
+    object["spec"]["packages"][0]["trustedPublishers"][0]["claims"] = json!({});
+    assert_refused(&object, "names at least one claim");
+    object["spec"]["packages"][0]["trustedPublishers"][0] =
+        json!({"issuer": "http://token.ci.example.com", "claims": {"repository": "acme/widgets"}});
+    assert_refused(&object, "https://");
+}
+
+#[test]
+fn cel_refuses_rotation_of_a_secret_signing_key_and_bad_times() {
+    let mut object = minimal_volume();
+    object["spec"]["signing"] = json!({
+        "keySecret": {"name": "npm-signing", "key": "key.pem"},
+        "retiredKeys": [{"secretRef": {"name": "old", "key": "key.pem"}, "expires": "2026-06-01T00:00:00Z"}]
+    });
+    assert_eq!(validation_errors(&object), Vec::<String>::new());
+    object["spec"]["signing"]["rotateBefore"] = json!("2027-01-01T00:00:00Z");
+    assert_refused(&object, "rotateBefore applies to the key kept in storage");
+    object["spec"]["signing"] = json!({"rotateBefore": "next tuesday"});
+    assert_refused(&object, "rotateBefore");
+    object["spec"]["signing"] = json!({"rotateBefore": "2027-01-01T00:00:00+01:00", "enabled": true});
+    assert_eq!(validation_errors(&object), Vec::<String>::new());
+}
+
+#[test]
+fn server_settings_are_checked_by_the_schema() {
+    let mut object = minimal_volume();
+    object["spec"]["server"] = json!({
+        "trustProxy": ["10.0.0.0/8", "uniquelocal", "fd00::/8"],
+        "keepAliveTimeout": "75s", "headersTimeout": "20s", "bodyTimeout": "30s",
+        "maxConnections": 4096, "maxBodyBytesInFlight": "128mb"
+    });
+    object["spec"]["repair"] = json!({"interval": "30m", "grace": "10m"});
+    assert_eq!(validation_errors(&object), Vec::<String>::new());
+    object["spec"]["server"]["keepAliveTimeout"] = json!("forever");
+    assert_refused(&object, "keepAliveTimeout");
+    object["spec"]["server"] = json!({"maxConnections": 0});
+    assert_refused(&object, "maxConnections");
+}

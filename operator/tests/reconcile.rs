@@ -613,11 +613,13 @@ async fn events_name_each_child_and_do_not_fold_into_one_series() {
     h.set_spec("npm", &spec).await;
     h.reconcile("npm").await.unwrap();
     let after = h.events().await;
-    let new: Vec<String> = after
+    let mut new: Vec<String> = after
         .iter()
         .filter(|e| e.reason.as_deref() == Some("Updated"))
         .map(|e| e.note.clone().unwrap())
         .collect();
+    // Listed in no particular order (by generated name), as in the first check.
+    new.sort();
     assert_eq!(
         new,
         ["Updated ConfigMap npm-config", "Updated Deployment npm"],

@@ -60,6 +60,9 @@ pub const SERVER_PORT: i32 = 4873;
 #[x_kube(validation = Rule::new(
     "!has(self.storage.volume) || self.storage.volume.accessMode == 'ReadWriteMany' || (self.replicas <= 1 && !has(self.autoscaling))"
 ).message("a ReadWriteOnce volume allows one replica and no autoscaling: use accessMode ReadWriteMany (EFS) or S3 storage"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.packages) || !self.packages.exists(p, has(p.trustedPublishers) && size(p.trustedPublishers) > 0) || (has(self.ingress) && has(self.ingress.host))"
+).message("packages[].trustedPublishers requires ingress.host: an id-token's audience is checked against the registry's public URL"))]
 pub struct NpmRegistrySpec {
     /// Server image. Defaults to the npm-registry-server release matching this operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,6 +128,19 @@ pub struct NpmRegistrySpec {
     /// The web UI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web: Option<WebSpec>,
+
+    /// The key that signs hosted versions: a Secret, or (unset) one the server generates and
+    /// keeps in the storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing: Option<SigningSpec>,
+
+    /// How the server handles connections: the proxies it believes, timeouts, limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerSpec>,
+
+    /// The background repair of leftovers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repair: Option<RepairSpec>,
 
     /// Exposes the registry through an Ingress (for example an AWS ALB).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,18 +7,29 @@ use std::collections::BTreeMap;
 use indexmap::IndexMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use registry_config::{
-    AuthFile, CacheFile, ConfigFile, HtpasswdFile, LogFile, RuleFile, S3_PLUGIN, S3StoreFile, StringList,
-    UplinkAuthFile, UplinkFile, WebFile,
+    AuthFile, CacheFile, ConfigFile, HtpasswdFile, LogFile, RepairFile, RetiredKeyFile, RuleFile, S3_PLUGIN,
+    S3StoreFile, ServerFile, SigningFile, StringList, TrustedPublisherFile, UplinkAuthFile, UplinkFile, WebFile,
 };
 use serde_yaml::Value;
 
-use super::{BuildError, HTPASSWD_PATH, STORAGE_PATH, View, names, sha256_hex};
+use super::{BuildError, CONFIG_DIR, HTPASSWD_PATH, STORAGE_PATH, View, names, sha256_hex};
 use crate::crd::{NpmRegistrySpec, PackageRule, UplinkAuthType};
 use crate::quantity;
 use crate::validate::uplink_token_env;
 
 /// Key of the config file in the ConfigMap.
 pub const CONFIG_KEY: &str = "config.yaml";
+
+/// `server.trustProxy` when an Ingress is set and the spec names no proxies: the Ingress
+/// controller (or an ALB, from its VPC subnets) connects from private addresses, so its
+/// `X-Forwarded-For` is believed from those. Without an Ingress, nobody's is.
+pub const INGRESS_TRUSTED_PROXIES: &str = "uniquelocal";
+
+/// How much longer than an ALB's idle timeout the server keeps an idle connection open, so that
+/// the ALB, not the server, closes it (else the ALB may send a request on a closing connection
+/// and answer 502). Applied when the spec raises the ALB's idle timeout past what the server's
+/// default `keepAliveTimeout` covers.
+pub const KEEP_ALIVE_MARGIN_SECS: u64 = 15;
 
 pub fn build(view: &View) -> Result<ConfigMap, BuildError> {
     let yaml = render(view)?;
@@ -83,10 +94,26 @@ pub fn config(view: &View) -> Result<ConfigFile, BuildError> {
                 .map(|(group, users)| (group.clone(), StringList::Many(users.clone())))
                 .collect()
         }),
-        web: spec.web.as_ref().map(|web| WebFile {
-            enable: web.enable,
-            title: web.title.clone(),
-            ..WebFile::default()
+        web: match &spec.web {
+            None => None,
+            Some(web) => Some(WebFile {
+                enable: web.enable,
+                title: web.title.clone(),
+                logo: web.logo.clone(),
+                cache_size: web
+                    .cache_size
+                    .as_ref()
+                    .map(quantity::bytes)
+                    .transpose()?
+                    .map(Value::from),
+                ..WebFile::default()
+            }),
+        },
+        signing: spec.signing.as_ref().map(|_| signing(view)),
+        server: server(spec),
+        repair: spec.repair.as_ref().map(|repair| RepairFile {
+            interval: repair.interval.clone().map(Value::from),
+            grace: repair.grace.clone().map(Value::from),
         }),
         packument_cache: cache_file(cache.packuments.as_ref())?,
         tarball_cache: cache_file(cache.tarballs.as_ref())?,
@@ -108,6 +135,54 @@ pub fn config(view: &View) -> Result<ConfigFile, BuildError> {
         }),
         ..ConfigFile::default()
     })
+}
+
+/// `signing`: the key files where the Deployment projects the Secrets.
+fn signing(view: &View) -> SigningFile {
+    let path = |file: &str| format!("{CONFIG_DIR}/{file}");
+    let retired = view.retired_keys();
+    let signing = view.spec.signing.as_ref();
+    SigningFile {
+        enabled: signing.and_then(|s| s.enabled),
+        key_file: view.signing_key().map(|(file, _)| path(&file)),
+        rotate_before: signing.and_then(|s| s.rotate_before.clone()),
+        retired_keys: (!retired.is_empty()).then(|| {
+            retired
+                .iter()
+                .map(|(file, key)| RetiredKeyFile {
+                    key_file: Some(path(file)),
+                    expires: Some(key.expires.clone()),
+                })
+                .collect()
+        }),
+    }
+}
+
+/// `server`: the spec's settings, and the trusted proxies (see [`INGRESS_TRUSTED_PROXIES`]).
+fn server(spec: &NpmRegistrySpec) -> Option<ServerFile> {
+    let settings = spec.server.clone().unwrap_or_default();
+    let trust_proxy = match &settings.trust_proxy {
+        Some(list) => (!list.is_empty()).then(|| Value::from(list.clone())),
+        None => spec
+            .ingress
+            .is_some()
+            .then(|| Value::from(vec![INGRESS_TRUSTED_PROXIES])),
+    };
+    let keep_alive_timeout = settings.keep_alive_timeout.map(Value::from).or_else(|| {
+        let idle = spec.ingress.as_ref().and_then(super::ingress::alb_idle_timeout_secs)?;
+        let needed = idle + KEEP_ALIVE_MARGIN_SECS;
+        (needed > registry_config::defaults::KEEP_ALIVE_TIMEOUT.as_secs()).then(|| Value::from(format!("{needed}s")))
+    });
+    let file = ServerFile {
+        trust_proxy,
+        keep_alive_timeout,
+        headers_timeout: settings.headers_timeout.map(Value::from),
+        body_timeout: settings.body_timeout.map(Value::from),
+        max_connections: settings.max_connections.map(|n| Value::from(n.max(1))),
+        max_body_bytes_in_flight: settings.max_body_bytes_in_flight.map(Value::from),
+        ..ServerFile::default()
+    };
+    (file != ServerFile::default()).then_some(file)
 }
 
 /// `max_size` in bytes, when the spec sets a size.
@@ -203,6 +278,20 @@ fn packages(spec: &NpmRegistrySpec) -> IndexMap<String, RuleFile> {
                 proxy: list(&rule.proxy),
                 quarantine: rule.quarantine.clone().map(Value::from),
                 block: (!rule.block.is_empty()).then(|| rule.block.clone()),
+                trusted_publishers: (!rule.trusted_publishers.is_empty()).then(|| {
+                    rule.trusted_publishers
+                        .iter()
+                        .map(|t| TrustedPublisherFile {
+                            issuer: Some(t.issuer.clone()),
+                            claims: Some(
+                                t.claims
+                                    .iter()
+                                    .map(|(name, value)| (name.clone(), Value::from(value.0.clone())))
+                                    .collect(),
+                            ),
+                        })
+                        .collect()
+                }),
                 ..RuleFile::default()
             };
             (rule.pattern.clone(), file)
@@ -287,6 +376,20 @@ mod tests {
         spec.web = Some(WebSpec {
             enable: Some(false),
             title: Some("Team registry".into()),
+            logo: Some("https://cdn.example.com/logo.png".into()),
+            cache_size: Some(Quantity("64Mi".into())),
+        });
+        spec.server = Some(ServerSpec {
+            keep_alive_timeout: Some("90s".into()),
+            headers_timeout: Some("10s".into()),
+            body_timeout: Some("1m".into()),
+            max_connections: Some(500),
+            max_body_bytes_in_flight: Some("128mb".into()),
+            ..ServerSpec::default()
+        });
+        spec.repair = Some(RepairSpec {
+            interval: Some("1h".into()),
+            grace: Some("30m".into()),
         });
         spec.cache = Some(CacheSpec {
             packuments: Some(Quantity("256Mi".into())),
@@ -317,8 +420,187 @@ mod tests {
         );
         let web = file.web.unwrap();
         assert_eq!((web.enable, web.title.as_deref()), (Some(false), Some("Team registry")));
+        assert_eq!(web.logo.as_deref(), Some("https://cdn.example.com/logo.png"));
+        assert_eq!(web.cache_size, Some(Value::from(64u64 << 20)));
+        let server = file.server.unwrap();
+        assert_eq!(server.keep_alive_timeout, Some(Value::from("90s")));
+        assert_eq!(server.headers_timeout, Some(Value::from("10s")));
+        assert_eq!(server.body_timeout, Some(Value::from("1m")));
+        assert_eq!(server.max_connections, Some(Value::from(500)));
+        assert_eq!(server.max_body_bytes_in_flight, Some(Value::from("128mb")));
+        let repair = file.repair.unwrap();
+        assert_eq!(
+            (repair.interval, repair.grace),
+            (Some(Value::from("1h")), Some(Value::from("30m")))
+        );
         assert_eq!(file.packument_cache.unwrap().max_size, Some(Value::from(256u64 << 20)));
         assert_eq!(file.tarball_cache.unwrap().max_size, Some(Value::from(0u64)));
+    }
+
+    fn signing_spec() -> SigningSpec {
+        SigningSpec {
+            enabled: Some(true),
+            key_secret: Some(SecretKeyRef {
+                name: "npm-signing".into(),
+                key: "key.pem".into(),
+            }),
+            retired_keys: vec![RetiredKey {
+                secret_ref: SecretKeyRef {
+                    name: "npm-signing-old".into(),
+                    key: "key.pem".into(),
+                },
+                expires: "2026-06-01T00:00:00Z".into(),
+            }],
+            ..SigningSpec::default()
+        }
+    }
+
+    #[test]
+    fn the_signing_secret_is_the_key_file_where_the_pod_projects_it() {
+        let mut spec = volume_spec();
+        spec.signing = Some(signing_spec());
+        let registry = registry(spec.clone());
+        let view = View::new(&registry).unwrap();
+        let signing = config(&view).unwrap().signing.unwrap();
+        let (file, secret) = view.signing_key().unwrap();
+        assert_eq!(secret.name, "npm-signing");
+        assert_eq!(signing.key_file, Some(format!("{CONFIG_DIR}/{file}")));
+        assert_eq!(signing.key_file.as_deref(), Some("/etc/npm-registry/signing/key.pem"));
+        assert_eq!(signing.enabled, Some(true));
+        assert_eq!(signing.rotate_before, None);
+        let retired = signing.retired_keys.unwrap();
+        assert_eq!(retired.len(), 1);
+        assert_eq!(
+            retired[0].key_file.as_deref(),
+            Some("/etc/npm-registry/signing/retired-0.pem")
+        );
+        assert_eq!(retired[0].expires.as_deref(), Some("2026-06-01T00:00:00Z"));
+
+        // No Secret: the server keeps a key in the storage and rotates it at rotateBefore.
+        spec.signing = Some(SigningSpec {
+            rotate_before: Some("2027-01-01T00:00:00Z".into()),
+            ..SigningSpec::default()
+        });
+        let signing = parsed(spec.clone()).signing.unwrap();
+        assert_eq!(signing.key_file, None);
+        assert_eq!(signing.rotate_before.as_deref(), Some("2027-01-01T00:00:00Z"));
+        assert_eq!(signing.retired_keys, None);
+        spec.signing = Some(SigningSpec {
+            enabled: Some(false),
+            ..SigningSpec::default()
+        });
+        assert_eq!(parsed(spec.clone()).signing.unwrap().enabled, Some(false));
+        spec.signing = None;
+        assert!(!render_spec(spec).contains("signing"));
+    }
+
+    #[test]
+    fn trusted_publishers_reach_their_rule() {
+        let mut spec = volume_spec();
+        spec.ingress = Some(IngressSpec {
+            host: Some("npm.example.com".into()),
+            ..IngressSpec::default()
+        });
+        spec.packages = vec![
+            PackageRule {
+                pattern: "@internal/*".into(),
+                access: vec!["$authenticated".into()],
+                publish: vec!["$authenticated".into()],
+                trusted_publishers: vec![TrustedPublisher {
+                    issuer: "https://token.ci.example.com".into(),
+                    claims: BTreeMap::from([
+                        ("repository".into(), ClaimValue("acme/widgets".into())),
+                        ("ref".into(), ClaimValue("refs/tags/*".into())),
+                    ]),
+                }],
+                ..PackageRule::default()
+            },
+            PackageRule {
+                pattern: "**".into(),
+                access: vec!["$all".into()],
+                ..PackageRule::default()
+            },
+        ];
+        let packages = parsed(spec).packages.unwrap();
+        let publishers = packages["@internal/*"].trusted_publishers.clone().unwrap();
+        assert_eq!(publishers.len(), 1);
+        assert_eq!(publishers[0].issuer.as_deref(), Some("https://token.ci.example.com"));
+        assert_eq!(
+            publishers[0].claims.clone().unwrap(),
+            BTreeMap::from([
+                ("ref".to_string(), Value::from("refs/tags/*")),
+                ("repository".to_string(), Value::from("acme/widgets")),
+            ])
+        );
+        assert_eq!(packages["**"].trusted_publishers, None);
+    }
+
+    #[test]
+    fn forwarded_headers_are_believed_from_private_ranges_only_behind_an_ingress() {
+        let trust = |spec: NpmRegistrySpec| parsed(spec).server.and_then(|s| s.trust_proxy);
+        let mut spec = volume_spec();
+        assert_eq!(trust(spec.clone()), None, "no Ingress: the TCP peer is the client");
+        assert!(!render_spec(spec.clone()).contains("server:"));
+        spec.ingress = Some(IngressSpec {
+            class_name: Some("alb".into()),
+            ..IngressSpec::default()
+        });
+        assert_eq!(
+            trust(spec.clone()),
+            Some(Value::from(vec!["uniquelocal"])),
+            "the ALB connects from the VPC's private addresses"
+        );
+        spec.server = Some(ServerSpec {
+            trust_proxy: Some(vec!["10.1.0.0/16".into()]),
+            ..ServerSpec::default()
+        });
+        assert_eq!(
+            trust(spec.clone()),
+            Some(Value::from(vec!["10.1.0.0/16"])),
+            "the user's list wins"
+        );
+        spec.server = Some(ServerSpec {
+            trust_proxy: Some(Vec::new()),
+            ..ServerSpec::default()
+        });
+        assert_eq!(
+            trust(spec.clone()),
+            None,
+            "an empty list trusts none, even behind an Ingress"
+        );
+        spec.ingress = None;
+        spec.server = Some(ServerSpec {
+            trust_proxy: Some(vec!["loopback".into()]),
+            ..ServerSpec::default()
+        });
+        assert_eq!(trust(spec), Some(Value::from(vec!["loopback"])));
+    }
+
+    #[test]
+    fn keep_alive_outlasts_a_raised_alb_idle_timeout_unless_the_spec_sets_it() {
+        let keep_alive = |spec: NpmRegistrySpec| parsed(spec).server.and_then(|s| s.keep_alive_timeout);
+        let mut spec = volume_spec();
+        let idle = |seconds: u64| {
+            BTreeMap::from([(
+                "alb.ingress.kubernetes.io/load-balancer-attributes".to_string(),
+                format!("idle_timeout.timeout_seconds={seconds}"),
+            )])
+        };
+        spec.ingress = Some(IngressSpec {
+            class_name: Some("alb".into()),
+            annotations: idle(300),
+            ..IngressSpec::default()
+        });
+        assert_eq!(keep_alive(spec.clone()), Some(Value::from("315s")));
+        // The server's default already outlasts an ALB at 60 s or less: left to it.
+        spec.ingress.as_mut().unwrap().annotations = idle(30);
+        assert_eq!(keep_alive(spec.clone()), None);
+        spec.ingress.as_mut().unwrap().annotations = idle(300);
+        spec.server = Some(ServerSpec {
+            keep_alive_timeout: Some("400s".into()),
+            ..ServerSpec::default()
+        });
+        assert_eq!(keep_alive(spec), Some(Value::from("400s")), "the spec's wins");
     }
 
     #[test]

@@ -75,6 +75,22 @@ fn is_alb(settings: &Settings) -> bool {
         || settings.tls.as_ref().is_some_and(|t| t.certificate_arn.is_some())
 }
 
+/// The ALB's idle timeout in seconds when the spec's annotations set one
+/// (`load-balancer-attributes: idle_timeout.timeout_seconds=N`); `None`: not an ALB, or its
+/// default (60 s).
+pub fn alb_idle_timeout_secs(settings: &Settings) -> Option<u64> {
+    if !is_alb(settings) {
+        return None;
+    }
+    let attributes = settings.annotations.get(&format!("{ALB}load-balancer-attributes"))?;
+    attributes.split(',').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key.trim() == "idle_timeout.timeout_seconds")
+            .then(|| value.trim().parse().ok())
+            .flatten()
+    })
+}
+
 fn alb_annotations(settings: &Settings) -> BTreeMap<String, String> {
     let alb = settings.alb.clone().unwrap_or_default();
     let mut annotations = BTreeMap::new();
@@ -120,6 +136,24 @@ mod tests {
 
     fn annotations(ingress: &Ingress) -> BTreeMap<String, String> {
         ingress.metadata.annotations.clone().unwrap_or_default()
+    }
+
+    #[test]
+    fn the_alb_idle_timeout_is_read_from_the_attributes_annotation() {
+        let mut settings = Settings {
+            class_name: Some("alb".into()),
+            annotations: BTreeMap::from([(
+                format!("{ALB}load-balancer-attributes"),
+                "deletion_protection.enabled=true, idle_timeout.timeout_seconds=300".into(),
+            )]),
+            ..Settings::default()
+        };
+        assert_eq!(alb_idle_timeout_secs(&settings), Some(300));
+        settings.class_name = Some("nginx".into());
+        assert_eq!(alb_idle_timeout_secs(&settings), None, "not an ALB");
+        settings.class_name = Some("alb".into());
+        settings.annotations.clear();
+        assert_eq!(alb_idle_timeout_secs(&settings), None);
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub const SERVER_BINARY: &str = "/usr/local/bin/npm-registry-server";
 pub const CONFIG_DIR: &str = "/etc/npm-registry";
 pub const CONFIG_PATH: &str = "/etc/npm-registry/config.yaml";
 pub const HTPASSWD_PATH: &str = "/etc/npm-registry/auth/htpasswd";
+/// The signing key Secret and retired keys, projected into the config volume (paths below it).
+pub const SIGNING_DIR: &str = "signing";
+pub const SIGNING_KEY_FILE: &str = "signing/key.pem";
 pub const STORAGE_PATH: &str = "/var/lib/npm-registry/storage";
 pub const PING_PATH: &str = "/-/ping";
 pub const READY_PATH: &str = "/-/ready";
@@ -201,15 +204,41 @@ impl<'a> View<'a> {
         }
     }
 
-    /// Bytes the server's two caches may hold: the spec's sizes, else the server's defaults.
+    /// Bytes the server's caches may hold: the packument and tarball caches and, while the web UI
+    /// is on, its page cache; the spec's sizes, else the server's defaults.
     pub fn cache_bytes(&self) -> Result<u64, crate::quantity::QuantityError> {
         use registry_config::defaults;
         let cache = self.spec.cache.clone().unwrap_or_default();
+        let web = self.spec.web.clone().unwrap_or_default();
         let size = |q: &Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>, default: u64| {
             q.as_ref().map_or(Ok(default), crate::quantity::bytes)
         };
+        let pages = match web.enable {
+            Some(false) => 0,
+            _ => size(&web.cache_size, defaults::WEB_CACHE_SIZE)?,
+        };
         Ok(size(&cache.packuments, defaults::PACKUMENT_CACHE_SIZE)?
-            + size(&cache.tarballs, defaults::TARBALL_CACHE_SIZE)?)
+            + size(&cache.tarballs, defaults::TARBALL_CACHE_SIZE)?
+            + pages)
+    }
+
+    /// The signing key Secret and where it is projected, relative to [`CONFIG_DIR`].
+    pub fn signing_key(&self) -> Option<(String, &'a crate::crd::SecretKeyRef)> {
+        let key = self.spec.signing.as_ref()?.key_secret.as_ref()?;
+        Some((SIGNING_KEY_FILE.to_string(), key))
+    }
+
+    /// The retired keys and where each is projected, relative to [`CONFIG_DIR`], in spec order.
+    pub fn retired_keys(&self) -> Vec<(String, &'a crate::crd::RetiredKey)> {
+        let Some(signing) = &self.spec.signing else {
+            return Vec::new();
+        };
+        signing
+            .retired_keys
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("{SIGNING_DIR}/retired-{i}.pem"), r))
+            .collect()
     }
 
     pub fn service_port(&self) -> i32 {

@@ -31,8 +31,8 @@ pub const UPLINK_MAX_PACKUMENT_SIZE: u64 = 64 * MIB;
 pub const UPLINK_MAX_TARBALL_SIZE: u64 = 1024 * MIB;
 /// `web.title`.
 pub const WEB_TITLE: &str = "npm registry";
-/// The server's resident memory beyond its two caches (`packument_cache.max_size` +
-/// `tarball_cache.max_size`): the runtime, buffers of requests in flight, the htpasswd and token
+/// The server's resident memory beyond its caches (`packument_cache.max_size` +
+/// `tarball_cache.max_size` + `web.cache_size` while the web UI is on): the runtime, buffers of requests in flight, the htpasswd and token
 /// state. A pod's memory is sized as caches + this. Measured RSS, to be re-measured whenever the
 /// server's memory profile changes (the memory work owns the figure).
 pub const MEMORY_OVERHEAD: u64 = 160 * MIB;

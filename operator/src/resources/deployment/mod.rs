@@ -254,6 +254,27 @@ fn volumes(view: &View) -> Vec<Volume> {
             ..VolumeProjection::default()
         });
     }
+    // The signing keys: read-only like the rest of the volume, and readable by the server's
+    // group only (fsGroup), as the htpasswd file.
+    let key = view.signing_key().map(|(file, secret)| (file, secret.clone()));
+    let retired = view
+        .retired_keys()
+        .into_iter()
+        .map(|(file, r)| (file, r.secret_ref.clone()));
+    for (path, secret) in key.into_iter().chain(retired) {
+        sources.push(VolumeProjection {
+            secret: Some(SecretProjection {
+                name: secret.name,
+                items: Some(vec![KeyToPath {
+                    key: secret.key,
+                    path,
+                    mode: None,
+                }]),
+                optional: Some(false),
+            }),
+            ..VolumeProjection::default()
+        });
+    }
     let mut volumes = vec![
         Volume {
             name: "config".into(),

@@ -68,10 +68,10 @@ fn resources_of(spec: NpmRegistrySpec) -> ResourceRequirements {
 
 #[test]
 fn memory_is_sized_from_the_caches_when_the_spec_sets_none() {
-    use registry_config::defaults::{MEMORY_OVERHEAD, PACKUMENT_CACHE_SIZE, TARBALL_CACHE_SIZE};
+    use registry_config::defaults::{MEMORY_OVERHEAD, PACKUMENT_CACHE_SIZE, TARBALL_CACHE_SIZE, WEB_CACHE_SIZE};
     let mib = |b: u64| format!("{}Mi", b.div_ceil(1 << 20));
     let r = resources_of(volume_spec());
-    let default = mib(PACKUMENT_CACHE_SIZE + TARBALL_CACHE_SIZE + MEMORY_OVERHEAD);
+    let default = mib(PACKUMENT_CACHE_SIZE + TARBALL_CACHE_SIZE + WEB_CACHE_SIZE + MEMORY_OVERHEAD);
     assert_eq!(r.requests.as_ref().unwrap()["memory"], Quantity(default.clone()));
     assert_eq!(r.limits.as_ref().unwrap()["memory"], Quantity(default));
     assert_eq!(r.requests.unwrap()["cpu"], Quantity("100m".into()));
@@ -86,11 +86,101 @@ fn memory_is_sized_from_the_caches_when_the_spec_sets_none() {
         requests: Some(BTreeMap::from([("cpu".to_string(), Quantity("0.5".into()))])),
         ..Default::default()
     });
-    let r = resources_of(spec);
-    let sized = mib((1 << 30) + (256 << 20) + MEMORY_OVERHEAD);
+    let r = resources_of(spec.clone());
+    let sized = mib((1 << 30) + (256 << 20) + WEB_CACHE_SIZE + MEMORY_OVERHEAD);
     assert_eq!(r.limits.as_ref().unwrap()["memory"], Quantity(sized.clone()));
     assert_eq!(r.requests.as_ref().unwrap()["memory"], Quantity(sized));
     assert_eq!(r.requests.unwrap()["cpu"], Quantity("0.5".into()));
+
+    // The web UI's page cache counts while the UI is on, at the spec's size.
+    spec.web = Some(WebSpec {
+        cache_size: Some(Quantity("100Mi".into())),
+        ..WebSpec::default()
+    });
+    let sized = mib((1 << 30) + (256 << 20) + (100 << 20) + MEMORY_OVERHEAD);
+    assert_eq!(resources_of(spec.clone()).limits.unwrap()["memory"], Quantity(sized));
+    spec.web.as_mut().unwrap().enable = Some(false);
+    let sized = mib((1 << 30) + (256 << 20) + MEMORY_OVERHEAD);
+    assert_eq!(resources_of(spec).limits.unwrap()["memory"], Quantity(sized));
+}
+
+#[test]
+fn the_signing_key_and_retired_keys_are_projected_read_only_into_the_config_volume() {
+    let mut spec = volume_spec();
+    spec.signing = Some(SigningSpec {
+        key_secret: Some(SecretKeyRef {
+            name: "npm-signing".into(),
+            key: "key.pem".into(),
+        }),
+        retired_keys: vec![RetiredKey {
+            secret_ref: SecretKeyRef {
+                name: "npm-signing-2026".into(),
+                key: "public.pem".into(),
+            },
+            expires: "2026-12-01T00:00:00Z".into(),
+        }],
+        ..SigningSpec::default()
+    });
+    let d = deployment(spec);
+    let pod = pod(&d);
+    let config = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == "config")
+        .unwrap();
+    let projected = config.projected.as_ref().unwrap();
+    assert_eq!(
+        projected.default_mode,
+        Some(0o440),
+        "readable by the server's group only"
+    );
+    let secrets: Vec<(&str, &str, &str)> = projected
+        .sources
+        .iter()
+        .flatten()
+        .filter_map(|s| s.secret.as_ref())
+        .flat_map(|s| {
+            assert_eq!(s.optional, Some(false), "a missing Secret keeps the pod from starting");
+            s.items
+                .iter()
+                .flatten()
+                .map(|i| (s.name.as_str(), i.key.as_str(), i.path.as_str()))
+        })
+        .collect();
+    assert_eq!(
+        secrets,
+        [
+            ("npm-signing", "key.pem", "signing/key.pem"),
+            ("npm-signing-2026", "public.pem", "signing/retired-0.pem")
+        ]
+    );
+    let mount = pod.containers[0]
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.name == "config")
+        .unwrap();
+    assert_eq!(
+        (mount.mount_path.as_str(), mount.read_only),
+        ("/etc/npm-registry", Some(true))
+    );
+    // Without signing, no Secret is projected.
+    let d = deployment(volume_spec());
+    let config = pod_volumes_secrets(&d);
+    assert_eq!(config, 0);
+}
+
+fn pod_volumes_secrets(d: &Deployment) -> usize {
+    pod(d)
+        .volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| v.projected.as_ref())
+        .flat_map(|p| p.sources.iter().flatten())
+        .filter(|s| s.secret.is_some())
+        .count()
 }
 
 #[test]
