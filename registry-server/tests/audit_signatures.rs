@@ -121,14 +121,7 @@ fn npm_audit_signatures_verifies_hosted_and_proxied_packages() {
         "{listed:?}"
     );
 
-    let shim = workspace_root().join("registry-server/tests/common/tuf_offline.js");
-    let out = user
-        .command("npm", &p)
-        .args(["audit", "signatures"])
-        .env("NODE_OPTIONS", format!("--require {}", shim.display()))
-        .env("npm_config_fetch_retries", "0")
-        .output()
-        .unwrap();
+    let out = user.npm_audit_signatures(&p);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
