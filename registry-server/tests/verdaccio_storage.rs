@@ -57,6 +57,16 @@ fn verdaccio_storage_is_served() {
     ours.npm_ok(&p, &["install", "@old/thing", "from-verdaccio@1.0.0"]);
     // The explicitly installed 1.0.0 also satisfies @old/thing's ^1.0.0, so npm dedupes to it.
     assert_eq!(ours.require(&p, "@old/thing"), "v!");
+    // Verdaccio signed nothing; we sign what it stored, on the read path only.
+    let audit = ours.npm_audit_signatures(&p);
+    let said = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        audit.status.success() && said.contains("2 packages have verified registry signatures"),
+        "{said}\n{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    let stored = std::fs::read_to_string(storage.join("@old/thing/package.json")).unwrap();
+    assert!(!stored.contains("\"signatures\""), "storage is not rewritten: {stored}");
     let view = ours.npm_ok(w, &["view", "from-verdaccio", "versions", "--json"]);
     assert!(view.contains("1.0.0") && view.contains("1.1.0"), "{view}");
     let found = ours.npm_ok(w, &["search", "from-verdaccio"]);

@@ -152,6 +152,17 @@ impl Registry {
         self
     }
 
+    /// The signing keys' generation: a document signed in another one is built again.
+    fn keys_generation(&self) -> u64 {
+        self.signer.as_ref().map_or(0, |s| s.generation())
+    }
+
+    /// What signs local versions in a document build (on a CPU worker, hence owned).
+    fn sign(&self) -> Option<impl Fn(&str, &str, &str) -> Value + Send + Sync + 'static> {
+        let signer = self.signer.clone()?;
+        Some(move |name: &str, version: &str, integrity: &str| signer.signatures(name, version, integrity))
+    }
+
     /// Whether storage can be used right now (readiness).
     pub async fn check_storage(&self) -> Result<()> {
         Ok(self.storage.check().await?)

@@ -7,7 +7,7 @@ use super::cache::{Document, Kind};
 use super::read::{build_failed, local_source};
 use super::{Registry, Result, not_found, packument_key};
 use crate::package::PackageName;
-use crate::package::packument::{Inputs, Packument, Source};
+use crate::package::packument::{Inputs, Packument, Sign, Source};
 use crate::storage::{Blob, Revision};
 use crate::uplink::{Refresh, Room, Upstream, UpstreamCopy};
 use chrono::Utc;
@@ -55,7 +55,7 @@ impl Registry {
         if let Some(d) = self
             .cache
             .get(name.as_str())
-            .filter(|d| d.has(kind) && d.minute == minute)
+            .filter(|d| d.has(kind) && d.minute == minute && d.keys == self.keys_generation())
             && d.upstream_is_fresh(maxage, proxies)
         {
             if !self.cache.is_due(&d) {
@@ -85,6 +85,7 @@ impl Registry {
     ) -> Result<Arc<Document>> {
         let cached = self.cache.get(name.as_str());
         let key = packument_key(name)?;
+        let keys = self.keys_generation();
         let (cached_local, cached_upstream) = cached.as_ref().map_or((None, None), |d| d.packument.sources());
         // Local data, read again only when it changed.
         let local: Option<(Revision, Option<Arc<Source>>)> = match self.storage.revision(&key).await? {
@@ -109,6 +110,7 @@ impl Registry {
         if let Some(d) = &cached
             && d.has(kind)
             && d.minute == minute
+            && d.keys == keys
             && d.local == local.as_ref().map(|(r, _)| r.clone())
             && match (&d.upstream, &upstream) {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, &b.copy),
@@ -153,6 +155,7 @@ impl Registry {
             local.as_ref().map(|(_, s)| s.clone()),
             upstream.as_ref().map(|u| u.source.clone()),
         );
+        let sign = self.sign();
         let packument = crate::work::cpu(move || {
             let inputs = Inputs {
                 name: &n,
@@ -160,6 +163,7 @@ impl Registry {
                 upstream: u,
                 filter: &filter,
                 now: Utc::now(),
+                sign: sign.as_ref().map(|f| f as &Sign),
             };
             Packument::build(inputs, full)
         })
@@ -171,6 +175,7 @@ impl Registry {
             local.map(|(r, _)| r),
             upstream.map(|u| u.copy),
             minute,
+            keys,
         ));
         self.cache.insert(&doc, generation);
         // The cache counts the upstream bytes now, if it kept them.

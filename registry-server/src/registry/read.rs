@@ -7,7 +7,7 @@ use super::{Registry, RegistryError, Result, corrupt, not_found, packument_key, 
 use crate::auth::Identity;
 use crate::auth::access::Action;
 use crate::package::merge::{self, VersionFilter};
-use crate::package::packument::{Inputs, Packument, Source, template};
+use crate::package::packument::{Inputs, Packument, Sign, Source, template};
 use crate::package::{PackageError, PackageName, deletion};
 use crate::storage::{Blob, StorageError};
 use bytes::Bytes;
@@ -97,7 +97,7 @@ impl Registry {
         if let Some(d) = self
             .cache
             .get(name.as_str())
-            .filter(|d| d.has(kind) && d.upstream.is_none())
+            .filter(|d| d.has(kind) && d.upstream.is_none() && d.keys == self.keys_generation())
         {
             if !self.cache.is_due(&d) {
                 self.metrics.cache(true);
@@ -130,7 +130,7 @@ impl Registry {
             .read(&packument_key(name)?)
             .await?
             .ok_or_else(|| not_found(name))?;
-        let n = name.clone();
+        let (n, keys, sign) = (name.clone(), self.keys_generation(), self.sign());
         let packument = crate::work::cpu(move || -> Result<Packument> {
             let local = local_source(&n, stored.bytes)?.ok_or_else(|| not_found(&n))?;
             let inputs = Inputs {
@@ -139,12 +139,13 @@ impl Registry {
                 upstream: None,
                 filter: &VersionFilter::default(),
                 now: Utc::now(),
+                sign: sign.as_ref().map(|f| f as &Sign),
             };
             Ok(Packument::build(inputs, kind == Kind::Full).expect("a source to cut from"))
         })
         .await
         .map_err(build_failed)??;
-        let doc = Arc::new(Document::new(packument, Some(stored.revision), None, 0));
+        let doc = Arc::new(Document::new(packument, Some(stored.revision), None, 0, keys));
         self.cache.insert(&doc, generation);
         Ok(doc)
     }

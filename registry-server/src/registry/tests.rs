@@ -271,3 +271,64 @@ async fn the_package_list_is_newest_first_paginated_and_filtered_by_access() {
     );
     assert_eq!(other.packages(0, 10, &who).await.unwrap().1, 3);
 }
+
+#[tokio::test]
+async fn a_key_rotated_by_another_replica_re_signs_documents_already_in_memory() {
+    use crate::config::{KeySource, Signing};
+    use cache::{Encoding, Kind, Payload};
+    let (storage, registry) = registry_on(&MemoryStorage::default(), false);
+    let storage: Arc<dyn Storage> = storage;
+    let signer = Signer::start(&Signing::default(), storage.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    let registry = registry.with_signer(Some(signer.clone()));
+    let name = PackageName::parse("signed").unwrap();
+    let who = Identity::user("tester", vec![]);
+    let body = request_body("signed", "1.0.0", b"signed@1.0.0");
+    registry.publish(&name, &body, &who, None, "http://h/").await.unwrap();
+    // The version endpoint and the abbreviated document, both from the document in memory.
+    let served = async || {
+        let one: Value =
+            serde_json::from_slice(&registry.version(&name, "1.0.0", &who, "http://h/").await.unwrap()).unwrap();
+        let p = registry
+            .prepared_for(&name, &who, "http://h/", Kind::Abbreviated)
+            .await
+            .unwrap();
+        let Payload::Whole(b) = p.body(Kind::Abbreviated, Encoding::Identity, false).await.0 else {
+            panic!("a small document is rendered whole");
+        };
+        let corgi: Value = serde_json::from_slice(&b).unwrap();
+        [one["dist"].clone(), corgi["versions"]["1.0.0"]["dist"].clone()]
+    };
+    let verified_by = |dist: &Value, key: &crate::package::signature::PublicKey| {
+        let sig = &dist["signatures"][0];
+        sig["keyid"] == key.keyid.as_str()
+            && key.verifies(
+                "signed",
+                "1.0.0",
+                dist["integrity"].as_str().unwrap(),
+                sig["sig"].as_str().unwrap(),
+            )
+    };
+    let old = signer.keyring().current.public().clone();
+    for dist in served().await {
+        assert!(verified_by(&dist, &old), "{dist}");
+    }
+
+    // Another replica rotates the stored key; once this one notices, it signs with the new key
+    // although the package did not change.
+    let rotating = Signing {
+        key: KeySource::Stored {
+            rotate_before: Some(chrono::Utc::now()),
+        },
+        ..Signing::default()
+    };
+    let other = Signer::start(&rotating, storage.clone()).await.unwrap().unwrap();
+    let new = other.keyring().current.public().clone();
+    assert_ne!(new.keyid, old.keyid);
+    signer.refresh().await.unwrap();
+    for dist in served().await {
+        assert!(verified_by(&dist, &new), "{dist}");
+    }
+}

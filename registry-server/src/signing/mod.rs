@@ -114,7 +114,7 @@ impl Signer {
     }
 
     /// Re-reads the keyring when its source changed.
-    async fn refresh(&self) -> Result<(), SigningError> {
+    pub(crate) async fn refresh(&self) -> Result<(), SigningError> {
         let ring = self.keyring();
         if !ring.stale(&self.config, self.storage.as_ref()).await? {
             return Ok(());

@@ -114,6 +114,19 @@ impl Client {
         self.command("npm", cwd).args(args).output().unwrap()
     }
 
+    /// `npm audit signatures`; offline, npm's first step (asking Sigstore's public TUF repository
+    /// whether it lists this registry) is answered as for an unlisted registry by
+    /// `tuf_offline.js`, so that npm goes on to this registry's `/-/npm/v1/keys` as it would online.
+    pub fn npm_audit_signatures(&self, cwd: &Path) -> Output {
+        let shim = workspace_root().join("registry-server/tests/common/tuf_offline.js");
+        self.command("npm", cwd)
+            .args(["audit", "signatures"])
+            .env("NODE_OPTIONS", format!("--require {}", shim.display()))
+            .env("npm_config_fetch_retries", "0")
+            .output()
+            .unwrap()
+    }
+
     /// `npm login` with the real CLI, answering its prompts through a pseudo-terminal.
     pub fn npm_login(&self, user: &str, password: &str) -> Output {
         self.tty_auth(user, password, "login")

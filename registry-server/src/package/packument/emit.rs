@@ -82,42 +82,86 @@ pub fn tarball_file(name: &PackageName, version: &str, source: &Source, v: &Vers
         .unwrap_or_else(|| name.tarball_filename(version))
 }
 
+/// A version's `dist.signatures` as a view writes it.
+#[derive(Debug, Clone, Copy)]
+pub enum Signed<'a> {
+    /// As stored (an upstream version's, or nothing signs).
+    Stored,
+    /// Ours (a JSON array), in place of any stored.
+    Ours(&'a str),
+    /// None: a local version with nothing to sign (no integrity) keeps no stored ones either.
+    Dropped,
+}
+
+/// What goes in place of a span of the source.
+enum Piece<'a> {
+    Lit(&'a [u8]),
+    Hole,
+}
+
 /// The JSON value at `outer` (a manifest or its `dist`) with `dist.tarball` pointed at the base
-/// URL's hole.
-pub fn with_tarball(b: &mut Builder, i: usize, source: &Source, outer: Span, dist: &Dist, tail: &str) {
+/// URL's hole and `dist.signatures` as `signed` says.
+pub fn with_tarball(b: &mut Builder, i: usize, source: &Source, outer: Span, dist: &Dist, tail: &str, signed: Signed) {
     let at = |start, end| Span { start, end };
+    let close = at(dist.close(), dist.close());
+    // Cuts of the source, each replaced by its pieces, in source order.
+    let mut edits: Vec<(Span, Vec<Piece>)> = Vec::with_capacity(3);
+    let mut members = dist.members;
+    let (drop, ours) = match signed {
+        Signed::Stored => (false, None),
+        Signed::Ours(s) => (true, Some(s)),
+        Signed::Dropped => (true, None),
+    };
+    if let Some(cut) = dist.signatures.filter(|_| drop) {
+        edits.push((cut, vec![]));
+        members -= 1;
+    }
     match dist.tarball {
         Some(t) if source.text(t).starts_with('"') => {
-            b.src(i, at(outer.start, t.start + 1));
-            b.hole();
             let url = &source.bytes()[(t.start + 1) as usize..t.end as usize];
             if url.ends_with(tail.as_bytes()) {
                 // The usual case: the upstream URL already ends in `name/-/file"`.
-                b.src(i, at(t.end - tail.len() as u32, outer.end));
+                edits.push((at(t.start + 1, t.end - tail.len() as u32), vec![Piece::Hole]));
             } else {
-                b.lit(tail.as_bytes());
-                b.src(i, at(t.end, outer.end));
+                edits.push((at(t.start + 1, t.end), vec![Piece::Hole, Piece::Lit(tail.as_bytes())]));
             }
         }
-        Some(t) => {
-            b.src(i, at(outer.start, t.start));
-            b.lit(b"\"");
-            b.hole();
-            b.lit(tail.as_bytes());
-            b.src(i, at(t.end, outer.end));
-        }
+        Some(t) => edits.push((
+            at(t.start, t.end),
+            vec![Piece::Lit(b"\""), Piece::Hole, Piece::Lit(tail.as_bytes())],
+        )),
         None => {
-            b.src(i, at(outer.start, dist.close()));
-            b.lit(if dist.empty {
+            let key: &[u8] = if members == 0 {
                 b"\"tarball\":\""
             } else {
                 b",\"tarball\":\""
-            });
-            b.hole();
-            b.lit(tail.as_bytes());
-            b.src(i, at(dist.close(), outer.end));
+            };
+            edits.push((close, vec![Piece::Lit(key), Piece::Hole, Piece::Lit(tail.as_bytes())]));
+            members += 1;
         }
     }
+    if let Some(sigs) = ours {
+        let key: &[u8] = if members == 0 {
+            b"\"signatures\":"
+        } else {
+            b",\"signatures\":"
+        };
+        edits.push((close, vec![Piece::Lit(key), Piece::Lit(sigs.as_bytes())]));
+    }
+    // Stable: the insertions at the closing brace keep the order they were pushed in.
+    edits.sort_by_key(|(span, _)| span.start);
+    let mut cursor = outer.start;
+    for (span, pieces) in edits {
+        b.src(i, at(cursor, span.start));
+        for p in pieces {
+            match p {
+                Piece::Lit(bytes) => b.lit(bytes),
+                Piece::Hole => b.hole(),
+            }
+        }
+        cursor = span.end;
+    }
+    b.src(i, at(cursor, outer.end));
 }
 
 /// `name/-/file"`: what follows the base URL in a tarball URL, closing quote included.
@@ -125,12 +169,19 @@ pub fn tarball_tail(name: &PackageName, file: &str) -> String {
     format!("{name}/-/{file}\"")
 }
 
-/// One version's manifest as the full document holds it.
-pub fn manifest(b: &mut Builder, i: usize, source: &Source, name: &PackageName, version: &str, v: &Version) {
+/// One version's manifest as the full document holds it (`dist.signatures` as `signed` says).
+pub fn manifest(
+    b: &mut Builder,
+    i: usize,
+    source: &Source,
+    name: &PackageName,
+    (version, v): (&str, &Version),
+    signed: Signed,
+) {
     match &v.dist {
         Some(dist) => {
             let tail = tarball_tail(name, &tarball_file(name, version, source, v));
-            with_tarball(b, i, source, v.value, dist, &tail);
+            with_tarball(b, i, source, v.value, dist, &tail, signed);
         }
         None => b.src(i, v.value),
     }
@@ -142,8 +193,8 @@ pub fn abbreviated_manifest(
     i: usize,
     source: &Source,
     name: &PackageName,
-    version: &str,
-    v: &Version,
+    (version, v): (&str, &Version),
+    signed: Signed,
 ) {
     let mut o = Object::open(b);
     if v.object {
@@ -157,7 +208,7 @@ pub fn abbreviated_manifest(
                 (Some(dist), true) => {
                     let tail = tarball_tail(name, &tarball_file(name, version, source, v));
                     o.keyed(i, key, f.key_at, f.value.start, |b| {
-                        with_tarball(b, i, source, f.value, dist, &tail)
+                        with_tarball(b, i, source, f.value, dist, &tail, signed)
                     });
                 }
                 _ => o.keyed(i, key, f.key_at, f.value.start, |b| b.src(i, f.value)),

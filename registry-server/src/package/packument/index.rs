@@ -103,6 +103,11 @@ pub struct Dist {
     pub integrity: Option<Span>,
     pub shasum: Option<Span>,
     pub empty: bool,
+    /// Members it has.
+    pub members: u32,
+    /// What to cut to drop its `signatures` member (with the comma that joins it to another),
+    /// when it has exactly one and the source spells what that takes.
+    pub signatures: Option<Span>,
 }
 
 impl Dist {
@@ -259,6 +264,30 @@ pub fn string(raw: &str) -> Option<Cow<'_, str>> {
     serde_json::from_str::<Text>(raw).ok().map(|t| t.0)
 }
 
+/// The bytes to cut to drop a `dist`'s one `signatures` member: from the end of the member before
+/// it, or, when it is the first, from its key to the next member's key.
+fn signatures_cut(o: &Offsets, dist: &[(Cow<str>, &RawValue)]) -> Option<Span> {
+    let mut found = dist.iter().enumerate().filter(|(_, (k, _))| k == "signatures");
+    let (j, (key, value)) = found.next()?;
+    if found.next().is_some() {
+        return None;
+    }
+    let end = o.span(value).end;
+    match j {
+        0 => Some(Span {
+            start: o.key_at(key)?,
+            end: match dist.get(1) {
+                Some((next, _)) => o.key_at(next)?,
+                None => end,
+            },
+        }),
+        _ => Some(Span {
+            start: o.span(dist[j - 1].1).end,
+            end,
+        }),
+    }
+}
+
 #[allow(clippy::ptr_arg)]
 fn version(o: &Offsets, key: &Cow<str>, raw: &RawValue) -> Version {
     let mut v = Version {
@@ -307,6 +336,8 @@ fn version(o: &Offsets, key: &Cow<str>, raw: &RawValue) -> Version {
                     integrity: find("integrity"),
                     shasum: find("shasum"),
                     empty: dist.is_empty(),
+                    members: dist.len() as u32,
+                    signatures: signatures_cut(o, &dist),
                 }
             });
         }

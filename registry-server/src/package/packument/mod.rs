@@ -14,7 +14,7 @@ mod views_tests;
 
 pub use index::{IndexError, Source};
 pub use template::{Part, Template};
-pub use views::{Inputs, Origin, Packument, UpstreamTarball};
+pub use views::{Inputs, Origin, Packument, Sign, UpstreamTarball};
 
 use super::PackageName;
 use chrono::{DateTime, Utc};

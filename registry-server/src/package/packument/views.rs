@@ -9,7 +9,7 @@
 //! rules (hidden versions, hoisting, dist-tags); apart they would drift.
 
 use super::INTERNAL_FIELDS;
-use super::emit::{self, Object};
+use super::emit::{self, Object, Signed};
 use super::index::{HOISTED_FIELDS, Member, Source, Version};
 use super::template::{Builder, Template};
 use crate::package::merge::VersionFilter;
@@ -28,6 +28,9 @@ pub enum Origin {
 const LOCAL: usize = 0;
 const UPSTREAM: usize = 1;
 
+/// Signs a hosted version: `(name, version, integrity)` → its `dist.signatures` (a JSON array).
+pub type Sign = dyn Fn(&str, &str, &str) -> serde_json::Value + Sync;
+
 /// What the views are cut from.
 pub struct Inputs<'a> {
     pub name: &'a PackageName,
@@ -35,6 +38,9 @@ pub struct Inputs<'a> {
     pub upstream: Option<Arc<Source>>,
     pub filter: &'a VersionFilter,
     pub now: DateTime<Utc>,
+    /// Signs local versions (their `dist.signatures` replaced by these); upstream ones keep
+    /// theirs.
+    pub sign: Option<&'a Sign>,
 }
 
 /// An upstream tarball a client may download: where upstream has it and what it must match.
@@ -96,6 +102,7 @@ pub struct Full {
     upstream: Option<Arc<Source>>,
     /// Visible versions, in order, with where each comes from (its index in that source).
     versions: IndexMap<Box<str>, (Origin, u32)>,
+    signatures: Signatures,
 }
 
 #[derive(Debug)]
@@ -111,6 +118,46 @@ pub struct Packument {
     versions: usize,
 }
 
+/// The `dist.signatures` of local versions, by their index in the local source (JSON text; `None`
+/// for a version without integrity); empty when nothing signs.
+#[derive(Debug, Default)]
+struct Signatures(Vec<Option<Box<str>>>);
+
+impl Signatures {
+    fn make(name: &PackageName, local: Option<&Source>, sign: Option<&Sign>) -> Self {
+        let (Some(local), Some(sign)) = (local, sign) else {
+            return Signatures::default();
+        };
+        let signed = local
+            .versions
+            .iter()
+            .map(|(version, v)| {
+                let integrity = local.dist_string(v, |d| d.integrity)?;
+                let sigs = sign(name.as_str(), version, &integrity);
+                Some(
+                    serde_json::to_string(&sigs)
+                        .expect("a value serializes")
+                        .into_boxed_str(),
+                )
+            })
+            .collect();
+        Signatures(signed)
+    }
+
+    fn of(&self, origin: Origin, index: u32) -> Signed<'_> {
+        match (origin, self.0.get(index as usize)) {
+            (Origin::Local, Some(Some(s))) => Signed::Ours(s),
+            (Origin::Local, Some(None)) => Signed::Dropped,
+            _ => Signed::Stored,
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.0.capacity() * std::mem::size_of::<Option<Box<str>>>()
+            + self.0.iter().flatten().map(|s| s.len()).sum::<usize>()
+    }
+}
+
 /// The build's working state.
 struct Cut {
     name: PackageName,
@@ -120,6 +167,7 @@ struct Cut {
     upstream: Option<Arc<Source>>,
     versions: IndexMap<Box<str>, (Origin, u32)>,
     dist_tags: IndexMap<Box<str>, Box<str>>,
+    signatures: Signatures,
 }
 
 impl Packument {
@@ -135,10 +183,12 @@ impl Packument {
             upstream,
             filter,
             now,
+            sign,
         } = inputs;
         let mut p = Cut {
             name: name.clone(),
             hidden: Default::default(),
+            signatures: Signatures::make(name, local.as_deref(), sign),
             local,
             upstream,
             versions: IndexMap::new(),
@@ -164,6 +214,7 @@ impl Packument {
             local: p.local,
             upstream: p.upstream,
             versions: p.versions,
+            signatures: p.signatures,
         });
         Some(Packument {
             name: p.name,
@@ -306,11 +357,12 @@ impl Cut {
         for (version, (origin, index)) in &self.versions {
             let (k, v, source) = self.entry(*origin, *index);
             let i = if *origin == Origin::Local { LOCAL } else { UPSTREAM };
+            let signatures = self.signatures.of(*origin, *index);
             vs.keyed(i, k, v.key_at, v.value.start, |b| {
                 if abbreviated {
-                    emit::abbreviated_manifest(b, i, source, &self.name, version, v);
+                    emit::abbreviated_manifest(b, i, source, &self.name, (version, v), signatures);
                 } else {
-                    emit::manifest(b, i, source, &self.name, version, v);
+                    emit::manifest(b, i, source, &self.name, (version, v), signatures);
                 }
             });
         }
@@ -470,7 +522,8 @@ impl Packument {
         let (_, v) = source.versions.get_index(*index as usize)?;
         let sources = [source.bytes()];
         let mut b = Builder::new(&sources);
-        emit::manifest(&mut b, 0, source, &self.name, version, v);
+        let signatures = full.signatures.of(*origin, *index);
+        emit::manifest(&mut b, 0, source, &self.name, (version, v), signatures);
         Some(b.finish_flat())
     }
 
@@ -496,6 +549,7 @@ impl Packument {
             source(&f.local)
                 + source(&f.upstream)
                 + f.template.heap_bytes()
+                + f.signatures.heap_bytes()
                 + f.versions.iter().map(|(k, _)| k.len() + 40).sum::<usize>()
         });
         full + self.abbreviated.heap_bytes()

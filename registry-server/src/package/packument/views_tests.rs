@@ -89,6 +89,7 @@ fn build(
             upstream: upstream.map(|u| source(u, false)),
             filter,
             now,
+            sign: None,
         },
         true,
     )
@@ -233,6 +234,7 @@ fn a_build_for_installs_keeps_no_source() {
         upstream: Some(source(&up, false)),
         filter: &filter,
         now: Utc::now(),
+        sign: None,
     };
     let slim = Packument::build(inputs(), false).unwrap();
     let full = Packument::build(inputs(), true).unwrap();
@@ -249,4 +251,103 @@ fn a_build_for_installs_keeps_no_source() {
         slim.heap_bytes(),
         full.heap_bytes()
     );
+}
+
+/// A stand-in signer: the payload itself, so that a test sees what was signed.
+fn fake_sign(name: &str, version: &str, integrity: &str) -> Value {
+    json!([{"keyid": "SHA256:ours", "sig": format!("{name}@{version}:{integrity}")}])
+}
+
+#[test]
+fn local_versions_carry_our_signatures_and_upstream_ones_keep_theirs() {
+    let name = PackageName::parse("lib").unwrap();
+    let now = Utc::now();
+    let theirs = json!([{"keyid": "SHA256:upstream", "sig": "up"}]);
+    let mut up = upstream(now);
+    for (_, v) in up["versions"].as_object_mut().unwrap() {
+        v["dist"]["signatures"] = theirs.clone();
+    }
+    // Stored dist shapes: signatures first, in the middle, alone, none; no integrity; no tarball.
+    let stale = json!([{"keyid": "SHA256:old", "sig": "old"}]);
+    let local = json!({"name": "lib", "dist-tags": {"latest": "9.0.0"},
+        "versions": {
+            "1.0.0": {"name": "lib", "version": "1.0.0", "dist": {"signatures": stale, "integrity": "sha512-a", "tarball": "http://old/lib/-/lib-1.0.0.tgz"}},
+            "5.0.0": {"name": "lib", "version": "5.0.0", "dist": {"integrity": "sha512-b", "signatures": stale, "tarball": "http://old/lib/-/lib-5.0.0.tgz", "shasum": "x"}},
+            "6.0.0": {"name": "lib", "version": "6.0.0", "dist": {"signatures": stale}},
+            "7.0.0": {"name": "lib", "version": "7.0.0", "dist": {"shasum": "m", "tarball": "http://old/lib/-/lib-7.0.0.tgz"}},
+            "8.0.0": {"name": "lib", "version": "8.0.0", "dist": {"integrity": "sha512-c"}},
+            "9.0.0": {"name": "lib", "version": "9.0.0", "dist": {"tarball": "http://old/lib/-/lib-9.0.0.tgz", "integrity": "sha512-d"}}},
+        "time": {"modified": "2024-05-02T00:00:00.000Z"}});
+    let mut want = oracle(&name, Some(&local), Some(&up), &VersionFilter::default(), now);
+    for (v, m) in want["versions"].as_object_mut().unwrap() {
+        let dist = m["dist"].as_object_mut().unwrap();
+        if local["versions"].get(v).is_none() {
+            assert_eq!(dist["signatures"], theirs);
+            continue;
+        }
+        match dist.get("integrity").and_then(Value::as_str) {
+            Some(i) => {
+                dist.insert("signatures".into(), fake_sign("lib", v, i));
+            }
+            // Nothing to sign: no signatures, not even stored ones.
+            None => {
+                dist.remove("signatures");
+            }
+        }
+    }
+    for pretty in [false, true] {
+        let p = Packument::build(
+            Inputs {
+                name: &name,
+                local: Some(source(&local, pretty)),
+                upstream: Some(source(&up, false)),
+                filter: &VersionFilter::default(),
+                now,
+                sign: Some(&fake_sign),
+            },
+            true,
+        )
+        .unwrap();
+        let full_bytes = p.full.as_ref().unwrap().template.render(BASE.as_bytes());
+        assert_eq!(parse(&p.full.as_ref().unwrap().template), want, "pretty {pretty}");
+        // No key twice: one `signatures` per version that has any (3 upstream, 4 local).
+        let text = std::str::from_utf8(&full_bytes).unwrap();
+        assert_eq!(text.matches("\"signatures\"").count(), 3 + 4, "{text}");
+        let a = parse(&p.abbreviated);
+        for (v, m) in want["versions"].as_object().unwrap() {
+            assert_eq!(a["versions"][v]["dist"], m["dist"], "abbreviated {v}");
+            assert_eq!(parse(&p.version(v).unwrap()), *m, "version {v}");
+        }
+        assert!(a["versions"]["7.0.0"]["dist"].get("signatures").is_none());
+        assert!(a["versions"]["6.0.0"]["dist"].get("signatures").is_none());
+        assert_eq!(
+            a["versions"]["1.0.0"]["dist"]["signatures"][0]["sig"],
+            "lib@1.0.0:sha512-a"
+        );
+        assert_eq!(a["versions"]["1.2.0"]["dist"]["signatures"], theirs);
+    }
+}
+
+#[test]
+fn signatures_count_in_the_weight() {
+    let name = PackageName::parse("lib").unwrap();
+    let mut doc = local();
+    doc["versions"]["1.0.0"]["dist"]["integrity"] = json!("sha512-x");
+    let build = |sign: Option<&Sign>| {
+        Packument::build(
+            Inputs {
+                name: &name,
+                local: Some(source(&doc, false)),
+                upstream: None,
+                filter: &VersionFilter::default(),
+                now: Utc::now(),
+                sign,
+            },
+            true,
+        )
+        .unwrap()
+    };
+    let (plain, signed) = (build(None), build(Some(&fake_sign)));
+    assert!(signed.heap_bytes() > plain.heap_bytes());
+    assert!(signed.abbreviated.len(b"") > plain.abbreviated.len(b""));
 }

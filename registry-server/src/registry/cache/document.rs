@@ -32,6 +32,8 @@ pub struct Document {
     pub upstream: Option<Arc<UpstreamCopy>>,
     /// The quarantine minute this was built for (`0` without one).
     pub minute: i64,
+    /// The signing keys' generation its local versions were signed in (see `Signer::generation`).
+    pub keys: u64,
     /// What the ETags are made of: changes whenever the content may.
     stamp: String,
     renders: Mutex<Vec<Arc<Rendered>>>,
@@ -48,9 +50,10 @@ impl Document {
         local: Option<Revision>,
         upstream: Option<Arc<UpstreamCopy>>,
         minute: i64,
+        keys: u64,
     ) -> Self {
         let stamp = format!(
-            "{}|{}|{minute}",
+            "{}|{}|{minute}|{keys}",
             local.as_ref().map_or("-", |r| r.0.as_str()),
             upstream.as_ref().map_or_else(|| "-".to_owned(), |u| u.stamp()),
         );
@@ -59,6 +62,7 @@ impl Document {
             local,
             upstream,
             minute,
+            keys,
             stamp,
             renders: Mutex::new(Vec::new()),
             checked: AtomicU64::new(0),

@@ -17,9 +17,10 @@ fn doc(name: &str, revision: &str, readme: usize, full: bool) -> Arc<Document> {
         upstream: None,
         filter: &VersionFilter::default(),
         now: Utc::now(),
+        sign: None,
     };
     let p = Packument::build(inputs, full).unwrap();
-    Arc::new(Document::new(p, Some(Revision(revision.into())), None, 0))
+    Arc::new(Document::new(p, Some(Revision(revision.into())), None, 0, 0))
 }
 
 async fn bytes(p: &Prepared, kind: Kind, e: Encoding) -> (Vec<u8>, Encoding) {
