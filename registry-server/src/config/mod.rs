@@ -19,11 +19,11 @@ mod uplink;
 mod value;
 
 use registry_config::{self as file, ConfigFile, StringList, defaults};
-use value::{duration_value, positive_duration, size_or_zero, size_value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use value::{duration_value, positive_duration, size_or_zero, size_value};
 
 pub use duration::parse_duration;
 pub use rule::PackageRule;

@@ -160,6 +160,8 @@ impl Registry {
     /// What signs local versions in a document build (on a CPU worker, hence owned).
     fn sign(&self) -> Option<impl Fn(&str, &str, &str) -> Value + Send + Sync + 'static> {
         let signer = self.signer.clone()?;
+        // Keys not read yet: unsigned for now, built again once they are (a new generation).
+        signer.keyring()?;
         Some(move |name: &str, version: &str, integrity: &str| signer.signatures(name, version, integrity))
     }
 

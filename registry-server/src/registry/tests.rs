@@ -311,7 +311,7 @@ async fn a_key_rotated_by_another_replica_re_signs_documents_already_in_memory()
                 sig["sig"].as_str().unwrap(),
             )
     };
-    let old = signer.keyring().current.public().clone();
+    let old = signer.keyring().unwrap().current.public().clone();
     for dist in served().await {
         assert!(verified_by(&dist, &old), "{dist}");
     }
@@ -325,7 +325,7 @@ async fn a_key_rotated_by_another_replica_re_signs_documents_already_in_memory()
         ..Signing::default()
     };
     let other = Signer::start(&rotating, storage.clone()).await.unwrap().unwrap();
-    let new = other.keyring().current.public().clone();
+    let new = other.keyring().unwrap().current.public().clone();
     assert_ne!(new.keyid, old.keyid);
     signer.refresh().await.unwrap();
     for dist in served().await {

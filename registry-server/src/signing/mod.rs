@@ -25,6 +25,8 @@ const SIGNATURE_CACHE: u64 = 16 * 1024 * 1024;
 /// How often the key source is checked for a change (another replica's rotation, a Secret
 /// updated in place).
 const REFRESH_EVERY: Duration = Duration::from_secs(30);
+/// How often keys not read yet are tried again.
+const RETRY_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SigningError {
@@ -41,7 +43,9 @@ pub enum SigningError {
 pub struct Signer {
     config: Signing,
     storage: Arc<dyn Storage>,
-    ring: RwLock<Arc<Keyring>>,
+    /// `None` until the keys could be read: storage was unavailable at start (the server starts
+    /// anyway and says so in `/-/ready`; the keys are read as soon as storage answers).
+    ring: RwLock<Option<Arc<Keyring>>>,
     /// Bumped whenever the keyring changes: documents prepared before carry old signatures.
     generation: AtomicU64,
     /// `keyid` + payload → signature.
@@ -61,17 +65,27 @@ pub fn key_json(key: &PublicKey, expires: Option<DateTime<Utc>>) -> Value {
 
 impl Signer {
     /// The signer `config` describes, or `None` when signing is off. Fails when a key file is
-    /// missing or not a P-256 key, or storage cannot be used.
+    /// missing or not a P-256 key, or the stored keys are damaged; storage that cannot be used
+    /// now only delays the keys (see `ring`).
     pub async fn start(config: &Signing, storage: Arc<dyn Storage>) -> Result<Option<Arc<Signer>>, SigningError> {
         if !config.enabled {
             return Ok(None);
         }
-        let ring = Keyring::load(config, storage.as_ref()).await?;
-        tracing::info!(keyid = %ring.current.public().keyid, "signing hosted versions");
+        let ring = match Keyring::load(config, storage.as_ref()).await {
+            Ok(ring) => {
+                tracing::info!(keyid = %ring.current.public().keyid, "signing hosted versions");
+                Some(Arc::new(ring))
+            }
+            Err(SigningError::Storage(e)) => {
+                tracing::error!(error = %e, "signing keys not read yet (storage unavailable); retrying");
+                None
+            }
+            Err(e) => return Err(e),
+        };
         let signer = Arc::new(Signer {
             config: config.clone(),
             storage,
-            ring: RwLock::new(Arc::new(ring)),
+            ring: RwLock::new(ring),
             generation: AtomicU64::new(0),
             cache: Cache::builder()
                 .max_capacity(SIGNATURE_CACHE)
@@ -82,7 +96,8 @@ impl Signer {
         Ok(Some(signer))
     }
 
-    pub fn keyring(&self) -> Arc<Keyring> {
+    /// The keys, once read (they never go back to none).
+    pub fn keyring(&self) -> Option<Arc<Keyring>> {
         self.ring.read().expect("not poisoned").clone()
     }
 
@@ -94,7 +109,9 @@ impl Signer {
     /// `dist.signatures` of a hosted version: the signing key's signature of
     /// `${name}@${version}:${integrity}`.
     pub fn signatures(&self, name: &str, version: &str, integrity: &str) -> Value {
-        let ring = self.keyring();
+        let Some(ring) = self.keyring() else {
+            return Value::Array(Vec::new());
+        };
         let key = &ring.current;
         let keyid = &key.public().keyid;
         let cache_key = format!(
@@ -109,20 +126,24 @@ impl Signer {
 
     /// Our keys as `GET /-/npm/v1/keys` lists them.
     pub fn keys(&self) -> Vec<Value> {
-        let ring = self.keyring();
+        let Some(ring) = self.keyring() else {
+            return Vec::new();
+        };
         ring.public_keys().map(|(k, expires)| key_json(k, expires)).collect()
     }
 
     /// Re-reads the keyring when its source changed.
     pub(crate) async fn refresh(&self) -> Result<(), SigningError> {
         let ring = self.keyring();
-        if !ring.stale(&self.config, self.storage.as_ref()).await? {
+        if let Some(ring) = &ring
+            && !ring.stale(&self.config, self.storage.as_ref()).await?
+        {
             return Ok(());
         }
         let new = Keyring::load(&self.config, self.storage.as_ref()).await?;
-        if new.origin != ring.origin {
+        if ring.is_none_or(|r| new.origin != r.origin) {
             tracing::info!(keyid = %new.current.public().keyid, "signing keys changed");
-            *self.ring.write().expect("not poisoned") = Arc::new(new);
+            *self.ring.write().expect("not poisoned") = Some(Arc::new(new));
             self.generation.fetch_add(1, Ordering::AcqRel);
         }
         Ok(())
@@ -133,7 +154,8 @@ impl Signer {
 fn spawn_refresh(signer: Weak<Signer>) {
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(REFRESH_EVERY).await;
+            let loaded = signer.upgrade().is_some_and(|s| s.keyring().is_some());
+            tokio::time::sleep(if loaded { REFRESH_EVERY } else { RETRY_EVERY }).await;
             let Some(signer) = signer.upgrade() else {
                 return;
             };
