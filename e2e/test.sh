@@ -26,6 +26,14 @@ if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# The openssl CLI: the independent check of our signatures and keys (tests/signatures.rs,
+# tests/audit_signatures.rs), the test OIDC issuer's keys, the container test's signing key.
+if ! command -v openssl >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing openssl"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
+
 moto_pin="moto[s3]==5.2.5"
 if [ ! -x "$peers/venv/bin/moto_server" ] || [ "$(cat "$peers/venv/.moto-pin" 2>/dev/null)" != "$moto_pin" ]; then
   echo "installing moto into $peers/venv"

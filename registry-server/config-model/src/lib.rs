@@ -5,6 +5,9 @@
 //! key the server does not know. Defaults live in [`defaults`], once for both. Each type says in
 //! `expecting` what a user should have written, so that a misplaced value is reported in the
 //! file's terms, never with a type name of ours.
+//!
+//! One file, long because it is the whole format: one struct per section, read top to bottom
+//! like the file they describe.
 
 pub mod defaults;
 
