@@ -132,7 +132,7 @@ fn tarball_package(fake: &FakeUpstream, name: &str, tarballs: Vec<Vec<u8>>) {
         );
         fake.add_tarball(&path, bytes);
     }
-    let latest = versions.keys().last().unwrap().clone();
+    let latest = versions.keys().next_back().unwrap().clone();
     fake.add_packument(serde_json::json!({"name": name, "dist-tags": {"latest": latest}, "versions": versions}));
 }
 
