@@ -80,7 +80,9 @@ impl Server {
     }
 
     fn command(env: &[(&str, &str)]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_npm-registry-server"));
+        // `SERVER_BIN` runs the tests against another build (e.g. the release binary, to measure it).
+        let bin = std::env::var_os("SERVER_BIN").unwrap_or(env!("CARGO_BIN_EXE_npm-registry-server").into());
+        let mut cmd = Command::new(bin);
         for (k, _) in std::env::vars_os() {
             if k.to_str().is_some_and(|k| k.starts_with("AWS_")) {
                 cmd.env_remove(k);
