@@ -663,7 +663,11 @@ async fn spec_cache_reaches_the_config_and_sizes_the_memory() {
     let file: registry_config::ConfigFile = serde_yaml::from_str(&config.data.unwrap()["config.yaml"]).unwrap();
     assert_eq!(file.packument_cache.unwrap().max_size, Some((256u64 << 20).into()));
     assert_eq!(file.tarball_cache.unwrap().max_size, Some((64u64 << 20).into()));
-    let memory = (256 + 64) + registry_config::defaults::MEMORY_OVERHEAD / (1 << 20);
+    let pages = match manifest_web_enabled(&ns, &name).await {
+        true => registry_config::defaults::WEB_CACHE_SIZE / (1 << 20),
+        false => 0,
+    };
+    let memory = (256 + 64) + pages + registry_config::defaults::MEMORY_OVERHEAD / (1 << 20);
     let deployment = ns.api::<Deployment>().get(&name).await.unwrap();
     let resources = deployment.spec.unwrap().template.spec.unwrap().containers[0]
         .resources
@@ -798,4 +802,10 @@ async fn status_says_why_pods_wait_and_where_to_reach_the_registry() {
         );
     }
     assert!(!message.contains("Status {"), "no debug dump: {message}");
+}
+
+/// Whether the registry's web UI is on (its page cache then counts in the pod's memory).
+async fn manifest_web_enabled(ns: &TestNamespace, name: &str) -> bool {
+    let registry = ns.api::<NpmRegistry>().get(name).await.unwrap();
+    registry.spec.web.and_then(|w| w.enable) != Some(false)
 }
