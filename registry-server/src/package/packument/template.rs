@@ -58,29 +58,42 @@ fn ws(b: u8) -> bool {
     matches!(b, b' ' | b'\n' | b'\r' | b'\t')
 }
 
+/// Where bytes of JSON text fall: inside a string (its quotes included) or outside.
+#[derive(Default)]
+struct Strings {
+    in_string: bool,
+    escaped: bool,
+}
+
+impl Strings {
+    /// Reads `b`: whether it is whitespace outside every string, which can be dropped.
+    fn droppable(&mut self, b: u8) -> bool {
+        if self.in_string {
+            if self.escaped {
+                self.escaped = false;
+            } else if b == b'\\' {
+                self.escaped = true;
+            } else if b == b'"' {
+                self.in_string = false;
+            }
+            false
+        } else if b == b'"' {
+            self.in_string = true;
+            false
+        } else {
+            ws(b)
+        }
+    }
+}
+
 /// Whether the source bytes between two spans say what `glue` says, once whitespace outside
 /// strings is dropped: then the two spans and the glue are one slice of the source.
 fn same_glue(gap: &[u8], glue: &[u8]) -> bool {
     let mut g = glue.iter();
-    let mut in_string = false;
-    let mut escaped = false;
+    let mut strings = Strings::default();
     for &b in gap {
-        if !in_string && ws(b) {
-            continue;
-        }
-        if g.next() != Some(&b) {
+        if !strings.droppable(b) && g.next() != Some(&b) {
             return false;
-        }
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if b == b'"' {
-            in_string = true;
         }
     }
     g.next().is_none()
@@ -207,46 +220,15 @@ impl<'s> Builder<'s> {
 
 /// `bytes` without whitespace outside strings; `None` when there is none to drop.
 pub fn minify(bytes: &[u8]) -> Option<Vec<u8>> {
-    let first = {
-        let mut in_string = false;
-        let mut escaped = false;
-        bytes.iter().position(|&b| {
-            if in_string {
-                if escaped {
-                    escaped = false;
-                } else if b == b'\\' {
-                    escaped = true;
-                } else if b == b'"' {
-                    in_string = false;
-                }
-                false
-            } else if b == b'"' {
-                in_string = true;
-                false
-            } else {
-                ws(b)
-            }
-        })?
-    };
+    let mut strings = Strings::default();
+    let first = bytes.iter().position(|&b| strings.droppable(b))?;
     let mut out = Vec::with_capacity(bytes.len());
     out.extend_from_slice(&bytes[..first]);
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut run = first;
-    for (i, &b) in bytes.iter().enumerate().skip(first) {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if ws(b) {
+    let mut run = first + 1;
+    for (i, &b) in bytes.iter().enumerate().skip(first + 1) {
+        if strings.droppable(b) {
             out.extend_from_slice(&bytes[run..i]);
             run = i + 1;
-        } else if b == b'"' {
-            in_string = true;
         }
     }
     out.extend_from_slice(&bytes[run..]);

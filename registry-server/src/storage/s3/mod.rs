@@ -231,18 +231,12 @@ impl Storage for S3Storage {
 
     async fn put_blob(&self, key: &Key, bytes: Bytes) -> Result<(), StorageError> {
         let what = self.what("PUT", key);
-        match self
+        let sent = self
             .put(key, bytes, "application/octet-stream")
             .if_none_match("*")
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => match classify(&what, e) {
-                Failure::PreconditionFailed => Err(StorageError::AlreadyExists(key.as_str().to_owned())),
-                f => Err(f.into_error(&what)),
-            },
-        }
+            .await;
+        created(&what, key, sent)
     }
 
     async fn put_blob_file(&self, key: &Key, path: &std::path::Path) -> Result<(), StorageError> {
@@ -250,18 +244,12 @@ impl Storage for S3Storage {
         let body = ByteStream::from_path(path)
             .await
             .map_err(|e| StorageError::io(key, std::io::Error::other(e.to_string())))?;
-        match self
+        let sent = self
             .put_stream(key, body, "application/octet-stream")
             .if_none_match("*")
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => match classify(&what, e) {
-                Failure::PreconditionFailed => Err(StorageError::AlreadyExists(key.as_str().to_owned())),
-                f => Err(f.into_error(&what)),
-            },
-        }
+            .await;
+        created(&what, key, sent)
     }
 
     async fn get_blob(&self, key: &Key) -> Result<Option<Blob>, StorageError> {
@@ -382,5 +370,19 @@ impl Storage for S3Storage {
             .await
             .map_err(|e| classify(&what, e).into_error(&what))?;
         Ok(Some(req.uri().to_owned()))
+    }
+}
+
+/// The answer to a create-only PUT (`If-None-Match: *`): a tarball is written once.
+fn created<T, E>(what: &str, key: &Key, sent: Result<T, aws_sdk_s3::error::SdkError<E>>) -> Result<(), StorageError>
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match sent {
+        Ok(_) => Ok(()),
+        Err(e) => match classify(what, e) {
+            Failure::PreconditionFailed => Err(StorageError::AlreadyExists(key.as_str().to_owned())),
+            f => Err(f.into_error(what)),
+        },
     }
 }
