@@ -160,6 +160,7 @@ async fn serve() -> anyhow::Result<()> {
         listener,
         app,
         &config.connections,
+        &config.trusted_proxies,
         config.max_body_size,
         shutdown_signal(),
     )

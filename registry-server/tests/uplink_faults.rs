@@ -264,3 +264,39 @@ fn endless_and_oversized_bodies_stop_at_the_limits() {
     );
     assert_eq!(versions(&server, "pkg"), ["1.0.0", "2.0.0"], "still serving");
 }
+
+/// Issue 22, item 12: an unreachable uplink's cause reaches the npm user, first as the failure
+/// itself, then in the "marked down" answer that follows repeated failures; nothing beyond the
+/// uplink's URL (no package URL, no internal error chain).
+#[test]
+fn npm_prints_the_cause_of_an_uplink_failure() {
+    let closed = free_port();
+    let url = format!("http://127.0.0.1:{closed}/");
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &format!(
+            "uplinks:\n  npmjs:\n    url: {url}\n    max_fails: 2\n    fail_timeout: 5m\n\
+             packages:\n  '**':\n    access: $all\n    publish: $authenticated\n    proxy: npmjs\n"
+        ),
+        &work.path().join("storage"),
+    );
+    let client = Client::anonymous(&server.url());
+    let dir = project(work.path(), "app");
+    let expected = format!("uplink npmjs ({url}): connection refused");
+    let mut outputs = Vec::new();
+    for _ in 0..3 {
+        let out = client.npm(&dir, &["install", "missing-everywhere", "--fetch-retries=0"]);
+        assert!(!out.status.success());
+        outputs.push(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    println!("npm's output for a dead uplink:\n{}\n---\n{}", outputs[0], outputs[2]);
+    assert!(outputs[0].contains(&expected), "{}", outputs[0]);
+    let down = format!("uplink npmjs ({url}) is marked down after repeated failures (last: connection refused)");
+    assert!(outputs[2].contains(&down), "{}", outputs[2]);
+    for o in &outputs {
+        assert!(
+            !o.contains("error sending request") && !o.contains("tcp connect"),
+            "{o}"
+        );
+    }
+}

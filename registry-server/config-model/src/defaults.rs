@@ -60,6 +60,8 @@ pub const HEADERS_TIMEOUT: Duration = Duration::from_secs(20);
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// `server.maxConnections`.
 pub const MAX_CONNECTIONS: u64 = 2048;
+/// `server.maxConnectionsPerAddress` (at most `server.maxConnections`).
+pub const MAX_CONNECTIONS_PER_ADDRESS: u64 = 256;
 /// `server.maxBodyBytesInFlight` (raised to `max_body_size` when that is larger).
 pub const MAX_BODY_BYTES_IN_FLIGHT: u64 = 64 * MIB;
 /// `web.cache_size`: package pages and rendered READMEs kept in memory.

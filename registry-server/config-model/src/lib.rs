@@ -380,8 +380,12 @@ pub struct ServerFile {
     /// Connections open at once; more wait to be accepted.
     #[serde(rename = "maxConnections", skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<Value>,
+    /// Connections one client address may hold at once (behind a proxy in `trustProxy`:
+    /// requests in progress per forwarded address).
+    #[serde(rename = "maxConnectionsPerAddress", skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_address: Option<Value>,
     /// Request body bytes all requests together may hold in memory (`64mb`); a request over it
-    /// gets 503 before its body is read.
+    /// gets 503 before its body is read (a request refused before, e.g. 401, reserves nothing).
     #[serde(rename = "maxBodyBytesInFlight", skip_serializing_if = "Option::is_none")]
     pub max_body_bytes_in_flight: Option<Value>,
     /// Verdaccio's other `server` settings: accepted with a warning, unused.

@@ -17,6 +17,8 @@ pub struct Connections {
     /// How long a request or response body may move slower than 1 KiB/s.
     pub body_timeout: Duration,
     pub max_connections: usize,
+    /// Connections one address may hold (behind a trusted proxy: requests in progress).
+    pub max_connections_per_address: usize,
     /// Request body bytes held by all requests together.
     pub max_body_bytes_in_flight: u64,
 }
@@ -112,6 +114,14 @@ pub fn resolve(
             .ok_or_else(|| invalid("server.maxConnections", "must be a positive number"))?,
         Some(_) => return Err(invalid("server.maxConnections", "must be a positive number")),
     };
+    let per_address = match raw.max_connections_per_address {
+        None => defaults::MAX_CONNECTIONS_PER_ADDRESS.min(max_connections),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| invalid("server.maxConnectionsPerAddress", "must be a positive number"))?,
+        Some(_) => return Err(invalid("server.maxConnectionsPerAddress", "must be a positive number")),
+    };
     let key = "server.maxBodyBytesInFlight";
     let in_flight = match raw.max_body_bytes_in_flight {
         None => defaults::MAX_BODY_BYTES_IN_FLIGHT.max(max_body_size),
@@ -137,6 +147,7 @@ pub fn resolve(
         )?,
         body_timeout: positive_duration("server.bodyTimeout", raw.body_timeout, defaults::BODY_TIMEOUT)?,
         max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+        max_connections_per_address: usize::try_from(per_address).unwrap_or(usize::MAX),
         max_body_bytes_in_flight: in_flight,
     };
     Ok((connections, trusted))

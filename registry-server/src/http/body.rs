@@ -55,10 +55,20 @@ pub async fn refuse(headers: &HeaderMap, body: Body, error: ApiError) -> ApiErro
 }
 
 /// The whole body, at most `limit` bytes; a larger one is refused with 413 (see [`refuse`]).
+/// Called once the request is authorized: only then does its body take a share of
+/// `server.maxBodyBytesInFlight`; when that is spent the answer is 503 and the body is not read
+/// (the connection closes instead of draining it).
 pub async fn read(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, ApiError> {
     let declared = declared_length(headers);
     if let Some(n) = declared.filter(|n| *n > limit) {
         return Err(refuse(headers, body, ApiError::too_large(Some(n), limit)).await);
+    }
+    if let Err(spent) = crate::serve::reserve_body(headers, limit) {
+        tracing::warn!("request refused: request bodies in flight are at server.maxBodyBytesInFlight");
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            spent.to_string(),
+        ));
     }
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
@@ -67,6 +77,7 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, 
         if (buf.len() + chunk.len()) as u64 > limit {
             let seen = (buf.len() + chunk.len()) as u64;
             drop(buf);
+            crate::serve::release_body();
             drain(stream, seen).await;
             return Err(ApiError::too_large(None, limit));
         }

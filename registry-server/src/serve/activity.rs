@@ -7,6 +7,7 @@ use pin_project_lite::pin_project;
 use std::io;
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -77,6 +78,8 @@ pub fn judge(phase: Phase, t: &Timeouts, now: Instant) -> Verdict {
 pub struct Activity {
     phase: Mutex<Phase>,
     pub changed: Notify,
+    /// Asked to close (the server is full): see `clients::Open::reclaim`.
+    reclaimed: AtomicBool,
 }
 
 impl Activity {
@@ -89,7 +92,19 @@ impl Activity {
                 head: Some(now),
             }),
             changed: Notify::new(),
+            reclaimed: AtomicBool::new(false),
         }
+    }
+
+    /// Asks the connection to close as soon as it is not serving a request.
+    pub fn reclaim(&self) {
+        self.reclaimed.store(true, Ordering::Release);
+        self.changed.notify_one();
+    }
+
+    /// Whether the connection should close now: it was asked to and is between requests.
+    pub fn gives_way(&self) -> bool {
+        self.reclaimed.load(Ordering::Acquire) && matches!(self.phase(), Phase::Waiting { .. })
     }
 
     pub fn phase(&self) -> Phase {

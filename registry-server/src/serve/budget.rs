@@ -1,12 +1,67 @@
-//! The memory all request bodies may hold together. A request announcing a body reserves its
-//! size (its `Content-Length`, or `max_body_size` when chunked) before the handler runs and keeps
-//! it until the handler is done; when the budget is spent the request gets 503 without a byte of
-//! its body read. This is what bounds memory under many slow or withheld uploads, whoever sends
-//! them.
+//! The memory all request bodies may hold together. A handler that is about to buffer a body
+//! (after it authorized the request: see `http::body::read`) reserves its size (its
+//! `Content-Length`, or `max_body_size` when chunked) with [`reserve_body`], and keeps it until
+//! the handler is done; when the budget is spent the request gets 503 without a byte of its body
+//! read (and the connection closes rather than drain it). A request refused before its body is
+//! read (401, 403) never reserves anything, so anonymous uploads cannot crowd out the
+//! authenticated ones. This is what bounds memory under many slow or withheld uploads, whoever
+//! sends them.
 
 use axum::http::{HeaderMap, header};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+tokio::task_local! {
+    /// The budget of the request being handled (set by the connection layer around the handler).
+    static REQUEST: Request;
+}
+
+/// One request's view of the budget: what it may reserve, and what it holds.
+pub struct Request {
+    units: Arc<Semaphore>,
+    max_body_size: u64,
+    held: Mutex<Option<OwnedSemaphorePermit>>,
+}
+
+/// Runs `handler` with its request's reservations, released when it is done.
+pub async fn scope<F: Future>(budget: &Budget, handler: F) -> F::Output {
+    let request = Request {
+        units: budget.units.clone(),
+        max_body_size: budget.max_body_size,
+        held: Mutex::new(None),
+    };
+    REQUEST.scope(request, handler).await
+}
+
+/// Reserves room for the body `headers` announce (at most `limit`, the most the handler reads),
+/// for the rest of the current request. Outside a served request (a handler called directly)
+/// there is no budget to reserve from.
+pub fn reserve_body(headers: &HeaderMap, limit: u64) -> Result<(), Spent> {
+    REQUEST
+        .try_with(|r| {
+            let bytes = announced(headers, limit.min(r.max_body_size));
+            if bytes == 0 {
+                return Ok(());
+            }
+            let permit = r
+                .units
+                .clone()
+                .try_acquire_many_owned(units(bytes))
+                .map_err(|_| Spent)?;
+            *r.held.lock().expect("not poisoned") = Some(permit);
+            Ok(())
+        })
+        .unwrap_or(Ok(()))
+}
+
+/// Gives back what the current request reserved (its body is no longer kept).
+pub fn release_body() {
+    let _ = REQUEST.try_with(|r| r.held.lock().expect("not poisoned").take());
+}
+
+fn units(bytes: u64) -> u32 {
+    bytes.div_ceil(UNIT).min(u32::MAX as u64) as u32
+}
 
 /// Reservations are counted in KiB (the semaphore counts in `u32`).
 const UNIT: u64 = 1024;
@@ -17,7 +72,8 @@ pub struct Budget {
 }
 
 /// The budget is spent: the request must wait for others to finish.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("the registry is receiving too many uploads right now; retry in a moment")]
 pub struct Spent;
 
 /// The body size a request announces: its length, the largest allowed when chunked, else none.
@@ -43,15 +99,15 @@ impl Budget {
     }
 
     /// Reserves room for the body `headers` announce, held until the permit is dropped.
-    pub fn reserve(&self, headers: &HeaderMap) -> Result<Option<OwnedSemaphorePermit>, Spent> {
+    #[cfg(test)]
+    fn reserve(&self, headers: &HeaderMap) -> Result<Option<OwnedSemaphorePermit>, Spent> {
         let bytes = announced(headers, self.max_body_size);
         if bytes == 0 {
             return Ok(None);
         }
-        let units = bytes.div_ceil(UNIT).min(u32::MAX as u64) as u32;
         self.units
             .clone()
-            .try_acquire_many_owned(units)
+            .try_acquire_many_owned(units(bytes))
             .map(Some)
             .map_err(|_| Spent)
     }
@@ -84,5 +140,24 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
+    }
+
+    #[tokio::test]
+    async fn a_request_holds_what_it_reserved_until_its_scope_ends() {
+        let budget = Budget::new(10 * UNIT, 8 * UNIT);
+        let big = with(header::CONTENT_LENGTH, "6144");
+        assert!(
+            reserve_body(&big, u64::MAX).is_ok(),
+            "outside a request there is nothing to reserve"
+        );
+        scope(&budget, async {
+            reserve_body(&big, u64::MAX).unwrap();
+            assert!(budget.reserve(&big).is_err(), "held by the request");
+            release_body();
+            assert!(budget.reserve(&big).is_ok(), "given back");
+            reserve_body(&big, u64::MAX).unwrap();
+        })
+        .await;
+        assert!(budget.reserve(&big).is_ok(), "the scope's end gives it back");
     }
 }

@@ -1,6 +1,11 @@
 //! Serving connections: our own accept loop over hyper's HTTP/1 connections, so that no client
-//! can hold more than the config allows. At most `server.maxConnections` are open (more wait in
-//! the listen backlog until one closes); a connection is closed when its request headers take
+//! can hold more than the config allows. At most `server.maxConnections` are open; when all are
+//! in use, the keep-alive connection idle the longest is closed to make room, and new ones wait
+//! in the listen backlog meanwhile. One address holds
+//! at most `server.maxConnectionsPerAddress` of them (more are closed as soon as accepted),
+//! except a proxy in `server.trustProxy`: behind it, each forwarded client address may have that
+//! many requests in progress at once (more get 503; `clients`). A connection is closed when its
+//! request headers take
 //! longer than `server.headersTimeout`, when it waits longer than `server.keepAliveTimeout` for
 //! its next request, or when a response body moves slower than 1 KiB/s for `server.bodyTimeout`;
 //! a request body that slow fails with 408 (`body::Progress`); request bodies together hold at
@@ -13,17 +18,20 @@
 mod activity;
 mod body;
 mod budget;
+mod clients;
 
 pub use body::BodyTimeout;
+pub use budget::{release_body, reserve_body};
 
-use crate::config::Connections;
+use crate::config::{Connections, TrustedProxies};
 use crate::http::error::ApiError;
 use activity::{Activity, Timeouts, Verdict, Watched, judge};
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::http::{Request, Response, StatusCode};
+use axum::http::{Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use budget::Budget;
+use clients::{Held, Open, PerAddress};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -40,11 +48,18 @@ use tower::ServiceExt;
 /// Largest read buffer of one connection, and so the largest request head.
 pub const MAX_BUF: usize = 64 * 1024;
 
+/// How often an idle connection is looked for again while all are in use.
+const RECLAIM_AGAIN: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// What the connections of one server share.
 struct Shared {
     app: Router,
     timeouts: Timeouts,
     budget: Budget,
+    trusted: TrustedProxies,
+    /// Requests in progress per client address, for clients behind a trusted proxy.
+    forwarded: Arc<PerAddress>,
+    open: Open,
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then finishes the requests in flight.
@@ -52,6 +67,7 @@ pub async fn run(
     listener: TcpListener,
     app: Router,
     limits: &Connections,
+    trusted: &TrustedProxies,
     max_body_size: u64,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -63,16 +79,32 @@ pub async fn run(
             body: limits.body_timeout,
         },
         budget: Budget::new(limits.max_body_bytes_in_flight, max_body_size),
+        trusted: trusted.clone(),
+        forwarded: PerAddress::new(limits.max_connections_per_address),
+        open: Open::default(),
     });
+    let per_peer = PerAddress::new(limits.max_connections_per_address);
     let slots = Arc::new(Semaphore::new(limits.max_connections.min(Semaphore::MAX_PERMITS)));
     let (stop, stopped) = watch::channel(());
     let tracker = TaskTracker::new();
     tokio::pin!(shutdown);
     loop {
-        let slot = tokio::select! {
-            _ = &mut shutdown => break,
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+        let slot = loop {
+            match slots.clone().try_acquire_owned() {
+                Ok(slot) => break Some(slot),
+                Err(_) => {
+                    // Full: the connection idle the longest gives its place up (looked for again
+                    // while waiting, as busy ones become idle).
+                    shared.open.reclaim();
+                    tokio::select! {
+                        _ = &mut shutdown => break None,
+                        slot = slots.clone().acquire_owned() => break Some(slot.expect("the semaphore is never closed")),
+                        _ = tokio::time::sleep(RECLAIM_AGAIN) => {}
+                    }
+                }
+            }
         };
+        let Some(slot) = slot else { break };
         let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -83,8 +115,20 @@ pub async fn run(
                 }
             },
         };
+        let ip = peer.ip().to_canonical();
+        let held = if shared.trusted.contains(ip) {
+            None
+        } else {
+            match per_peer.take(ip) {
+                Some(held) => Some(held),
+                None => {
+                    tracing::debug!(%peer, "connection refused: server.maxConnectionsPerAddress reached");
+                    continue;
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
-        tracker.spawn(connection(stream, peer, shared.clone(), stopped.clone(), slot));
+        tracker.spawn(connection(stream, peer, shared.clone(), stopped.clone(), (slot, held)));
     }
     drop(listener);
     let _ = stop.send(());
@@ -112,9 +156,10 @@ async fn connection(
     peer: SocketAddr,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<()>,
-    _slot: OwnedSemaphorePermit,
+    _held: (OwnedSemaphorePermit, Option<Held>),
 ) {
     let activity = Arc::new(Activity::new());
+    let _registered = shared.open.register(activity.clone());
     let io = TokioIo::new(Watched::new(stream, activity.clone()));
     let service = {
         let (shared, activity) = (shared.clone(), activity.clone());
@@ -132,6 +177,10 @@ async fn connection(
     tokio::pin!(conn);
     let mut stopping = false;
     loop {
+        if activity.gives_way() {
+            tracing::debug!(%peer, "connection closed to make room (server.maxConnections)");
+            return;
+        }
         let deadline = match judge(activity.phase(), &shared.timeouts, Instant::now()) {
             Verdict::Close(why) => {
                 tracing::debug!(%peer, why, "connection closed");
@@ -175,24 +224,41 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Served, Infallible> {
     activity.handling();
-    let res = match shared.budget.reserve(req.headers()) {
-        Err(budget::Spent) => {
-            tracing::warn!(%peer, "request refused: request bodies in flight are at server.maxBodyBytesInFlight");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the registry is receiving too many uploads right now; retry in a moment",
-            )
-            .into_response()
-        }
-        Ok(reserved) => {
-            let timeout = shared.timeouts.body;
-            let mut req = req.map(|b| axum::body::Body::new(body::Progress::new(b, timeout)));
-            req.extensions_mut().insert(ConnectInfo(peer));
-            let res = shared.app.clone().oneshot(req).await.unwrap_or_else(|e| match e {});
-            drop(reserved);
-            res
-        }
+    let _request = match forwarded_client(&shared, peer, &req) {
+        Some(client) => match shared.forwarded.take(client) {
+            Some(held) => Some(held),
+            None => {
+                tracing::warn!(%peer, %client, "request refused: server.maxConnectionsPerAddress requests in progress");
+                let mut res = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many requests in progress from this address; retry in a moment",
+                )
+                .into_response();
+                res.headers_mut()
+                    .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+                activity.sending();
+                return Ok(res.map(|b| body::Sent::new(b, activity)));
+            }
+        },
+        None => None,
     };
+    let timeout = shared.timeouts.body;
+    let mut req = req.map(|b| axum::body::Body::new(body::Progress::new(b, timeout)));
+    req.extensions_mut().insert(ConnectInfo(peer));
+    let res = budget::scope(&shared.budget, shared.app.clone().oneshot(req))
+        .await
+        .unwrap_or_else(|e| match e {});
     activity.sending();
     Ok(res.map(|b| body::Sent::new(b, activity)))
+}
+
+/// The client a trusted proxy forwards a request for; `None` for a request from anyone else
+/// (counted by its connection).
+fn forwarded_client(shared: &Shared, peer: SocketAddr, req: &Request<Incoming>) -> Option<std::net::IpAddr> {
+    let ip = peer.ip().to_canonical();
+    if !shared.trusted.contains(ip) {
+        return None;
+    }
+    let client = crate::http::forwarded::client_ip(ip, req.headers(), &shared.trusted);
+    (!shared.trusted.contains(client)).then_some(client)
 }

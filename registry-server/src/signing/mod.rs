@@ -150,18 +150,86 @@ impl Signer {
     }
 }
 
+/// How often a failure that keeps happening is logged again (storage down for long, e.g. S3
+/// without credentials, would otherwise log a long SDK error every [`RETRY_EVERY`]).
+const REMIND_EVERY: Duration = Duration::from_secs(60);
+
+/// When a repeated failure is worth a log line: the first one, then one per [`REMIND_EVERY`]
+/// saying how many were left out. Pure, given the time.
+#[derive(Debug, Default)]
+struct Reminder {
+    last: Option<std::time::Instant>,
+    quiet: u32,
+}
+
+impl Reminder {
+    /// `Some(n)`: log now, `n` failures were not logged since the last line.
+    fn failed(&mut self, now: std::time::Instant) -> Option<u32> {
+        if self.last.is_some_and(|t| now.duration_since(t) < REMIND_EVERY) {
+            self.quiet += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.quiet))
+    }
+
+    /// The failures ended: whether any were logged.
+    fn succeeded(&mut self) -> bool {
+        let had = self.last.is_some();
+        *self = Reminder::default();
+        had
+    }
+}
+
 /// Checks the key source every [`REFRESH_EVERY`] while the signer is in use.
 fn spawn_refresh(signer: Weak<Signer>) {
     tokio::spawn(async move {
+        let mut reminder = Reminder::default();
         loop {
             let loaded = signer.upgrade().is_some_and(|s| s.keyring().is_some());
             tokio::time::sleep(if loaded { REFRESH_EVERY } else { RETRY_EVERY }).await;
             let Some(signer) = signer.upgrade() else {
                 return;
             };
-            if let Err(e) = signer.refresh().await {
-                tracing::warn!(error = %e, "signing keys not refreshed; signing with the ones read before");
+            match signer.refresh().await {
+                Ok(()) => {
+                    if reminder.succeeded() {
+                        tracing::info!("signing keys read again");
+                    }
+                }
+                Err(e) => {
+                    if let Some(quiet) = reminder.failed(std::time::Instant::now()) {
+                        tracing::warn!(
+                            error = %e,
+                            failures_not_logged = quiet,
+                            "signing keys not refreshed; signing with the ones read before (retrying every {RETRY_EVERY:?}, \
+                             logged once per {REMIND_EVERY:?})"
+                        );
+                    }
+                }
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_failure_is_logged_once_per_reminder_period() {
+        let t0 = std::time::Instant::now();
+        let mut r = Reminder::default();
+        assert_eq!(r.failed(t0), Some(0));
+        let logged = (1..30).filter(|i| r.failed(t0 + RETRY_EVERY * *i).is_some()).count();
+        assert_eq!(logged, 0, "58 s of retries: no new line");
+        assert_eq!(r.failed(t0 + REMIND_EVERY), Some(29));
+        assert!(r.succeeded());
+        assert!(!r.succeeded());
+        assert_eq!(
+            r.failed(t0 + REMIND_EVERY),
+            Some(0),
+            "a new failure after a success is logged"
+        );
+    }
 }

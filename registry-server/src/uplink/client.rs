@@ -15,10 +15,17 @@ use std::sync::Arc;
 pub enum FetchError {
     #[error("uplink {uplink} did not answer within {secs} s")]
     Timeout { uplink: String, secs: u64 },
-    #[error("uplink {uplink} failed: {reason}")]
-    Failed { uplink: String, reason: String },
-    #[error("uplink {0} is marked down after repeated failures")]
-    Down(String),
+    /// `cause` is what a client may be told (no internals beyond the uplink's URL); `reason`
+    /// the whole story, for the log.
+    #[error("uplink {uplink} ({url}) failed: {reason}")]
+    Failed {
+        uplink: String,
+        url: String,
+        cause: String,
+        reason: String,
+    },
+    #[error("uplink {uplink} ({url}) is marked down after repeated failures (last: {cause})")]
+    Down { uplink: String, url: String, cause: String },
     #[error("uplink {uplink} sent a {what} larger than its limit of {limit} bytes (uplinks.{uplink}.max_{what}_size)")]
     TooLarge {
         uplink: String,
@@ -56,6 +63,53 @@ pub enum Packument {
     },
     NotModified,
     NotFound,
+}
+
+/// An uplink's URL as clients may see it: without the user and password it may carry.
+pub fn public_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "(invalid URL)".to_owned(),
+    }
+}
+
+/// What went wrong with a request, in words a client may be shown: the kind of failure only
+/// (the chain of sources is searched for the OS error), never addresses or internal paths.
+pub fn cause_of(e: &reqwest::Error) -> String {
+    use std::io::ErrorKind::*;
+    if e.is_timeout() {
+        return "timed out".to_owned();
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    let mut dns = false;
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                ConnectionRefused => return "connection refused".to_owned(),
+                ConnectionReset => return "connection reset".to_owned(),
+                ConnectionAborted => return "connection aborted".to_owned(),
+                TimedOut => return "connection timed out".to_owned(),
+                HostUnreachable | NetworkUnreachable => return "host unreachable".to_owned(),
+                UnexpectedEof => return "connection closed early".to_owned(),
+                _ => {}
+            }
+        }
+        dns |= s.to_string().contains("dns error");
+        source = s.source();
+    }
+    if dns {
+        "host name not found".to_owned()
+    } else if e.is_connect() {
+        "cannot connect".to_owned()
+    } else if e.is_body() || e.is_decode() {
+        "the answer broke off".to_owned()
+    } else {
+        "request failed".to_owned()
+    }
 }
 
 pub struct UplinkClient {
@@ -120,8 +174,27 @@ impl UplinkClient {
             .inc();
     }
 
+    /// A failure a client may be told about as `cause`.
+    pub fn failed(&self, cause: String, reason: String) -> FetchError {
+        FetchError::Failed {
+            uplink: self.name.clone(),
+            url: public_url(&self.config.url),
+            cause,
+            reason,
+        }
+    }
+
+    fn down(&self) -> FetchError {
+        FetchError::Down {
+            uplink: self.name.clone(),
+            url: public_url(&self.config.url),
+            cause: self.health.last_cause(),
+        }
+    }
+
     fn failure(&self, e: reqwest::Error) -> FetchError {
-        self.health.failed();
+        let cause = cause_of(&e);
+        self.health.failed(&cause);
         if e.is_timeout() {
             self.count("timeout");
             FetchError::Timeout {
@@ -130,24 +203,19 @@ impl UplinkClient {
             }
         } else {
             self.count("error");
-            FetchError::Failed {
-                uplink: self.name.clone(),
-                reason: e.to_string(),
-            }
+            self.failed(cause, e.to_string())
         }
     }
 
     fn bad_status(&self, status: reqwest::StatusCode) -> FetchError {
-        self.health.failed();
+        let cause = format!("answered {status}");
+        self.health.failed(&cause);
         self.count("error");
-        FetchError::Failed {
-            uplink: self.name.clone(),
-            reason: format!("answered {status}"),
-        }
+        self.failed(cause.clone(), cause)
     }
 
     fn too_large(&self, what: &'static str, limit: u64) -> FetchError {
-        self.health.failed();
+        self.health.failed(&format!("sent a {what} larger than {limit} bytes"));
         self.count("too_large");
         FetchError::TooLarge {
             uplink: self.name.clone(),
@@ -174,7 +242,7 @@ impl UplinkClient {
         budget: &Budget,
     ) -> Result<Packument, FetchError> {
         if self.health.is_down() {
-            return Err(FetchError::Down(self.name.clone()));
+            return Err(self.down());
         }
         let limit = self.config.max_packument_size;
         let mut req = self
@@ -238,13 +306,13 @@ impl UplinkClient {
     /// [`body_failed`](Self::body_failed).
     pub async fn tarball(&self, url: &str) -> Result<Option<reqwest::Response>, FetchError> {
         if self.health.is_down() {
-            return Err(FetchError::Down(self.name.clone()));
+            return Err(self.down());
         }
         let limit = self.config.max_tarball_size;
         let res = tokio::time::timeout(self.config.timeout, self.http.get(url).send())
             .await
             .map_err(|_| {
-                self.health.failed();
+                self.health.failed("timed out");
                 self.count("timeout");
                 FetchError::Timeout {
                     uplink: self.name.clone(),
@@ -316,24 +384,25 @@ impl UplinkClient {
     /// none: what npm concludes from those answers too). Health is left alone: these are side
     /// documents, not the packuments the uplink is judged by.
     pub async fn get_small(&self, path: &str, limit: usize) -> Result<Option<Bytes>, FetchError> {
-        let failed = |reason: String| FetchError::Failed {
-            uplink: self.name.clone(),
-            reason,
-        };
+        let failed = |reason: String| self.failed(reason.clone(), reason);
         let mut res = self
             .http
             .get(format!("{}{}", self.config.url, path.trim_start_matches('/')))
             .header(ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| self.failed(cause_of(&e), e.to_string()))?;
         match res.status() {
             reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::BAD_REQUEST => return Ok(None),
             s if !s.is_success() => return Err(failed(format!("answered {s}"))),
             _ => {}
         }
         let mut body = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(|e| failed(e.to_string()))? {
+        while let Some(chunk) = res
+            .chunk()
+            .await
+            .map_err(|e| self.failed(cause_of(&e), e.to_string()))?
+        {
             if body.len() + chunk.len() > limit {
                 return Err(failed(format!("sent more than {limit} bytes for {path}")));
             }

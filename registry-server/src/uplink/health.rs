@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 struct State {
     failures: u32,
     down_until: Option<Instant>,
+    /// The last failure's cause, as clients may be told it (kept after a success is forgotten:
+    /// it only explains a later "down").
+    last_cause: String,
 }
 
 #[derive(Debug)]
@@ -32,11 +35,24 @@ impl Health {
     }
 
     pub fn succeeded(&self) {
-        *self.state.lock().expect("lock poisoned") = State::default();
+        let mut s = self.state.lock().expect("lock poisoned");
+        s.failures = 0;
+        s.down_until = None;
     }
 
-    pub fn failed(&self) {
+    /// What made the uplink fail last.
+    pub fn last_cause(&self) -> String {
+        let s = self.state.lock().expect("lock poisoned");
+        if s.last_cause.is_empty() {
+            "unknown".to_owned()
+        } else {
+            s.last_cause.clone()
+        }
+    }
+
+    pub fn failed(&self, cause: &str) {
         let mut s = self.state.lock().expect("lock poisoned");
+        cause.clone_into(&mut s.last_cause);
         s.failures += 1;
         if s.failures >= self.max_fails {
             s.down_until = Some(Instant::now() + self.fail_timeout);
@@ -52,15 +68,16 @@ mod tests {
     #[test]
     fn down_after_max_fails_for_fail_timeout() {
         let h = Health::new(2, Duration::from_millis(50));
-        h.failed();
+        h.failed("x");
         assert!(!h.is_down());
-        h.failed();
+        h.failed("x");
         assert!(h.is_down());
         std::thread::sleep(Duration::from_millis(60));
         assert!(!h.is_down());
-        h.failed();
+        h.failed("x");
         h.succeeded();
-        h.failed();
+        h.failed("x");
         assert!(!h.is_down(), "a success resets the count");
+        assert_eq!(h.last_cause(), "x");
     }
 }

@@ -180,7 +180,7 @@ impl Uplinks {
                             });
                         }
                         Err(reason) => {
-                            client.health.failed();
+                            client.health.failed("sent an answer that is not a packument");
                             let e = UplinkError::BadDocument {
                                 uplink: uplink.clone(),
                                 name: name.to_string(),

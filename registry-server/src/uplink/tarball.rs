@@ -67,8 +67,13 @@ impl Uplinks {
     }
 
     fn broken(&self, uplink: &str, reason: String) -> UplinkError {
+        let url = self
+            .client(uplink)
+            .map_or_else(String::new, |c| super::client::public_url(&c.config.url));
         UplinkError::Fetch(super::FetchError::Failed {
             uplink: uplink.to_owned(),
+            url,
+            cause: "the download broke off".to_owned(),
             reason,
         })
     }

@@ -28,6 +28,7 @@ use crate::auth::sessions::Sessions;
 use crate::auth::web_login::WebLogins;
 use crate::config;
 use crate::http::AppState;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{MethodRouter, get, post};
 use std::sync::Arc;
 
@@ -51,6 +52,10 @@ impl Web {
                 .ok(),
             _ => None,
         };
+        if config.enable {
+            // The grammars load in the background, so the first README does not wait for them.
+            std::thread::spawn(highlight::warm);
+        }
         Web {
             enabled: config.enable,
             title: config.title.clone(),
@@ -65,6 +70,10 @@ impl Web {
 /// A route of the UI: path, metrics label, handler. `http::router` adds them.
 pub type Route = (&'static str, &'static str, MethodRouter<AppState>);
 
+/// The largest form body the UI reads. Forms are read without a share of
+/// `server.maxBodyBytesInFlight` (see `serve`), so each is kept small here.
+const FORM_LIMIT: usize = 16 * 1024;
+
 /// The UI's routes; with the UI off, only the home page, which answers 404.
 pub fn routes(web: &Web) -> Vec<Route> {
     if !web.enabled {
@@ -75,9 +84,23 @@ pub fn routes(web: &Web) -> Vec<Route> {
         ("/-/ui/search", "web", get(pages::search)),
         ("/-/ui/suggest", "web", get(pages::suggest)),
         ("/-/ui/package/{*name}", "web", get(package_page::show)),
-        ("/-/ui/login", "web", get(login::form).post(login::submit)),
-        ("/-/ui/logout", "web", post(login::logout)),
-        ("/-/ui/approve", "web", post(login::approve)),
+        (
+            "/-/ui/login",
+            "web",
+            get(login::form)
+                .post(login::submit)
+                .layer(DefaultBodyLimit::max(FORM_LIMIT)),
+        ),
+        (
+            "/-/ui/logout",
+            "web",
+            post(login::logout).layer(DefaultBodyLimit::max(FORM_LIMIT)),
+        ),
+        (
+            "/-/ui/approve",
+            "web",
+            post(login::approve).layer(DefaultBodyLimit::max(FORM_LIMIT)),
+        ),
         ("/-/ui/assets/{file}", "web_asset", get(assets::serve)),
         ("/-/web", "web", get(redirect::verdaccio_home)),
         ("/-/web/", "web", get(redirect::verdaccio_home)),

@@ -10,11 +10,13 @@ use super::readme;
 use super::respond::{self, failure};
 use super::viewer::Viewer;
 use crate::auth::Identity;
+use crate::flight::Flights;
 use crate::http::AppState;
 use crate::http::path::split_name;
 use crate::package::PackageName;
 use crate::package::packument::client_view;
 use crate::registry::{Kind, Prepared, Registry, RegistryError, StorageError};
+use crate::work;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -65,6 +67,8 @@ fn weight(item: &Item) -> u32 {
 
 pub struct PageCache {
     entries: Cache<Key, Item>,
+    /// READMEs being rendered: concurrent views of one uncached page render it once.
+    renders: Flights<Result<Arc<str>, String>>,
 }
 
 fn readme_key(name: &PackageName, markdown: &str) -> [u8; 32] {
@@ -73,6 +77,10 @@ fn readme_key(name: &PackageName, markdown: &str) -> [u8; 32] {
     h.update([0]);
     h.update(markdown.as_bytes());
     h.finalize().into()
+}
+
+fn render_failed(e: String) -> RegistryError {
+    StorageError::Unavailable(format!("README rendering failed: {e}")).into()
 }
 
 fn blocking_failed(e: tokio::task::JoinError) -> RegistryError {
@@ -86,20 +94,32 @@ impl PageCache {
                 .max_capacity(max_bytes)
                 .weigher(|_, item: &Item| weight(item))
                 .build(),
+            renders: Flights::default(),
         }
     }
 
+    /// The README as HTML: from the cache, else rendered once however many ask at the same
+    /// time, on the CPU pool (its cost is bounded in `readme`), detached from shutdown.
     async fn readme(&self, name: &PackageName, markdown: String) -> Result<Arc<str>, RegistryError> {
-        let key = Key::Readme(readme_key(name, &markdown));
+        let hash = readme_key(name, &markdown);
+        let key = Key::Readme(hash);
         if let Some(Item::Readme(html)) = self.entries.get(&key) {
             return Ok(html);
         }
-        let html: Arc<str> = tokio::task::spawn_blocking(move || readme::render(&markdown))
+        let flight = hex::encode(hash);
+        self.renders
+            .run(&flight, || async move {
+                if let Some(Item::Readme(html)) = self.entries.get(&key) {
+                    return Ok(html);
+                }
+                let (bytes, started) = (markdown.len(), std::time::Instant::now());
+                let html: Arc<str> = work::detached(move || readme::render(&markdown)).await?.into();
+                tracing::debug!(package = %name, bytes, html = html.len(), took_ms = started.elapsed().as_millis() as u64, "README rendered");
+                self.entries.insert(key.clone(), Item::Readme(html.clone()));
+                Ok(html)
+            })
             .await
-            .map_err(blocking_failed)?
-            .into();
-        self.entries.insert(key, Item::Readme(html.clone()));
-        Ok(html)
+            .map_err(render_failed)
     }
 
     async fn page(

@@ -2,6 +2,14 @@
 //! strikethrough, task lists), code blocks highlighted, then everything sanitized: no scripts,
 //! event handlers, `javascript:` or other non-web links, styles, frames or forms; images only
 //! inline (`data:`), so that showing a README makes the browser fetch nothing.
+//!
+//! READMEs come from anyone who may publish (or from an uplink), so each rendering is bounded:
+//! the input is cut at [`MAX_README`]; a document nested deeper than [`MAX_NESTING`] (block
+//! quotes, lists, HTML elements), whose HTML would pass [`MAX_HTML`], or that takes longer than
+//! [`RENDER_TIME`] (besides highlighting) is shown as plain text instead (its first
+//! [`MAX_PLAIN`] bytes, escaped); at most [`MAX_HIGHLIGHT`] bytes of code are highlighted, within
+//! [`HIGHLIGHT_TIME`] in all, the rest is shown plain. The parsers' costs that cannot be interrupted grow with nesting (the square of
+//! it) and size, which are checked before they run.
 
 use super::highlight::{self, CLASS_PREFIX};
 use ammonia::Builder;
@@ -9,9 +17,47 @@ use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 /// Markdown past this size is not rendered (a README is rarely a tenth of it).
 pub const MAX_README: usize = 1024 * 1024;
+/// The deepest nesting rendered: block quotes and list levels on one line, and HTML elements.
+pub const MAX_NESTING: usize = 64;
+/// The most HTML a README renders to (before sanitizing).
+pub const MAX_HTML: usize = 4 * 1024 * 1024;
+/// The longest a rendering may take.
+pub const RENDER_TIME: Duration = Duration::from_secs(1);
+/// The most of a README shown as plain text when it is over a limit.
+pub const MAX_PLAIN: usize = 256 * 1024;
+/// The most code highlighted in one README (highlighting costs about 30 times the code in HTML).
+pub const MAX_HIGHLIGHT: usize = 64 * 1024;
+/// The longest highlighting may take in one README.
+pub const HIGHLIGHT_TIME: Duration = Duration::from_millis(300);
+
+/// Why a README is shown as plain text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Over {
+    Nesting,
+    Size,
+    Time,
+}
+
+impl Over {
+    fn reason(self) -> &'static str {
+        match self {
+            Over::Nesting => "it is nested too deeply",
+            Over::Size => "it is too large",
+            Over::Time => "it took too long to render",
+        }
+    }
+}
+
+/// What highlighting may still spend in this README, and what it spent.
+struct Highlighting {
+    bytes_left: usize,
+    time_left: Duration,
+    spent: Duration,
+}
 
 fn escape(text: &str, out: &mut String) {
     for c in text.chars() {
@@ -40,7 +86,7 @@ fn language(kind: &CodeBlockKind) -> String {
     }
 }
 
-fn code_block(lang: &str, code: &str) -> String {
+fn code_block(lang: &str, code: &str, budget: &mut Highlighting) -> String {
     let mut out = String::with_capacity(code.len() + 64);
     out.push_str("<pre><code");
     if !lang.is_empty() {
@@ -49,7 +95,18 @@ fn code_block(lang: &str, code: &str) -> String {
         out.push('"');
     }
     out.push('>');
-    match highlight::highlight(lang, code) {
+    let highlighted = if code.len() <= budget.bytes_left && !budget.time_left.is_zero() {
+        budget.bytes_left -= code.len();
+        let started = Instant::now();
+        let h = highlight::highlight(lang, code, started + budget.time_left);
+        let took = started.elapsed();
+        budget.time_left = budget.time_left.saturating_sub(took);
+        budget.spent += took;
+        h
+    } else {
+        None
+    };
+    match highlighted {
         Some(h) => out.push_str(&h),
         None => escape(code, &mut out),
     }
@@ -57,19 +114,110 @@ fn code_block(lang: &str, code: &str) -> String {
     out
 }
 
-/// Markdown to HTML, code blocks already highlighted; not yet safe.
-fn to_html(markdown: &str) -> String {
+/// The deepest container nesting a line of markdown opens: block quote markers, list markers
+/// and indentation (a list level takes at least two columns) before its text. Pure, linear.
+fn markdown_nesting(markdown: &str) -> usize {
+    let mut deepest = 0;
+    for line in markdown.lines() {
+        let (mut depth, mut columns) = (0usize, 0usize);
+        let mut rest = line.as_bytes();
+        loop {
+            match rest {
+                [b' ', tail @ ..] => (columns, rest) = (columns + 1, tail),
+                [b'\t', tail @ ..] => (columns, rest) = (columns + 4, tail),
+                // A marker's one following space belongs to it.
+                [b'>', b' ', tail @ ..] | [b'>', tail @ ..] => (depth, rest) = (depth + 1, tail),
+                [b'-' | b'*' | b'+', b' ' | b'\t', tail @ ..] => (depth, rest) = (depth + 1, tail),
+                [d, ..] if d.is_ascii_digit() => {
+                    let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+                    match rest.get(digits..digits + 2) {
+                        Some([b'.' | b')', b' ' | b'\t']) if digits <= 9 => {
+                            (depth, rest) = (depth + 1, &rest[digits + 2..]);
+                        }
+                        _ => break,
+                    }
+                }
+                _ => break,
+            }
+        }
+        deepest = deepest.max(depth + columns / 2);
+    }
+    deepest
+}
+
+/// Elements that need no end tag (void) or that a browser closes by itself: they do not nest.
+fn nests(tag: &[u8]) -> bool {
+    const FLAT: &[&str] = &[
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr",
+        "p", "li", "dt", "dd", "tr", "td", "th", "option", "thead", "tbody", "tfoot",
+    ];
+    !FLAT.iter().any(|f| f.as_bytes().eq_ignore_ascii_case(tag))
+}
+
+/// The deepest element nesting of some HTML, counting start and end tags (unclosed elements
+/// count as nested: that is what makes an HTML parser slow). Pure, linear.
+fn html_nesting(html: &str) -> usize {
+    let bytes = html.as_bytes();
+    let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0usize);
+    while let Some(at) = bytes[i..].iter().position(|&b| b == b'<') {
+        i += at + 1;
+        let closing = bytes.get(i) == Some(&b'/');
+        let start = i + usize::from(closing);
+        let len = bytes[start.min(bytes.len())..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric())
+            .count();
+        if len == 0 || !bytes[start].is_ascii_alphabetic() {
+            continue;
+        }
+        let name = &bytes[start..start + len];
+        let end = bytes[start..].iter().position(|&b| b == b'>').map(|p| start + p);
+        let self_closing = end.is_some_and(|e| e > 0 && bytes[e - 1] == b'/');
+        if !nests(name) || self_closing {
+            continue;
+        }
+        if closing {
+            depth = depth.saturating_sub(1);
+        } else {
+            depth += 1;
+            deepest = deepest.max(depth);
+        }
+    }
+    deepest
+}
+
+/// Markdown to HTML, code blocks highlighted; not yet safe. `Err` when it is over a limit.
+/// Highlighting has its own time budget; the rest may take [`RENDER_TIME`].
+fn to_html(markdown: &str) -> Result<String, Over> {
+    let started = Instant::now();
+    if markdown_nesting(markdown) > MAX_NESTING {
+        return Err(Over::Nesting);
+    }
     let options =
         Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS | Options::ENABLE_GFM;
+    let mut highlighting = Highlighting {
+        bytes_left: MAX_HIGHLIGHT,
+        time_left: HIGHLIGHT_TIME,
+        spent: Duration::ZERO,
+    };
     let mut events = Vec::new();
     let mut code: Option<(String, String)> = None;
-    for event in Parser::new_ext(markdown, options) {
+    let mut added = 0usize;
+    for (n, event) in Parser::new_ext(markdown, options).enumerate() {
+        if n % 256 == 0 && started.elapsed().saturating_sub(highlighting.spent) > RENDER_TIME {
+            return Err(Over::Time);
+        }
         match (event, &mut code) {
             (Event::Start(Tag::CodeBlock(kind)), _) => code = Some((language(&kind), String::new())),
             (Event::Text(t), Some((_, text))) => text.push_str(&t),
             (Event::End(TagEnd::CodeBlock), _) => {
                 if let Some((lang, text)) = code.take() {
-                    events.push(Event::Html(code_block(&lang, &text).into()));
+                    let block = code_block(&lang, &text, &mut highlighting);
+                    added += block.len();
+                    if markdown.len() + added > MAX_HTML {
+                        return Err(Over::Size);
+                    }
+                    events.push(Event::Html(block.into()));
                 }
             }
             (e, _) => events.push(e),
@@ -77,7 +225,40 @@ fn to_html(markdown: &str) -> String {
     }
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut html, events.into_iter());
-    html
+    if html.len() > MAX_HTML {
+        return Err(Over::Size);
+    }
+    if html_nesting(&html) > MAX_NESTING {
+        return Err(Over::Nesting);
+    }
+    Ok(html)
+}
+
+/// A README over a limit: its beginning as escaped text, and why.
+fn plain(markdown: &str, over: Over) -> String {
+    let shown = cut(markdown, MAX_PLAIN);
+    let mut out = String::with_capacity(shown.len() + 128);
+    out.push_str("<p><em>This README is shown as plain text: ");
+    out.push_str(over.reason());
+    if shown.len() < markdown.len() {
+        out.push_str(" (and only its beginning)");
+    }
+    out.push_str(".</em></p>\n<pre>");
+    escape(shown, &mut out);
+    out.push_str("</pre>\n");
+    out
+}
+
+/// The longest prefix of `text` of at most `max` bytes.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// An image the browser can show without fetching anything: inline data. A README's relative
@@ -119,18 +300,15 @@ static SANITIZER: LazyLock<Builder<'static>> = LazyLock::new(|| {
     b
 });
 
-/// A README as safe HTML.
+/// A README as safe HTML, within the limits above.
 pub fn render(markdown: &str) -> String {
-    let markdown = if markdown.len() > MAX_README {
-        let mut end = MAX_README;
-        while !markdown.is_char_boundary(end) {
-            end -= 1;
-        }
-        &markdown[..end]
-    } else {
-        markdown
-    };
-    SANITIZER.clean(&to_html(markdown)).to_string()
+    let markdown = cut(markdown, MAX_README);
+    // Loading the grammars (once, usually done at start) is not rendering time.
+    highlight::ready();
+    match to_html(markdown) {
+        Ok(html) => SANITIZER.clean(&html).to_string(),
+        Err(over) => plain(markdown, over),
+    }
 }
 
 #[cfg(test)]
@@ -194,5 +372,60 @@ mod tests {
         let html = render("[x](data:text/html,<script>alert(1)</script>) ![i](data:image/gif;base64,R0lGOD)");
         assert!(!html.contains("data:text"), "{html}");
         assert!(html.contains("src=\"data:image/gif;base64,R0lGOD\""), "{html}");
+    }
+
+    fn timed(markdown: &str) -> (String, Duration) {
+        highlight::ready();
+        let t = Instant::now();
+        let html = render(markdown);
+        (html, t.elapsed())
+    }
+
+    #[test]
+    fn nesting_bombs_are_shown_as_plain_text_at_once() {
+        let quotes = ">".repeat(MAX_README);
+        let lines = "> ".repeat(2000) + "x\n";
+        let lists = (0..200).map(|i| format!("{}- x\n", "  ".repeat(i))).collect::<String>();
+        let divs = "<div>".repeat(32 * 1024) + "x";
+        let bold = "<b>".repeat(32 * 1024) + "x";
+        for bomb in [quotes, lines, lists, divs, bold] {
+            let (html, took) = timed(&bomb);
+            assert!(
+                html.starts_with("<p><em>This README is shown as plain text: it is nested too deeply"),
+                "{}",
+                &html[..200.min(html.len())]
+            );
+            assert!(html.len() < MAX_PLAIN * 6 + 200, "{}", html.len());
+            assert!(!html.contains("<div>") && !html.contains("<b>"), "escaped");
+            assert!(took < Duration::from_millis(500), "{took:?}");
+        }
+        // Ordinary nesting renders.
+        let html = render("> > quote\n\n- a\n  - b\n    - c\n\n<div><div><p>x</p></div></div>\n");
+        assert!(html.contains("<blockquote>") && html.contains("<ul>"), "{html}");
+    }
+
+    #[test]
+    fn highlighting_is_bounded_in_bytes_and_time() {
+        let block = format!(
+            "```js\n{}```\n\n",
+            "const a = { b: [1, 'two', `three`] }; // four\n".repeat(1200)
+        );
+        assert!(block.len() > 50 * 1024 && block.len() < 64 * 1024);
+        let (html, took) = timed(&format!("```js\nconst small = 1;\n```\n\n{}", block.repeat(16)));
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        assert!(html.len() < MAX_HTML, "{}", html.len());
+        assert!(html.matches("class=\"hl-").count() > 0, "some is highlighted");
+        assert!(html.matches("<pre>").count() >= 17, "all blocks are shown");
+    }
+
+    #[test]
+    fn nesting_is_measured_on_what_nests() {
+        assert_eq!(markdown_nesting("a\n> > b\n   - c\n1. d\n"), 2);
+        assert_eq!(markdown_nesting(">>>> - 10) x"), 6);
+        assert_eq!(
+            html_nesting("<div><p>a<p>b<br><img src=x/><ul><li>c</ul></div><div/>"),
+            2
+        );
+        assert_eq!(html_nesting("a < b and <3 </> <!-- x -->"), 0);
     }
 }
