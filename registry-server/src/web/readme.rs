@@ -28,7 +28,7 @@ pub const MAX_HTML: usize = 4 * 1024 * 1024;
 /// The longest a rendering may take.
 pub const RENDER_TIME: Duration = Duration::from_secs(1);
 /// The most of a README shown as plain text when it is over a limit.
-pub const MAX_PLAIN: usize = 256 * 1024;
+pub const MAX_PLAIN: usize = 64 * 1024;
 /// The most code highlighted in one README (highlighting costs about 30 times the code in HTML).
 pub const MAX_HIGHLIGHT: usize = 64 * 1024;
 /// The longest highlighting may take in one README.
@@ -60,16 +60,49 @@ struct Highlighting {
 }
 
 fn escape(text: &str, out: &mut String) {
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+    let mut rest = text;
+    while let Some(i) = rest.find(['<', '>', '&', '"', '\'']) {
+        out.push_str(&rest[..i]);
+        out.push_str(match rest.as_bytes()[i] {
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'&' => "&amp;",
+            b'"' => "&quot;",
+            _ => "&#39;",
+        });
+        rest = &rest[i + 1..];
     }
+    out.push_str(rest);
+}
+
+/// Where code block `n` goes in the HTML before it is sanitized: code blocks are made here
+/// (escaped text, our highlighting spans), so they skip the sanitizer, whose cost grows with
+/// the HTML, and are put back after it. Private-use characters: a README that spells one out
+/// can only move one of its own (safe) blocks, and each block is put back at most once.
+const BLOCK_START: char = '\u{E000}';
+const BLOCK_END: char = '\u{E001}';
+
+/// The sanitized HTML with its code blocks put back.
+fn put_back(html: &str, blocks: &[String]) -> String {
+    let mut out = String::with_capacity(html.len() + blocks.iter().map(String::len).sum::<usize>());
+    let mut used = vec![false; blocks.len()];
+    let mut rest = html;
+    while let Some(at) = rest.find(BLOCK_START) {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + BLOCK_START.len_utf8()..];
+        let Some(end) = rest.find(BLOCK_END) else {
+            continue;
+        };
+        if let Ok(n) = rest[..end].parse::<usize>()
+            && n < blocks.len()
+            && !std::mem::replace(&mut used[n], true)
+        {
+            out.push_str(&blocks[n]);
+        }
+        rest = &rest[end + BLOCK_END.len_utf8()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A fence's language, if it is a plain word (it becomes a class name).
@@ -141,6 +174,9 @@ fn markdown_nesting(markdown: &str) -> usize {
             }
         }
         deepest = deepest.max(depth + columns / 2);
+        if deepest > MAX_NESTING {
+            break;
+        }
     }
     deepest
 }
@@ -186,9 +222,10 @@ fn html_nesting(html: &str) -> usize {
     deepest
 }
 
-/// Markdown to HTML, code blocks highlighted; not yet safe. `Err` when it is over a limit.
-/// Highlighting has its own time budget; the rest may take [`RENDER_TIME`].
-fn to_html(markdown: &str) -> Result<String, Over> {
+/// Markdown to HTML, not yet safe, with its code blocks (highlighted) apart (see
+/// [`put_back`]). `Err` when it is over a limit. Highlighting has its own time budget; the
+/// rest may take [`RENDER_TIME`].
+fn to_html(markdown: &str) -> Result<(String, Vec<String>), Over> {
     let started = Instant::now();
     if markdown_nesting(markdown) > MAX_NESTING {
         return Err(Over::Nesting);
@@ -201,6 +238,7 @@ fn to_html(markdown: &str) -> Result<String, Over> {
         spent: Duration::ZERO,
     };
     let mut events = Vec::new();
+    let mut blocks = Vec::new();
     let mut code: Option<(String, String)> = None;
     let mut added = 0usize;
     for (n, event) in Parser::new_ext(markdown, options).enumerate() {
@@ -217,7 +255,10 @@ fn to_html(markdown: &str) -> Result<String, Over> {
                     if markdown.len() + added > MAX_HTML {
                         return Err(Over::Size);
                     }
-                    events.push(Event::Html(block.into()));
+                    events.push(Event::Html(
+                        format!("{BLOCK_START}{}{BLOCK_END}\n", blocks.len()).into(),
+                    ));
+                    blocks.push(block);
                 }
             }
             (e, _) => events.push(e),
@@ -231,7 +272,7 @@ fn to_html(markdown: &str) -> Result<String, Over> {
     if html_nesting(&html) > MAX_NESTING {
         return Err(Over::Nesting);
     }
-    Ok(html)
+    Ok((html, blocks))
 }
 
 /// A README over a limit: its beginning as escaped text, and why.
@@ -306,7 +347,7 @@ pub fn render(markdown: &str) -> String {
     // Loading the grammars (once, usually done at start) is not rendering time.
     highlight::ready();
     match to_html(markdown) {
-        Ok(html) => SANITIZER.clean(&html).to_string(),
+        Ok((html, blocks)) => put_back(&SANITIZER.clean(&html).to_string(), &blocks),
         Err(over) => plain(markdown, over),
     }
 }
@@ -416,6 +457,20 @@ mod tests {
         assert!(html.len() < MAX_HTML, "{}", html.len());
         assert!(html.matches("class=\"hl-").count() > 0, "some is highlighted");
         assert!(html.matches("<pre>").count() >= 17, "all blocks are shown");
+    }
+
+    #[test]
+    fn code_blocks_are_put_back_once_each() {
+        let blocks = vec!["<pre>A</pre>".to_owned(), "<pre>B</pre>".to_owned()];
+        let html = format!(
+            "x{BLOCK_START}1{BLOCK_END}y{BLOCK_START}1{BLOCK_END}{BLOCK_START}0{BLOCK_END}{BLOCK_START}9{BLOCK_END}z"
+        );
+        assert_eq!(put_back(&html, &blocks), "x<pre>B</pre>y<pre>A</pre>z");
+        // A README spelling the marker out cannot inject HTML or repeat a block.
+        let spelled = format!("{BLOCK_START}0{BLOCK_END} <img src=x onerror=alert(1)>\n\n```\nx\n```\n");
+        let html = render(&spelled.repeat(3));
+        assert!(!html.contains("onerror"), "{html}");
+        assert_eq!(html.matches("<pre>").count(), 3, "{html}");
     }
 
     #[test]
