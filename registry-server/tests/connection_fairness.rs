@@ -33,6 +33,12 @@ fn raise_file_limit() {
     );
 }
 
+/// A refused hog tries again after 1 to 3 s (spread, as independent clients would be: all of
+/// them at once would be a SYN flood, which no accept loop can sort out).
+fn retry_after() -> Duration {
+    Duration::from_millis(1000 + rand::random::<u64>() % 2000)
+}
+
 async fn connect_from(from: &str, port: u16) -> std::io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(format!("{from}:0").parse::<SocketAddr>().unwrap())?;
@@ -83,7 +89,7 @@ async fn hog(from: &'static str, port: u16, count: usize, kind: Hog, stop: Arc<A
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let Ok(mut s) = connect_from(from, port).await else {
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        tokio::time::sleep(retry_after()).await;
                         continue;
                     };
                     match kind {
@@ -92,7 +98,7 @@ async fn hog(from: &'static str, port: u16, count: usize, kind: Hog, stop: Arc<A
                                 || response(&mut s).await != Some(200)
                             {
                                 // Refused (over the per-address cap): try again later.
-                                tokio::time::sleep(Duration::from_secs(1)).await;
+                                tokio::time::sleep(retry_after()).await;
                                 continue;
                             }
                             held.fetch_add(1, Ordering::Relaxed);
@@ -105,7 +111,8 @@ async fn hog(from: &'static str, port: u16, count: usize, kind: Hog, stop: Arc<A
                         }
                         Hog::SlowHeaders => {
                             let head = b"GET /-/ping HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
-                            held.fetch_add(1, Ordering::Relaxed);
+                            // Counted as held once the server kept it open for a second.
+                            let mut counted = false;
                             for b in head {
                                 if stop.load(Ordering::Relaxed) || s.write_all(&[*b]).await.is_err() {
                                     break;
@@ -113,11 +120,17 @@ async fn hog(from: &'static str, port: u16, count: usize, kind: Hog, stop: Arc<A
                                 let mut x = [0u8; 64];
                                 match tokio::time::timeout(Duration::from_secs(1), s.read(&mut x)).await {
                                     Ok(Ok(0) | Err(_)) => break,
+                                    Err(_) if !counted => {
+                                        counted = true;
+                                        held.fetch_add(1, Ordering::Relaxed);
+                                    }
                                     _ => {}
                                 }
                             }
-                            held.fetch_sub(1, Ordering::Relaxed);
-                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            if counted {
+                                held.fetch_sub(1, Ordering::Relaxed);
+                            }
+                            tokio::time::sleep(retry_after()).await;
                         }
                     }
                 }
@@ -185,11 +198,11 @@ fn one_address_hogs(kind: Hog, label: &str) {
     let rt = runtime();
     let (stop, held) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
     let hogs = rt.spawn(hog("127.0.0.2", port, 2100, kind, stop.clone(), held.clone()));
-    rt.block_on(tokio::time::sleep(Duration::from_secs(3)));
+    rt.block_on(async { tokio::time::sleep(Duration::from_secs(3)).await });
     let times = rt.block_on(latencies("127.0.0.3", port, "/fair-lib", Duration::from_secs(6)));
     let holding = held.load(Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
-    let _ = rt.block_on(tokio::time::timeout(Duration::from_secs(5), hogs));
+    let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), hogs).await });
     let (p50, p99, n) = (
         percentile(times.clone(), 0.5),
         percentile(times.clone(), 0.99),
@@ -220,12 +233,12 @@ fn a_full_server_reclaims_idle_keep_alive_connections_for_new_clients() {
         .into_iter()
         .map(|from| rt.spawn(hog(from, port, 16, Hog::IdleKeepAlive, stop.clone(), held.clone())))
         .collect();
-    rt.block_on(tokio::time::sleep(Duration::from_secs(2)));
+    rt.block_on(async { tokio::time::sleep(Duration::from_secs(2)).await });
     let holding = held.load(Ordering::Relaxed);
     let times = rt.block_on(latencies("127.0.0.5", port, "/fair-lib", Duration::from_secs(3)));
     stop.store(true, Ordering::Relaxed);
     for h in hogs {
-        let _ = rt.block_on(tokio::time::timeout(Duration::from_secs(5), h));
+        let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), h).await });
     }
     let (p99, worst) = (percentile(times.clone(), 0.99), percentile(times.clone(), 1.0));
     println!(
