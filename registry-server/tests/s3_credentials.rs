@@ -18,12 +18,9 @@ fn missing_credentials_log_one_error_and_no_flood() {
     // metadata service.
     let env = [("HOME", home_dir.as_str()), ("AWS_EC2_METADATA_DISABLED", "true")];
     let server = Server::start_env(&s3_config(&moto, "no-creds", "", ""), &home.path().join("unused"), &env);
-    // Readiness probes ask S3 (and fail) as Kubernetes would.
-    for _ in 0..12 {
-        let r = http().get(&format!("{}-/ready", server.url())).send().unwrap();
-        assert_eq!(r.status, 503);
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    // The server idles as a pod would before its credentials are fixed (a request's own failure
+    // is logged with its request id, once per request: not what this is about).
+    std::thread::sleep(Duration::from_secs(12));
     let log = server.log();
     let count = |level: &str| log.lines().filter(|l| l.contains(level)).count();
     let (errors, warnings) = (count("ERROR"), count(" WARN"));
@@ -38,7 +35,8 @@ fn missing_credentials_log_one_error_and_no_flood() {
         .collect();
     assert_eq!(cause.len(), 1, "{log}");
     assert!(cause[0].contains("ERROR"), "{}", cause[0]);
-    // The start's lines, the one error, and at most one warning of each kind that then retries.
-    assert!(warnings <= 2, "{log}");
-    assert!(log.len() < 12 * 1024, "{} bytes of log:\n{log}", log.len());
+    // The cause, then at most one line from each background task that needs storage (signing
+    // keys, the repair pass): nothing repeated.
+    assert!(errors + warnings <= 3, "{log}");
+    assert!(log.len() < 6 * 1024, "{} bytes of log:\n{log}", log.len());
 }

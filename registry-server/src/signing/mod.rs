@@ -183,8 +183,12 @@ impl Reminder {
 
 /// Checks the key source every [`REFRESH_EVERY`] while the signer is in use.
 fn spawn_refresh(signer: Weak<Signer>) {
+    // A start without keys has logged why already.
+    let mut reminder = Reminder::default();
+    if signer.upgrade().is_some_and(|s| s.keyring().is_none()) {
+        reminder.failed(std::time::Instant::now());
+    }
     tokio::spawn(async move {
-        let mut reminder = Reminder::default();
         loop {
             let loaded = signer.upgrade().is_some_and(|s| s.keyring().is_some());
             tokio::time::sleep(if loaded { REFRESH_EVERY } else { RETRY_EVERY }).await;
