@@ -188,7 +188,16 @@ mod tests {
         assert_eq!(c.keep_alive_timeout, Duration::from_secs(5));
         assert_eq!(c.headers_timeout, Duration::from_secs(2));
         assert_eq!((c.max_connections, c.max_body_bytes_in_flight), (10, 20 << 20));
+        assert_eq!(c.max_connections_per_address, 10, "the default, at most maxConnections");
+        let (c, _) = server("{}").unwrap();
+        assert_eq!(
+            c.max_connections_per_address as u64,
+            defaults::MAX_CONNECTIONS_PER_ADDRESS
+        );
+        let (c, _) = server("maxConnectionsPerAddress: 8").unwrap();
+        assert_eq!(c.max_connections_per_address, 8);
         for (bad, key) in [
+            ("maxConnectionsPerAddress: 0", "server.maxConnectionsPerAddress"),
             ("maxBodyBytesInFlight: 1mb", "server.maxBodyBytesInFlight"),
             ("bodyTimeout: 0", "server.bodyTimeout"),
             ("maxConnections: -3", "server.maxConnections"),

@@ -1,12 +1,11 @@
 //! Serving connections: our own accept loop over hyper's HTTP/1 connections, so that no client
 //! can hold more than the config allows. At most `server.maxConnections` are open; when all are
 //! in use, the keep-alive connection idle the longest is closed to make room, and new ones wait
-//! in the listen backlog meanwhile. One address holds
-//! at most `server.maxConnectionsPerAddress` of them (more are closed as soon as accepted),
-//! except a proxy in `server.trustProxy`: behind it, each forwarded client address may have that
-//! many requests in progress at once (more get 503; `clients`). A connection is closed when its
-//! request headers take
-//! longer than `server.headersTimeout`, when it waits longer than `server.keepAliveTimeout` for
+//! in the listen backlog meanwhile. One address holds at most `server.maxConnectionsPerAddress`
+//! of them (more are closed as soon as accepted), except a proxy in `server.trustProxy`: the
+//! proxy's connections carry many clients, so there each forwarded client address may have that
+//! many requests in progress at once instead (more get 503; `clients`). A connection is closed
+//! when its request headers take longer than `server.headersTimeout`, when it waits longer than `server.keepAliveTimeout` for
 //! its next request, or when a response body moves slower than 1 KiB/s for `server.bodyTimeout`;
 //! a request body that slow fails with 408 (`body::Progress`); request bodies together hold at
 //! most `server.maxBodyBytesInFlight` (`budget`). A handler's own time is not limited here.
