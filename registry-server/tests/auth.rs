@@ -425,16 +425,22 @@ fn a_user_removed_from_htpasswd_loses_tokens_sessions_and_the_name() {
     let removed = std::time::Instant::now();
     let window = std::time::Duration::from_secs(12); // htpasswd re-read (2 s) + trust (10 s)
     loop {
-        let refused = get(&format!("Bearer {token}")) == 401
-            && get(&basic) == 401
-            && browser.get(page).status == anonymous_page;
+        let refused =
+            get(&format!("Bearer {token}")) == 401 && get(&basic) == 401 && browser.get(page).status == anonymous_page;
         if refused {
             break;
         }
-        assert!(removed.elapsed() < window, "bob still gets in {:?} after removal", removed.elapsed());
+        assert!(
+            removed.elapsed() < window,
+            "bob still gets in {:?} after removal",
+            removed.elapsed()
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    println!("bob's token, Basic credentials and session refused {:?} after his line was removed", removed.elapsed());
+    println!(
+        "bob's token, Basic credentials and session refused {:?} after his line was removed",
+        removed.elapsed()
+    );
     let whoami = bob.npm(w, &["whoami"]);
     assert!(!whoami.status.success(), "{}", String::from_utf8_lossy(&whoami.stdout));
 
@@ -448,9 +454,16 @@ fn a_user_removed_from_htpasswd_loses_tokens_sessions_and_the_name() {
         .unwrap();
     assert_eq!(r.status, 403, "{}", r.text());
     let out = Client::anonymous(&url).npm_adduser("bob", "stranger-pass");
-    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!out.status.success(), "{printed}");
-    assert!(printed.contains("cannot be registered again"), "npm prints why: {printed}");
+    assert!(
+        printed.contains("cannot be registered again"),
+        "npm prints why: {printed}"
+    );
     let other = Server::start(&config, &storage);
     let r = login(&other.url(), "bob", "stranger-pass").unwrap_err();
     assert_eq!(r.status, 403, "{}", r.text());

@@ -387,17 +387,17 @@ fn distributed_guessing_never_denies_the_real_user_at_new_addresses() {
         assert_eq!(*status, expected, "request {i} of the real user, after {took:?}");
     }
     assert!(slowest < Duration::from_secs(10), "{slowest:?}");
-    assert!(count(401) <= 30 * 9, "each guessing address is checked at most nine times");
+    assert!(
+        count(401) <= 30 * 9,
+        "each guessing address is checked at most nine times"
+    );
     assert!(count(429) > 0, "the guessers were refused");
 }
 
 fn whoami_basic_get(http: &Blocking, url: &str, from: &str) -> Res {
     http.get(url)
         .header("x-forwarded-for", from)
-        .header(
-            "authorization",
-            &format!("Basic {}", base64_of("bob:bob-password")),
-        )
+        .header("authorization", &format!("Basic {}", base64_of("bob:bob-password")))
         .send()
         .unwrap()
 }

@@ -155,10 +155,7 @@ fn verdaccios_proxy_cache_stays_cache() {
     }
     let db_before = std::fs::read(storage.join(".verdaccio-db.json")).unwrap();
 
-    let server = Server::start(
-        "packages:\n  '**': {access: $all, publish: $authenticated}\n",
-        &storage,
-    );
+    let server = Server::start("packages:\n  '**': {access: $all, publish: $authenticated}\n", &storage);
     let url = server.url();
     let http = http();
     let search = |text: &str| {

@@ -320,7 +320,10 @@ mod tests {
         for i in 0..MAX_ADDRESS_FAILURES {
             l.begin(&format!("user{i}"), ip("1.2.3.4")).await.unwrap().failed();
         }
-        assert!(matches!(l.begin("other", ip("1.2.3.4")).await, Err(Refused::Address(_))));
+        assert!(matches!(
+            l.begin("other", ip("1.2.3.4")).await,
+            Err(Refused::Address(_))
+        ));
         assert!(l.begin("other", ip("5.6.7.8")).await.is_ok(), "only that address");
         assert!(l.begin("mine", ip("1.2.3.4")).await.is_ok(), "a user it logged in as");
     }
