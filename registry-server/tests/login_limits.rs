@@ -391,7 +391,6 @@ fn distributed_guessing_never_denies_the_real_user_at_new_addresses() {
         count(401) <= 30 * 9,
         "each guessing address is checked at most nine times"
     );
-    assert!(count(429) > 0, "the guessers were refused");
 }
 
 fn whoami_basic_get(http: &Blocking, url: &str, from: &str) -> Res {
