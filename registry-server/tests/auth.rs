@@ -380,3 +380,94 @@ fn base64_of(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
 }
+
+/// bob is removed from htpasswd: within the trust window his token, his Basic credentials and his
+/// browser session stop working, and his name cannot be registered again, from anywhere.
+#[test]
+fn a_user_removed_from_htpasswd_loses_tokens_sessions_and_the_name() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let htpasswd = w.join("htpasswd");
+    write_htpasswd(&htpasswd, &[("alice", "alice-secret-1"), ("bob", "bob-secret-2")]);
+    let config = format!(
+        "server:\n  trustProxy: loopback\nauth:\n  htpasswd:\n    file: {}\n\
+         packages:\n  '@team/*':\n    access: $authenticated\n    publish: $authenticated\n  '**':\n    access: $all\n    publish: $authenticated\n",
+        htpasswd.display()
+    );
+    let storage = w.join("storage");
+    let server = Server::start(&config, &storage);
+    let url = server.url();
+    let bob = Client::anonymous(&url);
+    ok(bob.npm_login("bob", "bob-secret-2"), "npm login bob");
+    let lib = write_package(w, "@team/lib", "1.0.0", &[], "module.exports = 'team';\n");
+    bob.npm_ok(&lib, &["publish"]);
+    let token = login(&url, "bob", "bob-secret-2").unwrap();
+    let browser = web::Browser::new(&url);
+    let r = browser.login("bob", "bob-secret-2");
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = "-/ui/package/@team/lib";
+    assert_eq!(browser.get(page).status, 200, "bob's session shows the team's package");
+    let anonymous_page = web::Browser::new(&url).get(page).status;
+    assert_ne!(anonymous_page, 200);
+    let basic = format!("Basic {}", base64_of("bob:bob-secret-2"));
+    let get = |auth: &str| {
+        http()
+            .get(&format!("{url}@team%2flib"))
+            .header("authorization", auth)
+            .send()
+            .unwrap()
+            .status
+    };
+    assert_eq!(get(&format!("Bearer {token}")), 200);
+    assert_eq!(get(&basic), 200);
+
+    write_htpasswd(&htpasswd, &[("alice", "alice-secret-1")]);
+    let removed = std::time::Instant::now();
+    let window = std::time::Duration::from_secs(12); // htpasswd re-read (2 s) + trust (10 s)
+    loop {
+        let refused =
+            get(&format!("Bearer {token}")) == 401 && get(&basic) == 401 && browser.get(page).status == anonymous_page;
+        if refused {
+            break;
+        }
+        assert!(
+            removed.elapsed() < window,
+            "bob still gets in {:?} after removal",
+            removed.elapsed()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    println!(
+        "bob's token, Basic credentials and session refused {:?} after his line was removed",
+        removed.elapsed()
+    );
+    let whoami = bob.npm(w, &["whoami"]);
+    assert!(!whoami.status.success(), "{}", String::from_utf8_lossy(&whoami.stdout));
+
+    // Nobody takes the name: not from another address, not with npm, not through a replica
+    // that started after the removal.
+    let r = http()
+        .request(Method::PUT, &format!("{url}-/user/org.couchdb.user:bob"))
+        .header("x-forwarded-for", "198.51.100.77")
+        .json(&serde_json::json!({"_id": "org.couchdb.user:bob", "name": "bob", "password": "stranger-pass"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    let out = Client::anonymous(&url).npm_adduser("bob", "stranger-pass");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{printed}");
+    assert!(
+        printed.contains("cannot be registered again"),
+        "npm prints why: {printed}"
+    );
+    let other = Server::start(&config, &storage);
+    let r = login(&other.url(), "bob", "stranger-pass").unwrap_err();
+    assert_eq!(r.status, 403, "{}", r.text());
+    // Everyone else is unaffected, and new names still register.
+    assert!(login(&url, "alice", "alice-secret-1").is_ok());
+    assert!(login(&other.url(), "newcomer", "newcomer-pass").is_ok());
+}

@@ -235,3 +235,168 @@ packages:
     // bcrypt runs on at most half the cores: reads keep the rest (61 ms p50 when they did not).
     assert!(busy < quiet + Duration::from_millis(40), "p50 {quiet:?} -> {busy:?}");
 }
+
+/// A flood of web-login starts from many addresses uses up each address's own allowance and
+/// nobody else's: a new address still starts a login.
+#[test]
+fn a_login_start_flood_from_many_addresses_leaves_new_addresses_able_to_start() {
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(CONFIG, &work.path().join("storage"));
+    let url = server.url();
+    let start = |http: &Blocking, from: &str| {
+        http.request(Method::POST, &format!("{url}-/v1/login"))
+            .header("x-forwarded-for", from)
+            .json(&json!({}))
+            .send()
+            .unwrap()
+            .status
+    };
+    let started = Instant::now();
+    let flood: Vec<_> = (0..10u32)
+        .map(|t| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let http = blocking_client();
+                let mut statuses = Vec::new();
+                for i in 0..500u32 {
+                    let n = t * 500 + i;
+                    let from = format!("127.0.{}.{}", n % 170 / 100, n % 170 % 100 + 1);
+                    let r = http
+                        .request(Method::POST, &format!("{url}-/v1/login"))
+                        .header("x-forwarded-for", &from)
+                        .json(&json!({}))
+                        .send()
+                        .unwrap();
+                    statuses.push(r.status);
+                }
+                statuses
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = flood.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let count = |s: u16| statuses.iter().filter(|x| **x == s).count();
+    println!(
+        "5,000 login starts from 170 addresses in {:?}: {} started, {} refused with 429",
+        started.elapsed(),
+        count(200),
+        count(429)
+    );
+    assert_eq!(count(200) + count(429), 5000, "{statuses:?}");
+    // 5,000 / 170 is 29.4: each address is within its own 30 (the old process-wide count of
+    // 5,000 was used up here). One more from a flooding address passes its 30 and is refused.
+    assert_eq!(count(200), 5000);
+    let http = http();
+    // 127.0.1.70 (the 170th address) made 29 starts: its 30th passes, its 31st does not.
+    let more: Vec<u16> = (0..2).map(|_| start(&http, "127.0.1.70")).collect();
+    assert_eq!(more, [200, 429], "the 30th start from one address, then the 31st");
+    let r = http
+        .request(Method::POST, &format!("{url}-/v1/login"))
+        .header("x-forwarded-for", "127.0.5.5")
+        .json(&json!({}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status, 200, "a new address starts a login: {}", r.text());
+    assert!(r.json()["loginUrl"].is_string());
+}
+
+/// Thirty addresses guess bob's password, each once a second (npm's real pace is slower), while
+/// bob logs in from twelve addresses he never used and CI installs with his Basic credentials
+/// from twelve more: none of them is refused; they are at most slowed.
+#[test]
+fn distributed_guessing_never_denies_the_real_user_at_new_addresses() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    // bcrypt at a low cost, so the guessers' checks do not make this a CPU test.
+    let hash = bcrypt::hash("bob-password", 5).unwrap();
+    std::fs::write(w.join("htpasswd"), format!("bob:{hash}\n")).unwrap();
+    let config = format!(
+        "server:\n  trustProxy: loopback\nauth:\n  htpasswd:\n    file: {}\n\
+         packages:\n  'private':\n    access: $authenticated\n    publish: $authenticated\n  '**': {{ access: $all, publish: $authenticated }}\n",
+        w.join("htpasswd").display()
+    );
+    let server = Server::start(&config, &w.join("storage"));
+    let url = server.url();
+    let token = login(&url, "bob", "bob-password").unwrap();
+    let r = http()
+        .request(Method::PUT, &format!("{url}private"))
+        .header("authorization", &format!("Bearer {token}"))
+        .json(&publish_body("private", "1.0.0", b"private tarball"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let guessers: Vec<_> = (0..30)
+        .map(|g| {
+            let (url, stop) = (url.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let http = blocking_client();
+                let from = format!("203.0.113.{}", g + 1);
+                let mut statuses = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let started = Instant::now();
+                    statuses.push(login_from(&http, &url, &from, "bob", &format!("guess-{}", statuses.len())).status);
+                    std::thread::sleep(Duration::from_secs(1).saturating_sub(started.elapsed()));
+                }
+                statuses
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let real: Vec<_> = (0..24)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let http = blocking_client();
+                let from = format!("198.51.100.{}", i + 1);
+                let started = Instant::now();
+                let status = if i < 12 {
+                    login_from(&http, &url, &from, "bob", "bob-password").status
+                } else {
+                    // An install with `_auth`: the packument, then the tarball.
+                    let doc = whoami_basic_get(&http, &format!("{url}private"), &from);
+                    if doc.status != 200 {
+                        doc.status
+                    } else {
+                        let tarball = doc.json()["versions"]["1.0.0"]["dist"]["tarball"]
+                            .as_str()
+                            .unwrap()
+                            .to_owned();
+                        whoami_basic_get(&http, &tarball, &from).status
+                    }
+                };
+                (i, status, started.elapsed())
+            })
+        })
+        .collect();
+    let real: Vec<(usize, u16, Duration)> = real.into_iter().map(|t| t.join().unwrap()).collect();
+    std::thread::sleep(Duration::from_secs(8));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let guesses: Vec<u16> = guessers.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let count = |s: u16| guesses.iter().filter(|x| **x == s).count();
+    let slowest = real.iter().map(|r| r.2).max().unwrap();
+    println!(
+        "30 guessing addresses: {} guesses ({} checked and wrong, {} refused with 429); bob from 12 new \
+         addresses and 12 Basic-auth installs: slowest {slowest:?}",
+        guesses.len(),
+        count(401),
+        count(429)
+    );
+    for (i, status, took) in &real {
+        let expected = if *i < 12 { 201 } else { 200 };
+        assert_eq!(*status, expected, "request {i} of the real user, after {took:?}");
+    }
+    assert!(slowest < Duration::from_secs(10), "{slowest:?}");
+    assert!(
+        count(401) <= 30 * 9,
+        "each guessing address is checked at most nine times"
+    );
+}
+
+fn whoami_basic_get(http: &Blocking, url: &str, from: &str) -> Res {
+    http.get(url)
+        .header("x-forwarded-for", from)
+        .header("authorization", &format!("Basic {}", base64_of("bob:bob-password")))
+        .send()
+        .unwrap()
+}

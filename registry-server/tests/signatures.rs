@@ -222,6 +222,17 @@ fn a_bundle_about_another_tarball_is_refused_and_nothing_is_stored() {
     );
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("does not verify"), "{}", r.text());
+    // A forged bundle that names a key instead of carrying a certificate, its signature garbage.
+    let mut forged = signer.bundle("pkg:npm/%40acme/widgets@1.0.0", &sha512_hex(&tarball));
+    forged["verificationMaterial"] = json!({"publicKey": {"hint": "a-key-nobody-knows"}, "tlogEntries": []});
+    forged["dsseEnvelope"]["signatures"] = json!([{"sig": "Z2FyYmFnZQ==", "keyid": "a-key-nobody-knows"}]);
+    let r = publish(
+        &server,
+        "@acme/widgets",
+        &publish_with_provenance("@acme/widgets", "1.0.0", &tarball, &forged),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("names a publicKey"), "{}", r.text());
     // The server's own files (keys, and the search index and repair lease its background work
     // writes whenever it gets to it) are no part of the package.
     let packages = |files: Vec<String>| -> Vec<String> {

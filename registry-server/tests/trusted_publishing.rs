@@ -22,9 +22,8 @@ struct Setup {
 /// npm's audience for a registry at 127.0.0.1 (its hostname, without the port).
 const AUDIENCE: &str = "npm:127.0.0.1";
 
-fn setup() -> Setup {
-    let issuer = Issuer::start();
-    let config = format!(
+fn publishers_config(issuer: &Issuer) -> String {
+    format!(
         "packages:
   '@acme/*':
     access: $all
@@ -38,9 +37,13 @@ fn setup() -> Setup {
   '**': {{access: $all, publish: $authenticated}}
 ",
         issuer.url()
-    );
+    )
+}
+
+fn setup() -> Setup {
+    let issuer = Issuer::start();
     let work = tempfile::tempdir().unwrap();
-    let server = Server::start(&config, &work.path().join("storage"));
+    let server = Server::start_public(&publishers_config(&issuer), &work.path().join("storage"));
     Setup { work, issuer, server }
 }
 
@@ -298,4 +301,74 @@ fn visibility_follows_the_access_rules() {
         401,
         "anonymous callers may not read it"
     );
+}
+
+#[test]
+fn trusted_publishers_without_public_url_refuse_to_start() {
+    let issuer = Issuer::start();
+    let printed = Server::refused(&publishers_config(&issuer));
+    assert!(
+        printed.contains("packages.'@acme/*'.trusted_publishers") && printed.contains("needs public_url"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn an_audience_named_by_the_host_header_is_refused() {
+    let s = setup();
+    let spoofed = "registry.elsewhere.example";
+    let r = http()
+        .request(
+            Method::POST,
+            &format!("{}-/npm/v1/oidc/token/exchange/package/@acme%2fwidgets", s.server.url()),
+        )
+        .header("host", spoofed)
+        .header(
+            "authorization",
+            &format!("Bearer {}", s.issuer.token(&format!("npm:{spoofed}"))),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status, 401, "{}", r.text());
+    let message = r.json()["error"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        message.contains("its audience is \"npm:registry.elsewhere.example\", this registry's is \"npm:127.0.0.1\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_id_token_is_exchanged_once_and_a_long_lived_one_never() {
+    let s = setup();
+    let id_token = s.issuer.token(AUDIENCE);
+    let r = exchange(&s, "@acme/widgets", &id_token);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let replay = exchange(&s, "@acme/widgets", &id_token);
+    assert_eq!(replay.status, 401, "{}", replay.text());
+    assert!(replay.text().contains("exchanged already"), "{}", replay.text());
+    // Another replica on the same storage remembers it too.
+    let other = Server::start_public(&publishers_config(&s.issuer), &s.server.storage);
+    let r = http()
+        .request(
+            Method::POST,
+            &format!("{}-/npm/v1/oidc/token/exchange/package/@acme%2fwidgets", other.url()),
+        )
+        .header("authorization", &format!("Bearer {id_token}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.text().contains("exchanged already"), "{}", r.text());
+    // A fresh token of the same job still works.
+    let r = exchange(&s, "@acme/widgets", &s.issuer.token(AUDIENCE));
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    let now = chrono::Utc::now().timestamp();
+    s.issuer.set_tokens(with(json!({"exp": now + 10 * 365 * 24 * 3600})));
+    let r = exchange(&s, "@acme/widgets", &s.issuer.token(AUDIENCE));
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.text().contains("at most 3600 s are accepted"), "{}", r.text());
+    s.issuer.set_tokens(with(json!({"jti": null})));
+    let r = exchange(&s, "@acme/widgets", &s.issuer.token(AUDIENCE));
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.text().contains("no jti claim"), "{}", r.text());
 }

@@ -83,3 +83,107 @@ fn verdaccio_storage_is_served() {
     assert!(db["secret"].is_string(), "Verdaccio's secret is preserved: {db}");
     assert_eq!(db["list"].as_array().unwrap().len(), 2, "{db}");
 }
+
+/// `npm pack` of a tiny package: real tarball bytes npm can install.
+fn pack(dir: &std::path::Path, name: &str, version: &str) -> Vec<u8> {
+    let folder = write_package(dir, name, version, &[], &format!("module.exports = '{name}';\n"));
+    let out = ok(
+        std::process::Command::new("npm")
+            .args(["pack", "--json", "--pack-destination"])
+            .arg(&folder)
+            .current_dir(&folder)
+            .output()
+            .unwrap(),
+        "npm pack",
+    );
+    let file: serde_json::Value = serde_json::from_str(&out).unwrap();
+    std::fs::read(folder.join(file[0]["filename"].as_str().unwrap())).unwrap()
+}
+
+/// Serves `name@1.0.0` from the fake upstream.
+fn serve(fake: &upstream::FakeUpstream, dir: &std::path::Path, name: &str) {
+    use base64::Engine;
+    use sha2::Digest;
+    let bytes = pack(dir, name, "1.0.0");
+    let path = format!("/{name}/-/{name}-1.0.0.tgz");
+    let sri = format!(
+        "sha512-{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha512::digest(&bytes))
+    );
+    let manifest = serde_json::json!({"name": name, "version": "1.0.0", "description": format!("upstream {name}"),
+        "dist": {"tarball": fake.tarball_url(&path), "integrity": sri}});
+    fake.add_tarball(&path, bytes);
+    fake.add_packument(serde_json::json!({"name": name, "dist-tags": {"latest": "1.0.0"},
+        "versions": {"1.0.0": manifest}, "time": {"1.0.0": "2024-01-01T00:00:00.000Z"}}));
+}
+
+/// Verdaccio fills its storage through its uplink (npm installs three upstream packages) and one
+/// package is published to it; on that folder our server lists, searches and counts only the
+/// published one, and Verdaccio's package list stays as Verdaccio left it.
+#[test]
+fn verdaccios_proxy_cache_stays_cache() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let storage = w.join("storage");
+    let fake = upstream::FakeUpstream::start();
+    let upstream_names = ["cached-alpha", "cached-beta", "cached-gamma"];
+    for name in upstream_names {
+        serve(&fake, w, name);
+    }
+    let config = format!(
+        "storage: {storage}\nauth:\n  htpasswd:\n    file: {htpasswd}\n\
+         uplinks:\n  upstream:\n    url: {up}\n\
+         packages:\n  'ours-*':\n    access: $all\n    publish: $authenticated\n  '**':\n    access: $all\n    publish: $authenticated\n    proxy: upstream\n\
+         middlewares:\n  audit:\n    enabled: false\nlog: {{type: stdout, format: pretty, level: warn}}\n",
+        storage = storage.display(),
+        htpasswd = w.join("htpasswd").display(),
+        up = fake.url(),
+    );
+    let verdaccio = Verdaccio::start(w, &config);
+    let token = verdaccio.login("tester", "secret-pass");
+    let npm = Client::with_token(&verdaccio.url, &token);
+    let app = project(w, "app");
+    let mut install = vec!["install"];
+    install.extend(upstream_names);
+    npm.npm_ok(&app, &install);
+    let mine = write_package(w, "ours-local", "1.0.0", &[], "module.exports = 'ours';\n");
+    npm.npm_ok(&mine, &["publish"]);
+    drop(verdaccio);
+    for name in upstream_names {
+        let doc = std::fs::read_to_string(storage.join(name).join("package.json")).unwrap();
+        assert!(doc.contains("\"_uplinks\""), "Verdaccio cached {name}: {doc}");
+    }
+    let db_before = std::fs::read(storage.join(".verdaccio-db.json")).unwrap();
+
+    let server = Server::start("packages:\n  '**': {access: $all, publish: $authenticated}\n", &storage);
+    let url = server.url();
+    let http = http();
+    let search = |text: &str| {
+        http.get(&format!("{url}-/v1/search?text={text}&size=20"))
+            .send()
+            .unwrap()
+            .json()
+    };
+    // The first repair pass (at once: Verdaccio's storage has no search index) indexes the
+    // storage.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while search("ours-local")["total"] != 1 {
+        assert!(std::time::Instant::now() < deadline, "not indexed:\n{}", server.log());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for name in upstream_names {
+        assert_eq!(search(name)["total"], 0, "{name} is a cache, not ours");
+    }
+    assert_eq!(search("upstream")["total"], 0, "nor found by its description");
+    let home = web::Browser::new(&url).get("");
+    assert!(home.body.contains("<span class=\"count\">1</span>"), "{}", home.body);
+    assert!(home.body.contains("ours-local") && !home.body.contains("cached-alpha"));
+    assert_eq!(
+        std::fs::read(storage.join(".verdaccio-db.json")).unwrap(),
+        db_before,
+        "Verdaccio's package list is left as it was"
+    );
+    let db: serde_json::Value = serde_json::from_slice(&db_before).unwrap();
+    assert_eq!(db["list"], serde_json::json!(["ours-local"]), "{db}");
+}

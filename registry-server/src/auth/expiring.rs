@@ -34,6 +34,15 @@ impl Ticket {
         }
     }
 
+    /// A ticket valid until `expires` whose secret is derived from `material`: for records named
+    /// by what they are about (an id-token's issuer and `jti`), so a second one collides.
+    pub fn derived(expires: i64, material: &[u8]) -> Ticket {
+        Ticket {
+            expires,
+            secret: URL_SAFE_NO_PAD.encode(Sha256::digest(material)),
+        }
+    }
+
     /// Reads what [`Ticket::encode`] wrote; `None` for anything else.
     pub fn parse(s: &str) -> Option<Ticket> {
         let (expires, secret) = s.split_once('.')?;
@@ -65,11 +74,13 @@ impl Ticket {
     }
 }
 
-/// The two kinds of expiring records.
+/// The kinds of expiring records.
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
     Session,
     WebLogin,
+    /// Exchanged OIDC id-tokens, kept to refuse a replay.
+    IdToken,
 }
 
 impl Kind {
@@ -77,6 +88,7 @@ impl Kind {
         match self {
             Kind::Session => StorageKey::WebSessions,
             Kind::WebLogin => StorageKey::WebLogins,
+            Kind::IdToken => StorageKey::IdTokens,
         }
     }
 
@@ -84,6 +96,7 @@ impl Kind {
         match self {
             Kind::Session => StorageKey::WebSession { name },
             Kind::WebLogin => StorageKey::WebLogin { name },
+            Kind::IdToken => StorageKey::IdToken { name },
         }
     }
 }

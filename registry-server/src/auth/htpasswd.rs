@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 /// How often the file's metadata is checked for a change.
-const POLL: Duration = Duration::from_secs(2);
+pub const POLL: Duration = Duration::from_secs(2);
 
 /// `name:hash[:comment]` lines, as Verdaccio's plugin reads them.
 pub fn parse(text: &str) -> HashMap<String, String> {

@@ -1,14 +1,17 @@
-//! Password guessing, limited without locking the real user out.
+//! Password guessing, limited without locking the real user out: every failed guess is charged
+//! to the address that made it, never to the user from everywhere.
 //!
 //! - Per user *and* client address: after [`MAX_FAILURES`] failures within [`WINDOW`], that pair
 //!   is refused (429) until the window since its first failure ends. Guessing from one place
 //!   never locks the user out from another.
+//! - Per client address, over all users: after [`MAX_ADDRESS_FAILURES`] failures within
+//!   [`WINDOW`], that address is refused for every user it never logged in as.
 //! - Atomic: an attempt reserves its place before its password is checked, so a burst of
 //!   concurrent guesses checks at most the allowed number.
-//! - Per user, from everywhere: once a user has [`SLOWDOWN_AFTER`] failures in the window, checks
-//!   from addresses that never logged in as them are spaced [`SLOWDOWN_STEP`] apart (a queue, not
-//!   a lock); an attempt that would wait longer than [`MAX_WAIT`] gets 429 with the wait.
-//!   Addresses the user logged in from are not slowed.
+//! - Per user, from everywhere: once a user has [`SLOWDOWN_AFTER`] failures in the window, each
+//!   check from an address that never logged in as them first waits [`SLOWDOWN_STEP`]: slowed,
+//!   never refused, so guesses from elsewhere cost the real user a second at a new address and
+//!   never a 429. Addresses the user logged in from are not slowed.
 //! - Bearer tokens: an address that presents [`MAX_BAD_TOKENS`] unknown tokens within
 //!   [`TOKEN_WINDOW`] gets 429 for unknown tokens until the window ends.
 //!
@@ -24,7 +27,7 @@ pub const MAX_FAILURES: u32 = 9;
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const SLOWDOWN_AFTER: u32 = 5;
 pub const SLOWDOWN_STEP: Duration = Duration::from_secs(1);
-pub const MAX_WAIT: Duration = Duration::from_secs(5);
+pub const MAX_ADDRESS_FAILURES: u32 = 30;
 pub const MAX_BAD_TOKENS: u32 = 30;
 pub const TOKEN_WINDOW: Duration = Duration::from_secs(60);
 /// How long an address that logged in as a user stays exempt from that user's slowdown.
@@ -61,12 +64,20 @@ impl Count {
     }
 }
 
-/// The per-user queue of checks from unknown addresses.
+/// A user's failures from everywhere: whether checks from unknown addresses are slowed.
 #[derive(Debug)]
 struct UserState {
     failures: u32,
     since: Instant,
-    next_slot: Instant,
+}
+
+impl UserState {
+    fn new() -> Self {
+        UserState {
+            failures: 0,
+            since: Instant::now(),
+        }
+    }
 }
 
 type Shared<T> = Cache<String, Arc<Mutex<T>>>;
@@ -88,6 +99,7 @@ fn pair_key(user: &str, addr: Option<IpAddr>) -> String {
 
 pub struct LoginLimiter {
     pairs: Shared<Count>,
+    addresses: Shared<Count>,
     users: Shared<UserState>,
     known: Cache<String, ()>,
     tokens: Shared<Count>,
@@ -97,6 +109,7 @@ impl Default for LoginLimiter {
     fn default() -> Self {
         LoginLimiter {
             pairs: table(WINDOW),
+            addresses: table(WINDOW),
             users: table(WINDOW),
             known: Cache::builder().max_capacity(CAPACITY).time_to_idle(KNOWN_FOR).build(),
             tokens: table(TOKEN_WINDOW),
@@ -109,8 +122,8 @@ impl Default for LoginLimiter {
 pub enum Refused {
     /// This user from this address failed too often: retry after this long.
     TooMany(Duration),
-    /// This user is being guessed at from elsewhere: checks are queued; retry after this long.
-    Slowed(Duration),
+    /// This address failed too often for any user: retry after this long.
+    Address(Duration),
 }
 
 /// A reserved attempt; say how it went with [`Attempt::succeeded`] or [`Attempt::failed`].
@@ -120,13 +133,15 @@ pub struct Attempt<'a> {
     user: String,
     pair: String,
     count: Arc<Mutex<Count>>,
+    address: Option<Arc<Mutex<Count>>>,
     open: bool,
 }
 
 impl LoginLimiter {
-    /// Reserves a check of `user`'s password from `addr`, waiting for the user's slowdown slot.
+    /// Reserves a check of `user`'s password from `addr`, after the user's slowdown if any.
     pub async fn begin(&self, user: &str, addr: Option<IpAddr>) -> Result<Attempt<'_>, Refused> {
         let pair = pair_key(user, addr);
+        let known = self.known.contains_key(&pair);
         let count = entry(&self.pairs, &pair, Count::new);
         {
             let mut c = count.lock().expect("not poisoned");
@@ -136,45 +151,42 @@ impl LoginLimiter {
             }
             c.in_flight += 1;
         }
-        let attempt = Attempt {
+        let mut attempt = Attempt {
             limiter: self,
             user: user.to_owned(),
-            pair: pair.clone(),
+            pair,
             count,
+            address: None,
             open: true,
         };
-        if !self.known.contains_key(&pair) {
-            let wait = self.slot(user)?;
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
+        if let Some(a) = addr.filter(|_| !known) {
+            let address = entry(&self.addresses, &a.to_string(), Count::new);
+            {
+                let mut c = address.lock().expect("not poisoned");
+                c.refresh(WINDOW);
+                if c.failures + c.in_flight >= MAX_ADDRESS_FAILURES {
+                    return Err(Refused::Address(c.retry_after(WINDOW)));
+                }
+                c.in_flight += 1;
             }
+            attempt.address = Some(address);
+        }
+        if !known && self.slowed(user) {
+            tokio::time::sleep(SLOWDOWN_STEP).await;
         }
         Ok(attempt)
     }
 
-    /// The wait before a check of `user` from an unknown address may run.
-    fn slot(&self, user: &str) -> Result<Duration, Refused> {
-        let state = entry(&self.users, user, || UserState {
-            failures: 0,
-            since: Instant::now(),
-            next_slot: Instant::now(),
-        });
+    /// Whether checks of `user` from unknown addresses wait first (others are guessing).
+    fn slowed(&self, user: &str) -> bool {
+        let Some(state) = self.users.get(user) else {
+            return false;
+        };
         let mut s = state.lock().expect("not poisoned");
         if s.since.elapsed() >= WINDOW {
-            s.failures = 0;
-            s.since = Instant::now();
+            *s = UserState::new();
         }
-        if s.failures < SLOWDOWN_AFTER {
-            return Ok(Duration::ZERO);
-        }
-        let now = Instant::now();
-        let slot = s.next_slot.max(now);
-        let wait = slot - now;
-        if wait > MAX_WAIT {
-            return Err(Refused::Slowed(wait));
-        }
-        s.next_slot = slot + SLOWDOWN_STEP;
-        Ok(wait)
+        s.failures >= SLOWDOWN_AFTER
     }
 
     /// Whether `addr` may look up another unknown bearer token.
@@ -208,6 +220,7 @@ impl LoginLimiter {
 impl Attempt<'_> {
     pub fn succeeded(mut self) {
         self.open = false;
+        self.release_address(false);
         self.limiter.pairs.invalidate(&self.pair);
         self.limiter.known.insert(self.pair.clone(), ());
     }
@@ -219,12 +232,17 @@ impl Attempt<'_> {
             c.in_flight -= 1;
             c.failures += 1;
         }
-        let state = entry(&self.limiter.users, &self.user, || UserState {
-            failures: 0,
-            since: Instant::now(),
-            next_slot: Instant::now(),
-        });
+        self.release_address(true);
+        let state = entry(&self.limiter.users, &self.user, UserState::new);
         state.lock().expect("not poisoned").failures += 1;
+    }
+
+    fn release_address(&mut self, failed: bool) {
+        if let Some(a) = self.address.take() {
+            let mut c = a.lock().expect("not poisoned");
+            c.in_flight -= 1;
+            c.failures += u32::from(failed);
+        }
     }
 }
 
@@ -232,6 +250,7 @@ impl Drop for Attempt<'_> {
     fn drop(&mut self) {
         if self.open {
             self.count.lock().expect("not poisoned").in_flight -= 1;
+            self.release_address(false);
         }
     }
 }
@@ -255,7 +274,7 @@ mod tests {
         l.begin("other", ip("1.2.3.4")).await.unwrap().succeeded();
         let started = Instant::now();
         l.begin("u", ip("5.6.7.8")).await.unwrap().succeeded();
-        assert!(started.elapsed() <= MAX_WAIT, "slowed at most MAX_WAIT");
+        assert!(started.elapsed() <= SLOWDOWN_STEP, "slowed, not refused");
         // Having logged in from there, that address is no longer slowed.
         let started = Instant::now();
         l.begin("u", ip("5.6.7.8")).await.unwrap().failed();
@@ -278,25 +297,35 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn guessing_from_many_addresses_queues_checks_of_unknown_addresses() {
+    async fn guessing_from_many_addresses_slows_the_user_at_new_addresses_and_never_refuses() {
         let l = LoginLimiter::default();
-        for i in 0..SLOWDOWN_AFTER {
-            l.begin("u", ip(&format!("10.0.0.{i}"))).await.unwrap().failed();
-        }
-        let started = Instant::now();
-        for i in 0..3 {
-            l.begin("u", ip(&format!("10.1.0.{i}"))).await.unwrap().failed();
-        }
-        assert!(started.elapsed() >= SLOWDOWN_STEP * 2, "{:?}", started.elapsed());
-        // Reserve slots far ahead: past MAX_WAIT an attempt is told to come back.
-        let mut refused = None;
-        for i in 0..20 {
-            if let Err(e) = l.slot("u") {
-                refused = Some((i, e));
-                break;
+        for i in 0..200 {
+            if let Ok(a) = l.begin("u", ip(&format!("10.0.{}.{}", i / 250, i % 250))).await {
+                a.failed();
             }
         }
-        assert!(matches!(refused, Some((_, Refused::Slowed(_)))), "{refused:?}");
+        for i in 0..12 {
+            let started = Instant::now();
+            let a = l.begin("u", ip(&format!("10.1.0.{i}"))).await;
+            assert!(a.is_ok(), "a new address is never refused for others' guesses");
+            assert_eq!(started.elapsed(), SLOWDOWN_STEP, "but slowed");
+            a.unwrap().succeeded();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_address_guessing_many_users_is_refused_for_users_it_does_not_know() {
+        let l = LoginLimiter::default();
+        l.begin("mine", ip("1.2.3.4")).await.unwrap().succeeded();
+        for i in 0..MAX_ADDRESS_FAILURES {
+            l.begin(&format!("user{i}"), ip("1.2.3.4")).await.unwrap().failed();
+        }
+        assert!(matches!(
+            l.begin("other", ip("1.2.3.4")).await,
+            Err(Refused::Address(_))
+        ));
+        assert!(l.begin("other", ip("5.6.7.8")).await.is_ok(), "only that address");
+        assert!(l.begin("mine", ip("1.2.3.4")).await.is_ok(), "a user it logged in as");
     }
 
     #[test]

@@ -49,8 +49,8 @@ pub enum AuthError {
     BadCredentials,
     #[error("too many failed logins from this address; try again in {} minutes", .0.as_secs().div_ceil(60))]
     TooManyAttempts(Duration),
-    #[error("this user's password is being guessed at; try again in {} seconds", .0.as_secs().max(1))]
-    Slowed(Duration),
+    #[error("too many failed logins from this address; try again in {} minutes", .0.as_secs().div_ceil(60))]
+    AddressBlocked(Duration),
     #[error("too many unknown tokens from this address; try again in {} seconds", .0.as_secs().max(1))]
     TooManyTokens(Duration),
     #[error("too many password checks are waiting; try again in a moment")]
@@ -63,6 +63,8 @@ pub enum AuthError {
     RegistrationClosed,
     #[error("user registration is closed: the limit of {0} users is reached")]
     UserLimit(u64),
+    #[error("the user name {0} is taken: it belongs or belonged to another user, and cannot be registered again")]
+    NameTaken(String),
     #[error("invalid user name {0:?}: use letters, digits, '-', '_' and '.'")]
     InvalidUsername(String),
     #[error("the password must be at least {MIN_PASSWORD} characters")]
@@ -102,7 +104,12 @@ pub struct Auth {
     /// Verdaccio tokens checked lately, by the SHA-256 of the token: the user, or `None` for a
     /// token that did not hold (so a stale token in CI costs no bcrypt per request).
     verdaccio_seen: Cache<String, Option<String>>,
+    /// Whether a registered user (not in htpasswd) still exists, as storage said lately: a
+    /// token or session of a removed user stops working within [`AUTH_CACHE_TTL`].
+    users_seen: Cache<String, bool>,
     oidc: oidc::Oidc,
+    /// Exchanged id-tokens (by issuer and `jti`) until they expire: each is exchanged once.
+    id_tokens: expiring::Expiring,
 }
 
 fn ttl_cache<V: Clone + Send + Sync + 'static>() -> Cache<String, V> {
@@ -136,6 +143,30 @@ pub fn check_username(name: &str) -> Result<(), AuthError> {
     }
 }
 
+/// Marks in storage each user name not marked yet: at first every registered user's (records
+/// older than the marks), then each name of the htpasswd file as it appears. `held`: what this
+/// process knows to be marked, listed once.
+async fn hold_names(
+    storage: &dyn Storage,
+    file: Option<&HtpasswdFile>,
+    held: &mut Option<std::collections::HashSet<String>>,
+) -> Result<(), StorageError> {
+    let mut names: Vec<String> = file.map(|f| f.users().keys().cloned().collect()).unwrap_or_default();
+    if held.is_none() {
+        names.extend(store::registered_names(storage).await?);
+        *held = Some(store::held_names(storage).await?.into_iter().collect());
+    }
+    let held = held.as_mut().expect("just listed");
+    for name in names {
+        if held.contains(&name) || check_username(&name).is_err() {
+            continue;
+        }
+        store::hold_name(storage, &name, "seen").await?;
+        held.insert(name);
+    }
+    Ok(())
+}
+
 impl Auth {
     pub fn new(storage: Arc<dyn Storage>, config: &Config) -> Self {
         let htpasswd = config.htpasswd.as_ref().map(|h| HtpasswdFile::open(&h.file));
@@ -146,7 +177,6 @@ impl Auth {
             }
         }
         Auth {
-            storage,
             htpasswd,
             groups,
             max_users: config.max_users,
@@ -156,7 +186,10 @@ impl Auth {
             basic: ttl_cache(),
             verdaccio: VerdaccioTokens::new(config.security.api.clone()),
             verdaccio_seen: ttl_cache(),
+            users_seen: ttl_cache(),
             oidc: oidc::Oidc::default(),
+            id_tokens: expiring::Expiring::new(storage.clone(), expiring::Kind::IdToken),
+            storage,
         }
     }
 
@@ -179,11 +212,48 @@ impl Auth {
             .filter(|e| !e.is_empty()))
     }
 
-    /// Starts background work (re-reading the htpasswd file when it changes).
+    /// Starts background work: re-reading the htpasswd file when it changes, and marking each
+    /// user name as taken in storage (so that, once removed, nobody can register it).
     pub fn start(&self) {
         if let Some(h) = &self.htpasswd {
             h.watch();
         }
+        let (file, storage) = (self.htpasswd.as_ref().map(Arc::downgrade), self.storage.clone());
+        tokio::spawn(async move {
+            let mut held: Option<std::collections::HashSet<String>> = None;
+            loop {
+                let current = file.as_ref().and_then(std::sync::Weak::upgrade);
+                if file.is_some() && current.is_none() {
+                    return;
+                }
+                if let Err(e) = hold_names(storage.as_ref(), current.as_deref(), &mut held).await {
+                    tracing::warn!(error = %e, "cannot record the user names in storage");
+                }
+                // Without htpasswd, registration marks new names itself: one pass is enough.
+                if file.is_none() && held.is_some() {
+                    return;
+                }
+                drop(current);
+                tokio::time::sleep(htpasswd::POLL).await;
+            }
+        });
+    }
+
+    /// Whether `user`, named by a token or session, still exists: in the htpasswd file as last
+    /// read, or in storage as seen within [`AUTH_CACHE_TTL`].
+    pub async fn still_exists(&self, user: &str) -> Result<bool, AuthError> {
+        if self.htpasswd.as_ref().is_some_and(|h| h.hash_of(user).is_some()) {
+            return Ok(true);
+        }
+        if check_username(user).is_err() {
+            return Ok(false);
+        }
+        if let Some(seen) = self.users_seen.get(user) {
+            return Ok(seen);
+        }
+        let exists = store::get_user(self.storage.as_ref(), user).await?.is_some();
+        self.users_seen.insert(user.to_owned(), exists);
+        Ok(exists)
     }
 
     pub fn identity(&self, user: &str) -> Identity {
@@ -219,7 +289,7 @@ impl Auth {
     pub async fn check_password(&self, name: &str, password: &str, addr: Option<IpAddr>) -> Result<(), AuthError> {
         let attempt = self.limiter.begin(name, addr).await.map_err(|r| match r {
             Refused::TooMany(wait) => AuthError::TooManyAttempts(wait),
-            Refused::Slowed(wait) => AuthError::Slowed(wait),
+            Refused::Address(wait) => AuthError::AddressBlocked(wait),
         })?;
         let hash = self.password_hash(name).await?;
         let password = password.to_owned();
@@ -267,7 +337,16 @@ impl Auth {
             email,
             created: now(),
         };
-        store::create_user(self.storage.as_ref(), &record).await?;
+        // The name is taken for good first: a name htpasswd (or a removed user) held is refused.
+        if !store::hold_name(self.storage.as_ref(), name, "registration").await? {
+            return Err(AuthError::NameTaken(name.to_owned()));
+        }
+        if let Err(e) = store::create_user(self.storage.as_ref(), &record).await {
+            if let Err(e) = store::release_name(self.storage.as_ref(), name).await {
+                tracing::warn!(error = %e, user = name, "cannot release a name whose registration failed");
+            }
+            return Err(e.into());
+        }
         tracing::info!(user = name, "user registered");
         Ok(())
     }

@@ -67,6 +67,45 @@ pub async fn create_user(storage: &dyn Storage, user: &UserRecord) -> Result<(),
     create(storage, &user_key(&user.name)?, user).await
 }
 
+/// Marks `name` as held, once and for good; false when it already was.
+pub async fn hold_name(storage: &dyn Storage, name: &str, by: &str) -> Result<bool, StorageError> {
+    let key = StorageKey::UserName { name }.key()?;
+    match create(storage, &key, &serde_json::json!({ "by": by })).await {
+        Ok(()) => Ok(true),
+        Err(StorageError::Conflict(_) | StorageError::AlreadyExists(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Gives back a name [`hold_name`] just took for a registration that then failed.
+pub async fn release_name(storage: &dyn Storage, name: &str) -> Result<(), StorageError> {
+    let key = StorageKey::UserName { name }.key()?;
+    if let Some(revision) = storage.revision(&key).await? {
+        storage.delete(&key, &revision).await?;
+    }
+    Ok(())
+}
+
+/// The names of registered users, from their records.
+pub async fn registered_names(storage: &dyn Storage) -> Result<Vec<String>, StorageError> {
+    Ok(storage
+        .list(&StorageKey::Users.key()?)
+        .await?
+        .into_iter()
+        .filter_map(|f| f.strip_suffix(".json").map(str::to_owned))
+        .collect())
+}
+
+/// The names already marked as held.
+pub async fn held_names(storage: &dyn Storage) -> Result<Vec<String>, StorageError> {
+    Ok(storage
+        .list(&StorageKey::UserNames.key()?)
+        .await?
+        .into_iter()
+        .filter_map(|f| f.strip_suffix(".json").map(str::to_owned))
+        .collect())
+}
+
 pub async fn count_users(storage: &dyn Storage) -> Result<usize, StorageError> {
     Ok(storage.list(&StorageKey::Users.key()?).await?.len())
 }

@@ -39,6 +39,7 @@ impl Auth {
         audience: &str,
     ) -> Result<(String, PublishGrant), oidc::OidcError> {
         let verified = self.oidc.verify(id_token, package, publishers, audience).await?;
+        self.remember_id_token(&verified).await?;
         let grant = PublishGrant {
             package: package.to_owned(),
             issuer: verified.publisher.issuer.clone(),
@@ -60,6 +61,31 @@ impl Auth {
         };
         store::create_token(self.storage.as_ref(), &record).await?;
         Ok((token, grant))
+    }
+
+    /// Records a verified id-token (by issuer and `jti`) until its expiry, with a create that
+    /// fails when the record exists: a replay, on any replica, is refused.
+    async fn remember_id_token(&self, verified: &oidc::Verified) -> Result<(), oidc::OidcError> {
+        let jti = verified
+            .claims
+            .get("jti")
+            .and_then(|v| v.as_str())
+            .filter(|j| !j.is_empty())
+            .ok_or_else(|| oidc::OidcError::Invalid("it has no jti claim, so a replay could not be told".into()))?;
+        let exp = verified.claims.get("exp").and_then(|v| v.as_i64()).unwrap_or_default();
+        let material = format!("{}\0{jti}", verified.publisher.issuer);
+        // Kept past `exp` by the leeway a late replay would still be verified within.
+        let ticket = expiring::Ticket::derived(exp + oidc::LEEWAY as i64, material.as_bytes());
+        self.id_tokens.sweep().await;
+        match self
+            .id_tokens
+            .create(&ticket, &serde_json::json!({ "exchanged": now() }))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(StorageError::Conflict(_) | StorageError::AlreadyExists(_)) => Err(oidc::OidcError::Replayed),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub async fn authenticate_bearer(&self, token: &str, addr: Option<IpAddr>) -> Result<Identity, AuthError> {
@@ -100,6 +126,10 @@ impl Auth {
         if let Some(grant) = record.grant {
             return Ok(Identity::publisher(grant, key));
         }
+        // A removed user's tokens stop with them (within the trust window).
+        if !self.still_exists(&record.user).await? {
+            return Err(AuthError::InvalidToken);
+        }
         let mut who = self.identity(&record.user);
         who.readonly = record.readonly;
         who.token_key = Some(key);
@@ -124,7 +154,10 @@ impl Auth {
                 user
             }
         };
-        user.map(|u| self.identity(&u)).ok_or(AuthError::InvalidToken)
+        match user {
+            Some(u) if self.still_exists(&u).await? => Ok(self.identity(&u)),
+            _ => Err(AuthError::InvalidToken),
+        }
     }
 
     pub async fn authenticate_basic(
@@ -137,6 +170,10 @@ impl Auth {
         if self.basic.get(&key).is_none() {
             self.check_password(user, password, addr).await?;
             self.basic.insert(key, ());
+        } else if !self.still_exists(user).await? {
+            // Checked a moment ago, removed since: the htpasswd line or the record is gone.
+            self.basic.invalidate(&key);
+            return Err(AuthError::BadCredentials);
         }
         Ok(self.identity(user))
     }

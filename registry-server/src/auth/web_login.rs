@@ -9,15 +9,20 @@ use crate::storage::{Storage, StorageError};
 use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
+use std::net::Ipv6Addr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// How long npm may wait for the browser.
 pub const WEB_LOGIN_TTL: Duration = Duration::from_secs(10 * 60);
-/// Anyone may start a login, and each start writes to storage: per client address and per
-/// process, at most this many within [`WEB_LOGIN_TTL`].
+/// Anyone may start a login, and each start writes to storage: per client address (an IPv6
+/// client by its /64, which one host usually holds whole), at most this many within
+/// [`WEB_LOGIN_TTL`]. There is no process-wide count, which clients at many addresses could use
+/// up for everyone; what starts cost is bounded per address (one small record, expiring with
+/// the login) and the table of counts is capped.
 pub const STARTS_PER_ADDRESS: u32 = 30;
-pub const STARTS_PER_PROCESS: u32 = 5000;
+const COUNTED_ADDRESSES: u64 = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -25,6 +30,17 @@ pub enum StartError {
     TooMany,
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// The client an address counts for: an IPv6 address by its /64.
+fn client_of(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,8 +65,8 @@ pub enum Status {
 
 pub struct WebLogins {
     records: Expiring,
-    /// Logins started, by client address and in all (`None`), within the window.
-    starts: Cache<Option<IpAddr>, u32>,
+    /// Logins started by each client address within the window: an atomic counter each.
+    starts: Cache<IpAddr, Arc<AtomicU32>>,
 }
 
 impl WebLogins {
@@ -58,20 +74,24 @@ impl WebLogins {
         WebLogins {
             records: Expiring::new(storage, Kind::WebLogin),
             starts: Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(COUNTED_ADDRESSES)
                 .time_to_live(WEB_LOGIN_TTL)
                 .build(),
         }
     }
 
-    /// Counts a start from `from`; false past the limits.
+    /// Counts a start from `from`; false past the limit. One atomic increment: concurrent
+    /// starts from an address can never pass it together.
     fn admit(&self, from: Option<IpAddr>) -> bool {
-        let count = |key: Option<IpAddr>, limit: u32| {
-            let n = self.starts.get(&key).unwrap_or(0);
-            (n < limit).then(|| self.starts.insert(key, n + 1)).is_some()
+        let Some(from) = from else {
+            return true;
         };
-        let per_address = from.is_none_or(|a| count(Some(a), STARTS_PER_ADDRESS));
-        per_address && count(None, STARTS_PER_PROCESS)
+        let counter = self.starts.get_with(client_of(from), || Arc::new(AtomicU32::new(0)));
+        counter
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < STARTS_PER_ADDRESS).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     /// Starts a login from client address `from`; the ticket goes into both URLs npm is given.
@@ -177,5 +197,29 @@ mod tests {
         }
         assert!(matches!(logins.start(Some(a)).await, Err(StartError::TooMany)));
         assert!(logins.start(Some(b)).await.is_ok(), "another address");
+        let (c, d): (IpAddr, IpAddr) = ("2001:db8::1".parse().unwrap(), "2001:db8::ffff:2".parse().unwrap());
+        assert_eq!(client_of(c), client_of(d), "one /64");
+        assert_ne!(client_of(c), client_of("2001:db8:0:1::1".parse().unwrap()));
+    }
+
+    #[tokio::test]
+    async fn concurrent_starts_from_many_addresses_never_pass_the_limit_nor_shut_out_others() {
+        let logins = Arc::new(WebLogins::new(Arc::new(MemoryStorage::default())));
+        let tasks: Vec<_> = (0..170u32)
+            .flat_map(|i| std::iter::repeat_n(i, STARTS_PER_ADDRESS as usize + 5))
+            .map(|i| {
+                let logins = logins.clone();
+                tokio::spawn(async move {
+                    let from = IpAddr::from([127, 0, (i / 250) as u8, (i % 250 + 1) as u8]);
+                    logins.start(Some(from)).await.is_ok()
+                })
+            })
+            .collect();
+        let mut admitted = 0;
+        for t in tasks {
+            admitted += u32::from(t.await.unwrap());
+        }
+        assert_eq!(admitted, 170 * STARTS_PER_ADDRESS);
+        assert!(logins.start(Some("127.0.9.9".parse().unwrap())).await.is_ok());
     }
 }

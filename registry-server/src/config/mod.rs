@@ -270,12 +270,16 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
         grace: duration_value("repair.grace", repair.grace, defaults::REPAIR_GRACE)?,
     };
     let signing = signing::resolve(raw.signing, base)?;
-    if public_url.is_none() && packages.iter().any(|r| !r.trusted_publishers.is_empty()) {
-        warnings.push(
-            "trusted_publishers without public_url: an id-token's audience is checked against the host \
-             clients send in each request; set public_url so that it is checked against this registry's own"
-                .to_owned(),
-        );
+    // The audience an id-token must carry is this registry's host: never the `Host` a request
+    // names, which would let a token minted for another registry be exchanged here.
+    if public_url.is_none()
+        && let Some(rule) = packages.iter().find(|r| !r.trusted_publishers.is_empty())
+    {
+        return Err(invalid(
+            format!("packages.'{}'.trusted_publishers", rule.pattern),
+            "trusted publishing needs public_url (the URL npm is configured with): an id-token's \
+             audience is checked against npm:<its host>, never against the host a request names",
+        ));
     }
 
     Ok(Config {

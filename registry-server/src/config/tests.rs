@@ -627,12 +627,14 @@ fn trusted_publishers_are_checked_at_start() {
     assert_eq!(p.issuer, "https://token.actions.githubusercontent.com");
     assert_eq!(p.claims["repository"], "acme/widgets");
     let local = "packages:\n  p: {trusted_publishers: [{issuer: 'http://127.0.0.1:9/', claims: {sub: x}}]}\n";
-    let loaded = parse(local).unwrap();
-    assert!(
-        loaded.warnings.iter().any(|w| w.contains("public_url")),
-        "{:?}",
-        loaded.warnings
-    );
+    // The audience would otherwise follow each request's Host: refused at start.
+    match parse(local) {
+        Err(ConfigError::Invalid { key, reason }) => {
+            assert_eq!(key, "packages.'p'.trusted_publishers");
+            assert!(reason.contains("needs public_url"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
     for (rule, key) in [
         ("{issuer: 'http://issuer.example', claims: {sub: x}}", "issuer"),
         ("{issuer: 'not a url', claims: {sub: x}}", "issuer"),

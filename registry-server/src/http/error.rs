@@ -180,7 +180,9 @@ impl From<AuthError> for ApiError {
             | AuthError::InvalidUsername(_)
             | AuthError::WeakPassword
             | AuthError::InvalidCidr(_) => (StatusCode::BAD_REQUEST, None),
-            AuthError::RegistrationClosed | AuthError::UserLimit(_) => (StatusCode::FORBIDDEN, None),
+            AuthError::RegistrationClosed | AuthError::UserLimit(_) | AuthError::NameTaken(_) => {
+                (StatusCode::FORBIDDEN, None)
+            }
             AuthError::HtpasswdMissing(_) => {
                 // The path is for the log, not for clients.
                 tracing::error!(error = %message, "not ready");
@@ -189,7 +191,7 @@ impl From<AuthError> for ApiError {
                     "users cannot log in: the configured htpasswd file does not exist",
                 );
             }
-            AuthError::TooManyAttempts(wait) | AuthError::Slowed(wait) | AuthError::TooManyTokens(wait) => {
+            AuthError::TooManyAttempts(wait) | AuthError::AddressBlocked(wait) | AuthError::TooManyTokens(wait) => {
                 (StatusCode::TOO_MANY_REQUESTS, Some(wait.as_secs().max(1)))
             }
             AuthError::Busy => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
@@ -231,7 +233,8 @@ impl From<OidcError> for ApiError {
             | OidcError::Malformed(_)
             | OidcError::UnknownIssuer { .. }
             | OidcError::UnknownKey { .. }
-            | OidcError::Invalid(_) => StatusCode::UNAUTHORIZED,
+            | OidcError::Invalid(_)
+            | OidcError::Replayed => StatusCode::UNAUTHORIZED,
             OidcError::NoTrustedPublisher(_) | OidcError::Claims { .. } => StatusCode::FORBIDDEN,
         };
         ApiError::new(status, message)

@@ -2,7 +2,6 @@
 //! and npm's OIDC trusted publishing exchange, `POST /-/npm/v1/oidc/token/exchange/package/<name>`.
 
 use super::AppState;
-use super::base_url::base_url;
 use super::body;
 use super::error::{ApiError, ApiResult};
 use super::identity::Caller;
@@ -84,7 +83,14 @@ async fn exchange_token(state: &AppState, escaped: &str, headers: &HeaderMap) ->
         ApiError::from(e)
     };
     let id_token = bearer(headers).ok_or_else(|| refused(crate::auth::oidc::OidcError::NoToken))?;
-    let audience = audience(&base_url(&state.settings, headers));
+    // Never from the request's `Host`: the config refuses trusted publishers without
+    // public_url, and without one nothing is exchanged.
+    let public_url = state.settings.public_url.as_deref().ok_or_else(|| {
+        refused(crate::auth::oidc::OidcError::NoTrustedPublisher(
+            name.as_str().to_owned(),
+        ))
+    })?;
+    let audience = audience(public_url);
     let publishers = state.registry.trusted_publishers(&name);
     let (token, grant) = state
         .auth

@@ -1,7 +1,10 @@
 //! Provenance attached to a publish (`_attachments["<name>-<version>.sigstore"]`, its `data` the
 //! bundle's JSON text): checked to be a Sigstore bundle whose DSSE envelope carries an in-toto
 //! statement about exactly this tarball (`pkg:npm/<name>@<version>`, the tarball's sha512), and
-//! whose envelope signature was made by the key of the certificate the bundle carries.
+//! whose envelope signature verifies with the key of the certificate the bundle carries (ECDSA
+//! P-256, what Sigstore's clients make). A bundle is stored only when that signature verifies: a
+//! bundle that names a `publicKey` instead of a certificate is refused, since this registry knows
+//! no provenance keys to look such a hint up in, and so is a certificate of another key type.
 //!
 //! Not checked here, since it needs Sigstore's trust root (Fulcio's CA, Rekor's key), which a
 //! registry without internet access cannot reach: that the certificate chains to Fulcio, the
@@ -26,9 +29,6 @@ const STATEMENT_TYPES: &[&str] = &["https://in-toto.io/Statement/v0.1", "https:/
 pub struct Attestation {
     pub predicate_type: String,
     pub bundle: Value,
-    /// Whether the envelope's signature was checked against the certificate's key (an ECDSA
-    /// P-256 key, as Sigstore's clients make); other key types are checked for shape only.
-    pub signature_checked: bool,
 }
 
 /// The attachment name npm gives a version's bundle (`@s/p-1.0.0.sigstore` for `@s/p`): by basename,
@@ -64,22 +64,25 @@ fn base64_field(v: Option<&Value>, what: &str) -> Result<Vec<u8>, PackageError> 
 }
 
 /// The certificate (DER) the bundle's signature is to be checked with: v0.3's `certificate`, or
-/// the leaf of an older `x509CertificateChain`; `None` for a bundle signed with a key it names
-/// (`publicKey`).
-fn leaf_certificate(material: &Value) -> Result<Option<Vec<u8>>, PackageError> {
+/// the leaf of an older `x509CertificateChain`. A bundle signed with a key it only names
+/// (`publicKey`, a hint) cannot be checked here: refused.
+fn leaf_certificate(material: &Value) -> Result<Vec<u8>, PackageError> {
     if let Some(cert) = material.get("certificate") {
-        return base64_field(cert.get("rawBytes"), "verificationMaterial.certificate.rawBytes").map(Some);
+        return base64_field(cert.get("rawBytes"), "verificationMaterial.certificate.rawBytes");
     }
     if let Some(chain) = material.get("x509CertificateChain") {
         let leaf = chain.pointer("/certificates/0/rawBytes");
         return base64_field(
             leaf,
             "verificationMaterial.x509CertificateChain.certificates[0].rawBytes",
-        )
-        .map(Some);
+        );
     }
     if material.get("publicKey").is_some() {
-        return Ok(None);
+        return Err(bad(
+            "the bundle names a publicKey instead of carrying a certificate: this registry knows no \
+             provenance keys, so its signature cannot be verified (npm publish --provenance makes \
+             bundles with a Sigstore certificate)",
+        ));
     }
     Err(bad(
         "verificationMaterial has no certificate, x509CertificateChain or publicKey",
@@ -93,9 +96,8 @@ fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Checks `sig` over the envelope with the certificate's key, when it is a P-256 key; `Ok(false)`
-/// when the key is of another type.
-fn check_signature(cert_der: &[u8], payload_type: &str, payload: &[u8], sig: &[u8]) -> Result<bool, PackageError> {
+/// Checks `sig` over the envelope with the certificate's key, which must be a P-256 key.
+fn check_signature(cert_der: &[u8], payload_type: &str, payload: &[u8], sig: &[u8]) -> Result<(), PackageError> {
     let cert = x509_cert::Certificate::from_der(cert_der)
         .map_err(|e| bad(format!("the bundle's certificate is not X.509 DER: {e}")))?;
     let spki = cert
@@ -103,14 +105,13 @@ fn check_signature(cert_der: &[u8], payload_type: &str, payload: &[u8], sig: &[u
         .subject_public_key_info
         .to_der()
         .map_err(|e| bad(format!("the bundle's certificate key cannot be read: {e}")))?;
-    let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_der(&spki) else {
-        return Ok(false);
-    };
+    let key = p256::ecdsa::VerifyingKey::from_public_key_der(&spki).map_err(|_| {
+        bad("the bundle's certificate key is not an ECDSA P-256 key, the only kind this registry verifies")
+    })?;
     let sig = p256::ecdsa::Signature::from_der(sig)
         .map_err(|_| bad("the envelope signature is not a DER ECDSA signature"))?;
     key.verify(&pae(payload_type, payload), &sig)
-        .map_err(|_| bad("the envelope signature does not verify with the bundle's certificate"))?;
-    Ok(true)
+        .map_err(|_| bad("the envelope signature does not verify with the bundle's certificate"))
 }
 
 /// Checks the bundle `text` attached to the publish of `name@version` whose tarball is `tarball`.
@@ -187,15 +188,8 @@ pub fn validate(text: &str, name: &str, version: &str, tarball: &[u8]) -> Result
             "the statement's subject digest sha512 {digest:?} does not match the tarball's sha512 {expected_digest}"
         )));
     }
-    let signature_checked = match certificate {
-        Some(cert) => check_signature(&cert, payload_type, &payload, &sig)?,
-        None => false,
-    };
-    Ok(Attestation {
-        predicate_type,
-        bundle,
-        signature_checked,
-    })
+    check_signature(&certificate, payload_type, &payload, &sig)?;
+    Ok(Attestation { predicate_type, bundle })
 }
 
 #[cfg(test)]

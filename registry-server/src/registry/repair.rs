@@ -11,7 +11,7 @@
 use super::deletes::Step;
 use super::{Registry, Result, package_list, packument_key, parse_doc, tarball_key};
 use crate::package::search::{self, Entry};
-use crate::package::{PackageName, deletion};
+use crate::package::{PackageName, deletion, packument};
 use crate::storage::{Storage, StorageError, StorageKey};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -234,7 +234,8 @@ impl Registry {
                 return Ok(done);
             }
             done.packages += 1;
-            match self.repair_package(&name, &mut done).await {
+            let listed_here = listed.contains(name.as_str());
+            match self.repair_package(&name, listed_here, &mut done).await {
                 Ok(Some(entry)) => {
                     present.insert(name.to_string());
                     entries.push(entry);
@@ -285,7 +286,15 @@ impl Registry {
     }
 
     /// Repairs one package; its search entry when it exists (a document that is not a tombstone).
-    async fn repair_package(&self, name: &PackageName, done: &mut Repaired) -> Result<Option<Entry>> {
+    /// A folder that holds Verdaccio's copy of an upstream package, not in the package list
+    /// (`listed`), is a cache, not a package of this registry: left as it is, no entry.
+    async fn repair_package(&self, name: &PackageName, listed: bool, done: &mut Repaired) -> Result<Option<Entry>> {
+        if !listed
+            && let Some(v) = self.storage.read(&packument_key(name)?).await?
+            && parse_doc(name, &v.bytes).is_ok_and(|d| packument::is_upstream_copy(&d))
+        {
+            return Ok(None);
+        }
         done.finished_deletions += self.finish_stale_deletions(name).await?.len();
         let folder = StorageKey::PackageDir { package: name.as_str() }.key()?;
         let files: Vec<String> = self

@@ -63,6 +63,15 @@ storage_keys! {
     WebLogins => ".npm-registry/web/logins",
     /// A pending web login, named like a session.
     WebLogin { name } => ".npm-registry/web/logins/{name}.json",
+    /// The folder of exchanged OIDC id-tokens, remembered until they expire.
+    IdTokens => ".npm-registry/oidc/id-tokens",
+    /// An exchanged id-token: `<exp>-<SHA-256 of a hash of its iss and jti>`, created once.
+    IdToken { name } => ".npm-registry/oidc/id-tokens/{name}.json",
+    /// The folder of user names ever held (by htpasswd or registration), which stay taken.
+    UserNames => ".npm-registry/user-names",
+    /// A user name ever held: created once, by registration or when a replica first saw it in
+    /// the htpasswd file, and never deleted, so a removed user's name cannot be registered again.
+    UserName { name } => ".npm-registry/user-names/{name}.json",
     /// The web UI's signing key (CSRF tokens), made once by the first replica that needs it.
     WebKey => ".npm-registry/web/key.json",
     /// The registry's signing keys when they are not given as a file: the current one and those

@@ -223,7 +223,7 @@ pub async fn submit(
             let error = "Incorrect user name or password.";
             return login_page(&state, viewer, &f, StatusCode::UNAUTHORIZED, Some(error)).await;
         }
-        Err(e @ AuthError::TooManyAttempts(_)) => {
+        Err(e @ (AuthError::TooManyAttempts(_) | AuthError::AddressBlocked(_))) => {
             let error = e.to_string();
             return login_page(&state, viewer, &f, StatusCode::TOO_MANY_REQUESTS, Some(&error)).await;
         }

@@ -75,6 +75,22 @@ async fn viewer(state: &AppState, headers: &HeaderMap, here: String) -> Result<V
                 .into_response()
         })?,
     };
+    // A removed user's session ends with them (within the trust window): anonymous.
+    let session = match session {
+        Some(s) => match state.auth.still_exists(&s.user).await {
+            Ok(true) => Some(s),
+            Ok(false) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check a web session's user");
+                return Err((
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the registry's storage is unavailable; try again",
+                )
+                    .into_response());
+            }
+        },
+        None => None,
+    };
     let who = match &session {
         Some(s) => state.auth.identity(&s.user),
         None => Identity::anonymous(),

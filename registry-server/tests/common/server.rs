@@ -56,6 +56,24 @@ impl Server {
         Self::spawn(dir, port, &args, None, storage, env)
     }
 
+    /// Like [`Server::start`], with `public_url` the address it listens on (what trusted
+    /// publishing requires).
+    pub fn start_public(config: &str, storage: &Path) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("config.yaml");
+        let port = free_port();
+        std::fs::write(&config_path, format!("public_url: http://127.0.0.1:{port}/\n{config}")).unwrap();
+        let args = [
+            "--config".into(),
+            config_path.into_os_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}").into(),
+            "--storage".into(),
+            storage.as_os_str().to_owned(),
+        ];
+        Self::spawn(dir, port, &args, None, storage, &[])
+    }
+
     /// The binary with `args` as they are (no config unless they give one) plus `--listen` on a
     /// free port, run in `cwd`; the machine's AWS settings are never passed on.
     pub fn start_args(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Server {

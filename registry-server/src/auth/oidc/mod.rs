@@ -19,6 +19,9 @@ use serde_json::{Map, Value};
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
 pub const LEEWAY: u64 = 60;
+/// The longest lifetime (`exp - iat`, in seconds) of an id-token accepted: CI issuers make them
+/// for minutes; a longer one is a stolen-and-kept credential waiting to happen.
+pub const MAX_LIFETIME: i64 = 3600;
 
 /// Signature algorithms accepted (asymmetric only: an issuer's secret is never ours to know).
 const ALGORITHMS: &[Algorithm] = &[
@@ -48,6 +51,8 @@ pub enum OidcError {
     UnknownKey { issuer: String, kid: String },
     #[error("the id-token was refused: {0}")]
     Invalid(String),
+    #[error("the id-token was refused: it was exchanged already (an id-token is exchanged once)")]
+    Replayed,
     #[error("the id-token does not match a trusted publisher of {package}: {reason}")]
     Claims { package: String, reason: String },
     #[error(transparent)]
@@ -164,7 +169,15 @@ impl Oidc {
             Some(iat) if iat > now + LEEWAY as i64 => {
                 return Err(OidcError::Invalid(format!("it was issued in the future (iat {iat})")));
             }
-            Some(_) => {}
+            Some(iat) => {
+                let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(i64::MAX);
+                if exp.saturating_sub(iat) > MAX_LIFETIME {
+                    return Err(OidcError::Invalid(format!(
+                        "it is valid for {} s (exp - iat); at most {MAX_LIFETIME} s are accepted",
+                        exp.saturating_sub(iat)
+                    )));
+                }
+            }
         }
         let mut reasons = Vec::new();
         for publisher in candidates {

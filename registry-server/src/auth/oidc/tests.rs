@@ -132,6 +132,11 @@ async fn refusals_say_why() {
     let now = chrono::Utc::now().timestamp();
 
     let mut c = claims(&iss.url);
+    c["exp"] = json!(now + 10 * 365 * 24 * 3600);
+    let e = check(c, signing_key(1)).await;
+    assert!(e.to_string().contains("at most 3600 s"), "a 10-year token: {e}");
+
+    let mut c = claims(&iss.url);
     c["repository"] = json!("evil/widgets");
     let e = check(c, signing_key(1)).await;
     assert!(matches!(e, OidcError::Claims { .. }), "{e}");

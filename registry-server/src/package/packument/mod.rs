@@ -23,6 +23,16 @@ use serde_json::{Map, Value};
 /// Stored bookkeeping (ours and Verdaccio's) that clients never see.
 const INTERNAL_FIELDS: &[&str] = &["_uplinks", "_distfiles"];
 
+/// Whether a stored document is Verdaccio's copy of an upstream package (its `_uplinks` names
+/// the uplinks it was fetched from) rather than a package published to it. Verdaccio records its
+/// local publishes in its package list; a document it only cached is not in it. Such a document
+/// stays a cache here: not listed, not searched, not counted. Ours always have `_uplinks: {}`.
+pub fn is_upstream_copy(doc: &Value) -> bool {
+    doc.get("_uplinks")
+        .and_then(Value::as_object)
+        .is_some_and(|u| !u.is_empty())
+}
+
 /// `base` (ending in `/`) + the canonical tarball path.
 pub fn tarball_url(base: &str, name: &PackageName, file: &str) -> String {
     format!("{base}{name}/-/{file}")
