@@ -13,6 +13,7 @@
 mod activity;
 mod body;
 mod budget;
+pub mod drain;
 
 pub use body::BodyTimeout;
 
