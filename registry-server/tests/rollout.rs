@@ -105,7 +105,7 @@ async fn load(base: String, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
         n += 1;
         let (client, base, tally) = (client.clone(), base.clone(), tally.clone());
         tasks.spawn(async move {
-            let publish = n % 20 == 0;
+            let publish = n.is_multiple_of(20);
             let sent = if publish {
                 let body = publish_body("rolled", &format!("1.0.{n}"), format!("tarball {n}").as_bytes());
                 client.put(format!("{base}rolled")).json(&body).send().await

@@ -153,6 +153,7 @@ mod tests {
     use tower::ServiceExt;
 
     #[tokio::test]
+    #[allow(clippy::disallowed_methods)] // a one-route app to put behind the drain layer
     async fn a_draining_server_marks_requests_and_closes_connections() {
         let drain = Drain::new(Shutdown {
             drain: Duration::from_secs(5),
