@@ -557,3 +557,32 @@ async fn two_hundred_registries_converge_and_a_restarted_operator_writes_nothing
         "a restart must not rewrite converged registries"
     );
 }
+
+#[tokio::test]
+async fn a_rollout_whose_new_pod_cannot_schedule_is_stalled_while_the_old_pods_serve() {
+    // Mid-rollout: two old pods available, the new ReplicaSet's surge pod pending on a zone
+    // spread no node can satisfy.
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "npm", "namespace": NS, "generation": 1},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app.kubernetes.io/name": "npm-registry-server"}},
+                 "template": {"spec": {"containers": []}}},
+        "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 1, "readyReplicas": 2,
+                   "availableReplicas": 2},
+    });
+    let pending = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "npm-new-1", "namespace": NS, "labels": {
+            "app.kubernetes.io/name": "npm-registry-server", "app.kubernetes.io/instance": "npm"}},
+        "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 3 node(s) didn't match pod topology spread constraints (missing required label)."}]},
+    });
+    let h = FakeApi::new(vec![registry_json("npm", &s3_spec()), deployment, pending]).await;
+    h.reconcile("npm").await.unwrap();
+    let registry = h.registry("npm").await;
+    assert_eq!(condition(&registry, "Stalled"), ("True".into(), "Unschedulable".into()));
+    assert_eq!(condition(&registry, "Reconciling").0, "False");
+    assert_eq!(condition(&registry, "Ready").0, "False");
+    assert_eq!(condition(&registry, "Available").0, "True", "the old pods keep serving");
+}
