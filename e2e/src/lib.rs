@@ -79,6 +79,15 @@ pub async fn install_crd(client: &Client) {
     .await;
 }
 
+/// The cluster suite's fixture, one call per test: the cluster (`None` when there is none: the
+/// test is skipped), the CRD installed, and a namespace of the test's own with the operator
+/// watching it.
+pub async fn setup(prefix: &str) -> Option<TestNamespace> {
+    let client = cluster().await?;
+    install_crd(&client).await;
+    Some(TestNamespace::new(&client, prefix).await)
+}
+
 /// A namespace of its own for one test, deleted on drop (with everything in it).
 pub struct TestNamespace {
     pub name: String,
@@ -117,6 +126,10 @@ impl TestNamespace {
             operator,
             metrics,
         }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     pub fn api<K>(&self) -> Api<K>

@@ -1,11 +1,12 @@
 //! The operator against the cluster `KUBECONFIG` names (kind, k3d, EKS, or a bare API server with
 //! a controller manager and no kubelet). Every test prints `no cluster: skipped` and passes when
-//! `KUBECONFIG` is unset. See e2e/README.md.
+//! `KUBECONFIG` is unset. Each test's setup is `e2e::setup` (the cluster, the CRD, a namespace of
+//! its own with the operator watching it), written once. See e2e/README.md.
 
 use std::fmt::Debug;
 use std::time::Duration;
 
-use e2e::{TestNamespace, cluster, documents, eventually, install_crd, repo_root, samples};
+use e2e::{TestNamespace, cluster, documents, eventually, repo_root, samples, setup};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -105,9 +106,7 @@ fn checksum(deployment: &Deployment) -> String {
 
 #[tokio::test]
 async fn api_server_accepts_the_crd_and_its_cel_rules_refuse_invalid_objects() {
-    let Some(client) = cluster().await else { return };
-    install_crd(&client).await;
-    let ns = TestNamespace::new(&client, "cel").await;
+    let Some(ns) = setup("cel").await else { return };
     let api = ns.api::<NpmRegistry>();
     let dry_run = PostParams {
         dry_run: true,
@@ -122,7 +121,7 @@ async fn api_server_accepts_the_crd_and_its_cel_rules_refuse_invalid_objects() {
     }
     let invalid = documents(&repo_root().join("operator/tests/fixtures/invalid-npmregistry.yaml"));
     let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
-        client.clone(),
+        ns.client().clone(),
         &ns.name,
         &kube::api::ApiResource::erase::<NpmRegistry>(&()),
     );
@@ -137,9 +136,7 @@ async fn api_server_accepts_the_crd_and_its_cel_rules_refuse_invalid_objects() {
 
 #[tokio::test]
 async fn every_sample_gets_its_children_with_owner_references_and_a_status() {
-    let Some(client) = cluster().await else { return };
-    install_crd(&client).await;
-    let ns = TestNamespace::new(&client, "samples").await;
+    let Some(ns) = setup("samples").await else { return };
     let mut created = Vec::new();
     for (file, doc) in samples() {
         println!("applying {file}");
@@ -164,9 +161,7 @@ async fn every_sample_gets_its_children_with_owner_references_and_a_status() {
 
 #[tokio::test]
 async fn spec_change_changes_the_deployment_and_a_deleted_child_comes_back() {
-    let Some(client) = cluster().await else { return };
-    install_crd(&client).await;
-    let ns = TestNamespace::new(&client, "change").await;
+    let Some(ns) = setup("change").await else { return };
     let registry = ns.create(sample("npmregistry-volume.yaml")).await;
     let name = registry.name_any();
     wait_for_children(&ns, &registry).await;
@@ -212,9 +207,7 @@ async fn spec_change_changes_the_deployment_and_a_deleted_child_comes_back() {
 
 #[tokio::test]
 async fn deleting_the_registry_removes_children_and_keeps_a_retained_pvc() {
-    let Some(client) = cluster().await else { return };
-    install_crd(&client).await;
-    let ns = TestNamespace::new(&client, "delete").await;
+    let Some(ns) = setup("delete").await else { return };
     let mut owned_pvc = sample("npmregistry-volume.yaml");
     owned_pvc["metadata"]["name"] = "npm-owned".into();
     let mut kept_pvc = sample("npmregistry-volume.yaml");
@@ -272,9 +265,7 @@ async fn deleting_the_registry_removes_children_and_keeps_a_retained_pvc() {
 
 #[tokio::test]
 async fn pods_that_cannot_start_give_ready_false_with_a_reason() {
-    let Some(client) = cluster().await else { return };
-    install_crd(&client).await;
-    let ns = TestNamespace::new(&client, "unready").await;
+    let Some(ns) = setup("unready").await else { return };
     let mut manifest = sample("npmregistry-volume.yaml");
     // An image that cannot be pulled: the pods never start, yet status must say why.
     manifest["spec"]["image"] = "registry.invalid/npm-registry-server:missing".into();
@@ -412,9 +403,7 @@ async fn settled(ns: &TestNamespace, registry: &NpmRegistry) {
 
 #[tokio::test]
 async fn five_reconciles_of_an_unchanged_registry_with_non_canonical_quantities_write_nothing() {
-    let Some(client) = cluster().await else { return };
-    install_crd(&client).await;
-    let ns = TestNamespace::new(&client, "quiet").await;
+    let Some(ns) = setup("quiet").await else { return };
     let mut manifest = sample("npmregistry-volume.yaml");
     // Spellings the API server rewrites (500m, 1Gi, 1536Mi) and a cache size in GiB.
     manifest["spec"]["resources"] =
@@ -453,9 +442,7 @@ async fn five_reconciles_of_an_unchanged_registry_with_non_canonical_quantities_
 
 #[tokio::test]
 async fn each_child_gets_an_event_of_its_own() {
-    let Some(client) = cluster().await else { return };
-    install_crd(&client).await;
-    let ns = TestNamespace::new(&client, "events").await;
+    let Some(ns) = setup("events").await else { return };
     let registry = ns.create(sample("npmregistry-volume.yaml")).await;
     wait_for_children(&ns, &registry).await;
     let want = desired(&registry);
@@ -503,9 +490,7 @@ async fn each_child_gets_an_event_of_its_own() {
 
 #[tokio::test]
 async fn immutable_claim_edits_are_refused_and_a_refused_claim_blocks_nothing() {
-    let Some(client) = cluster().await else { return };
-    install_crd(&client).await;
-    let ns = TestNamespace::new(&client, "pvc").await;
+    let Some(ns) = setup("pvc").await else { return };
     let registry = ns.create(sample("npmregistry-volume.yaml")).await;
     let name = registry.name_any();
     wait_for_children(&ns, &registry).await;
@@ -589,9 +574,7 @@ async fn wait_for_condition(ns: &TestNamespace, name: &str, type_: &str) -> (Str
 
 #[tokio::test]
 async fn a_deleted_retained_claim_is_back_within_seconds() {
-    let Some(client) = cluster().await else { return };
-    install_crd(&client).await;
-    let ns = TestNamespace::new(&client, "retained").await;
+    let Some(ns) = setup("retained").await else { return };
     let mut manifest = sample("npmregistry-volume.yaml");
     manifest["spec"]["storage"]["volume"]["retainOnDelete"] = true.into();
     // No pod: a claim in use by a pod waits on its protection finalizer.
@@ -651,9 +634,7 @@ async fn a_taken_metrics_port_exits_non_zero_naming_the_address() {
 
 #[tokio::test]
 async fn spec_cache_reaches_the_config_and_sizes_the_memory() {
-    let Some(client) = cluster().await else { return };
-    install_crd(&client).await;
-    let ns = TestNamespace::new(&client, "cache").await;
+    let Some(ns) = setup("cache").await else { return };
     let mut manifest = sample("npmregistry-volume.yaml");
     manifest["spec"]["cache"] = json!({"packuments": "256Mi", "tarballs": "64Mi"});
     let registry = ns.create(manifest).await;
@@ -703,9 +684,7 @@ async fn spec_cache_reaches_the_config_and_sizes_the_memory() {
 
 #[tokio::test]
 async fn an_autoscaled_registry_starts_at_min_replicas_and_keeps_them() {
-    let Some(client) = cluster().await else { return };
-    install_crd(&client).await;
-    let ns = TestNamespace::new(&client, "hpa").await;
+    let Some(ns) = setup("hpa").await else { return };
     let mut manifest = sample("npmregistry-s3.yaml");
     manifest["spec"]["replicas"] = 2.into();
     let registry = ns.create(manifest).await;
@@ -758,9 +737,7 @@ async fn an_autoscaled_registry_starts_at_min_replicas_and_keeps_them() {
 
 #[tokio::test]
 async fn status_says_why_pods_wait_and_where_to_reach_the_registry() {
-    let Some(client) = cluster().await else { return };
-    install_crd(&client).await;
-    let ns = TestNamespace::new(&client, "why").await;
+    let Some(ns) = setup("why").await else { return };
     let registry = ns.create(sample("npmregistry-volume.yaml")).await;
     let name = registry.name_any();
     wait_for_children(&ns, &registry).await;

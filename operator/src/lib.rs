@@ -5,6 +5,8 @@ pub mod children;
 pub mod context;
 pub mod controller;
 pub mod crd;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod quantity;
 pub mod reconcile;
 pub mod resources;

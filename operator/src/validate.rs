@@ -139,7 +139,7 @@ mod tests {
         AccessMode, AutoscalingSpec, ClaimValue, IngressSpec, IngressTls, PackageRule, S3Storage, SecretKeyRef,
         SigningSpec, TrustedPublisher, UplinkSpec, VolumeStorage,
     };
-    use crate::resources::testing::{s3_spec, volume_spec};
+    use crate::fixtures::{s3_spec, volume_spec};
 
     #[test]
     fn accepts_the_minimal_shapes() {

@@ -1,244 +1,23 @@
-//! Reconcile against an in-memory API server (kube-fake-client): create, no-op second pass, spec
+//! Reconcile against the scripted fake API server (`operator::fixtures::FakeApi`): create, no-op second pass, spec
 //! change, child deleted, orphan removal, apply error → Degraded, invalid and malformed objects.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service, ServiceAccount};
-use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::core::DeserializeGuard;
-use kube::runtime::{reflector, watcher};
-use kube::{Client, ResourceExt};
-use kube_fake_client::{ClientBuilder, Error as FakeError, interceptor};
-use operator::cache::Caches;
-use operator::children::{ChildKind, ChildObject, KindVisitor};
-use operator::controller::{ChildAction, Context, Error, reconcile};
-use operator::crd::{IngressSpec, NpmRegistry, NpmRegistrySpec, S3Storage, StorageSpec, VolumeStorage};
+use operator::children::ChildKind;
+use operator::controller::{ChildAction, Context, Error};
+use operator::crd::{IngressSpec, NpmRegistry, VolumeStorage};
+use operator::fixtures::{FakeApi, NS, UID, registry_json, s3_spec, volume_spec};
 use operator::resources::CONFIG_CHECKSUM_ANNOTATION;
 use operator::telemetry::Metrics;
 use serde_json::json;
-
-const NS: &str = "team";
-const UID: &str = "2f6d1e3a-1111-4a4a-9b9b-0123456789ab";
-
-/// A fake API server that records every write and GET and can refuse the apply of chosen kinds.
-struct Harness {
-    client: Client,
-    writes: Arc<Mutex<Vec<String>>>,
-    gets: Arc<Mutex<Vec<String>>>,
-    /// Kinds whose patches fail: a webhook refusing them (500) or an immutable field (422).
-    failing: Arc<Mutex<Vec<(&'static str, u16)>>>,
-    ctx: Arc<Context>,
-}
-
-impl Harness {
-    async fn new(seed: Vec<serde_json::Value>) -> Self {
-        let writes: Arc<Mutex<Vec<String>>> = Arc::default();
-        let gets: Arc<Mutex<Vec<String>>> = Arc::default();
-        let failing: Arc<Mutex<Vec<(&'static str, u16)>>> = Arc::default();
-        let record = |writes: &Arc<Mutex<Vec<String>>>, entry: String| writes.lock().unwrap().push(entry);
-        let (w1, w2, w3, w4, w5, w6) = (
-            writes.clone(),
-            writes.clone(),
-            writes.clone(),
-            writes.clone(),
-            writes.clone(),
-            writes.clone(),
-        );
-        let g = gets.clone();
-        let fail = failing.clone();
-        let funcs = interceptor::Funcs::new()
-            .create(move |c| {
-                record(&w1, format!("create {}", c.object["kind"].as_str().unwrap_or("?")));
-                Ok(None)
-            })
-            .get(move |c| {
-                g.lock().unwrap().push(c.name.to_string());
-                Ok(None)
-            })
-            .patch(move |c| {
-                let kind = c.patch["kind"].as_str().unwrap_or("?").to_string();
-                if let Some((_, code)) = fail.lock().unwrap().iter().find(|(k, _)| *k == kind) {
-                    return Err(match code {
-                        422 => FakeError::ImmutableField { field: "spec".into() },
-                        _ => FakeError::Internal(format!("admission webhook denied the {kind}")),
-                    });
-                }
-                record(&w2, format!("patch {kind} {}", c.name));
-                Ok(None)
-            })
-            .patch_status(move |c| {
-                record(&w3, format!("patch-status {}", c.name));
-                Ok(None)
-            })
-            .delete(move |c| {
-                record(&w4, format!("delete {}", c.name));
-                Ok(None)
-            })
-            .update(move |c| {
-                record(&w5, format!("update {}", c.object["kind"].as_str().unwrap_or("?")));
-                Ok(None)
-            })
-            .replace(move |c| {
-                record(&w6, format!("replace {}", c.name));
-                Ok(None)
-            });
-        let client = ClientBuilder::new()
-            .with_resource::<NpmRegistry>()
-            .with_status_subresource::<NpmRegistry>()
-            .with_runtime_objects(seed)
-            .with_interceptor_funcs(funcs)
-            .build()
-            .await
-            .expect("fake client");
-        let ctx = Arc::new(Context::new(client.clone(), Arc::new(Metrics::default())));
-        Harness {
-            client,
-            writes,
-            gets,
-            failing,
-            ctx,
-        }
-    }
-
-    fn fail(&self, kind: &'static str, code: u16) {
-        self.failing.lock().unwrap().push((kind, code));
-    }
-
-    fn heal(&self) {
-        self.failing.lock().unwrap().clear();
-    }
-
-    fn api<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
-    {
-        Api::namespaced(self.client.clone(), NS)
-    }
-
-    /// Reads the NpmRegistry as the controller's watch would, and reconciles it.
-    async fn reconcile(&self, name: &str) -> Result<kube::runtime::controller::Action, Error> {
-        self.reconcile_with(name, self.ctx.clone()).await
-    }
-
-    async fn reconcile_with(&self, name: &str, ctx: Arc<Context>) -> Result<kube::runtime::controller::Action, Error> {
-        let object = self
-            .api::<DeserializeGuard<NpmRegistry>>()
-            .get(name)
-            .await
-            .expect("registry exists");
-        self.gets.lock().unwrap().clear();
-        reconcile(Arc::new(object), ctx).await
-    }
-
-    /// Writes since the last call, events excluded (they are reported, not state).
-    fn take_writes(&self) -> Vec<String> {
-        let mut writes = self.writes.lock().unwrap();
-        std::mem::take(&mut *writes)
-            .into_iter()
-            .filter(|w| !w.contains("Event"))
-            .collect()
-    }
-
-    async fn events(&self) -> Vec<Event> {
-        self.api::<Event>().list(&Default::default()).await.unwrap().items
-    }
-
-    async fn registry(&self, name: &str) -> NpmRegistry {
-        self.api::<NpmRegistry>().get(name).await.unwrap()
-    }
-
-    /// Replaces the whole spec, as `kubectl apply` of an edited manifest would.
-    async fn set_spec(&self, name: &str, spec: &NpmRegistrySpec) {
-        let mut registry = self.registry(name).await;
-        registry.spec = spec.clone();
-        self.api::<NpmRegistry>()
-            .replace(name, &Default::default(), &registry)
-            .await
-            .unwrap();
-        self.take_writes();
-    }
-
-    /// Stores filled from what the fake API server holds, as the controller's reflectors would be.
-    async fn caches(&self) -> (Caches, Vec<Box<dyn std::any::Any + Send>>) {
-        struct Fill<'a> {
-            client: &'a Client,
-            caches: &'a mut Caches,
-            writers: &'a mut Vec<Box<dyn std::any::Any + Send>>,
-        }
-        impl<'a> KindVisitor for Fill<'a> {
-            type Output = futures::future::BoxFuture<'a, ()>;
-            fn visit<K: ChildObject>(self) -> Self::Output {
-                Box::pin(async move {
-                    let (store, mut writer) = reflector::store::<K>();
-                    let api: Api<K> = Api::namespaced(self.client.clone(), NS);
-                    self.caches.insert(store);
-                    let list = api.list(&Default::default()).await.unwrap();
-                    writer.apply_watcher_event(&watcher::Event::Init);
-                    for object in list.items {
-                        writer.apply_watcher_event(&watcher::Event::InitApply(object));
-                    }
-                    writer.apply_watcher_event(&watcher::Event::InitDone);
-                    self.writers.push(Box::new(writer));
-                })
-            }
-        }
-        let mut caches = Caches::default();
-        let mut writers = Vec::new();
-        for kind in ChildKind::ALL {
-            kind.visit(Fill {
-                client: &self.client,
-                caches: &mut caches,
-                writers: &mut writers,
-            })
-            .await;
-        }
-        let (pods, mut writer) = reflector::store::<Pod>();
-        writer.apply_watcher_event(&watcher::Event::Init);
-        writer.apply_watcher_event(&watcher::Event::InitDone);
-        writers.push(Box::new(writer));
-        caches.set_pods(pods);
-        (caches, writers)
-    }
-}
-
-fn registry_json(name: &str, spec: &NpmRegistrySpec) -> serde_json::Value {
-    json!({
-        "apiVersion": "npmregistry.dev/v1alpha1",
-        "kind": "NpmRegistry",
-        "metadata": {"name": name, "namespace": NS, "uid": UID, "generation": 1},
-        "spec": spec,
-    })
-}
-
-fn volume_spec() -> NpmRegistrySpec {
-    NpmRegistrySpec {
-        replicas: 1,
-        storage: StorageSpec {
-            volume: Some(VolumeStorage::default()),
-            s3: None,
-        },
-        ..NpmRegistrySpec::default()
-    }
-}
-
-fn s3_spec() -> NpmRegistrySpec {
-    NpmRegistrySpec {
-        replicas: 2,
-        storage: StorageSpec {
-            volume: None,
-            s3: Some(S3Storage {
-                bucket: "bucket".into(),
-                ..S3Storage::default()
-            }),
-        },
-        ..NpmRegistrySpec::default()
-    }
-}
 
 fn condition(registry: &NpmRegistry, type_: &str) -> (String, String) {
     let status = registry.status.as_ref().expect("status written");
@@ -259,7 +38,7 @@ fn owned_by_registry<K: kube::Resource>(object: &K) -> bool {
 
 #[tokio::test]
 async fn create_applies_every_child_in_order_with_owner_references_and_writes_status() {
-    let h = Harness::new(vec![registry_json("npm", &volume_spec())]).await;
+    let h = FakeApi::new(vec![registry_json("npm", &volume_spec())]).await;
     h.reconcile("npm").await.expect("reconcile");
 
     let writes = h.take_writes();
@@ -305,7 +84,7 @@ async fn create_applies_every_child_in_order_with_owner_references_and_writes_st
 
 #[tokio::test]
 async fn second_pass_with_nothing_changed_writes_nothing() {
-    let h = Harness::new(vec![registry_json("npm", &s3_spec())]).await;
+    let h = FakeApi::new(vec![registry_json("npm", &s3_spec())]).await;
     h.reconcile("npm").await.expect("first pass");
     let first = h.take_writes();
     assert!(!first.is_empty());
@@ -316,7 +95,7 @@ async fn second_pass_with_nothing_changed_writes_nothing() {
 
 #[tokio::test]
 async fn spec_change_updates_the_config_and_rolls_the_deployment() {
-    let h = Harness::new(vec![registry_json("npm", &volume_spec())]).await;
+    let h = FakeApi::new(vec![registry_json("npm", &volume_spec())]).await;
     h.reconcile("npm").await.unwrap();
     h.take_writes();
     let before = h.api::<Deployment>().get("npm").await.unwrap();
@@ -357,7 +136,7 @@ async fn spec_change_updates_the_config_and_rolls_the_deployment() {
 
 #[tokio::test]
 async fn deleted_child_is_recreated_and_only_it() {
-    let h = Harness::new(vec![registry_json("npm", &s3_spec())]).await;
+    let h = FakeApi::new(vec![registry_json("npm", &s3_spec())]).await;
     h.reconcile("npm").await.unwrap();
     h.api::<Service>()
         .delete("npm", &DeleteParams::default())
@@ -372,7 +151,7 @@ async fn deleted_child_is_recreated_and_only_it() {
 
 #[tokio::test]
 async fn edited_child_is_repaired() {
-    let h = Harness::new(vec![registry_json("npm", &s3_spec())]).await;
+    let h = FakeApi::new(vec![registry_json("npm", &s3_spec())]).await;
     h.reconcile("npm").await.unwrap();
     let patch = json!({"spec": {"replicas": 7}});
     h.api::<Deployment>()
@@ -396,7 +175,7 @@ async fn children_no_longer_wanted_are_deleted() {
         host: Some("npm.example.com".into()),
         ..IngressSpec::default()
     });
-    let h = Harness::new(vec![registry_json("npm", &spec)]).await;
+    let h = FakeApi::new(vec![registry_json("npm", &spec)]).await;
     h.reconcile("npm").await.unwrap();
     assert!(h.api::<Ingress>().get_opt("npm").await.unwrap().is_some());
     assert!(h.api::<PodDisruptionBudget>().get_opt("npm").await.unwrap().is_some());
@@ -413,7 +192,7 @@ async fn children_no_longer_wanted_are_deleted() {
 
 #[tokio::test]
 async fn apply_error_sets_degraded_and_fails_the_reconcile() {
-    let h = Harness::new(vec![registry_json("npm", &volume_spec())]).await;
+    let h = FakeApi::new(vec![registry_json("npm", &volume_spec())]).await;
     h.fail("Deployment", 500);
     let error = h.reconcile("npm").await.expect_err("the apply error surfaces");
     let Error::Children { failures } = &error else {
@@ -447,7 +226,7 @@ async fn apply_error_sets_degraded_and_fails_the_reconcile() {
 
 #[tokio::test]
 async fn a_refused_pvc_change_does_not_block_the_deployment() {
-    let h = Harness::new(vec![registry_json("npm", &volume_spec())]).await;
+    let h = FakeApi::new(vec![registry_json("npm", &volume_spec())]).await;
     h.reconcile("npm").await.unwrap();
     h.take_writes();
 
@@ -489,7 +268,7 @@ async fn a_refused_pvc_change_does_not_block_the_deployment() {
 
 #[tokio::test]
 async fn a_failed_config_map_holds_the_deployment_back_but_not_the_others() {
-    let h = Harness::new(vec![registry_json("npm", &volume_spec())]).await;
+    let h = FakeApi::new(vec![registry_json("npm", &volume_spec())]).await;
     h.fail("ConfigMap", 500);
     let error = h.reconcile("npm").await.expect_err("fails");
     let Error::Children { failures } = &error else {
@@ -518,7 +297,7 @@ async fn a_failed_config_map_holds_the_deployment_back_but_not_the_others() {
 async fn invalid_spec_creates_nothing_and_reports_why() {
     let mut spec = volume_spec();
     spec.replicas = 3; // a ReadWriteOnce volume takes one pod (CEL refuses this on a real API server)
-    let h = Harness::new(vec![registry_json("npm", &spec)]).await;
+    let h = FakeApi::new(vec![registry_json("npm", &spec)]).await;
     let error = h.reconcile("npm").await.expect_err("invalid");
     assert!(matches!(error, Error::Build(_)), "{error}");
     assert_eq!(h.take_writes(), ["patch-status npm"]);
@@ -530,7 +309,7 @@ async fn invalid_spec_creates_nothing_and_reports_why() {
 async fn malformed_object_becomes_a_condition_not_a_dead_watch() {
     let mut object = registry_json("npm", &volume_spec());
     object["spec"]["storage"]["volume"]["accessMode"] = json!("ReadWriteSometimes");
-    let h = Harness::new(vec![object]).await;
+    let h = FakeApi::new(vec![object]).await;
     // The watch still lists it: the guard holds the error instead of failing the stream.
     let listed = h
         .api::<DeserializeGuard<NpmRegistry>>()
@@ -566,7 +345,7 @@ async fn retained_pvc_has_no_owner_reference() {
         retain_on_delete: true,
         ..VolumeStorage::default()
     });
-    let h = Harness::new(vec![registry_json("npm", &spec)]).await;
+    let h = FakeApi::new(vec![registry_json("npm", &spec)]).await;
     h.reconcile("npm").await.unwrap();
     let pvc = h.api::<PersistentVolumeClaim>().get("npm-storage").await.unwrap();
     assert!(pvc.owner_references().is_empty());
@@ -575,7 +354,7 @@ async fn retained_pvc_has_no_owner_reference() {
 
 #[tokio::test]
 async fn events_name_each_child_and_do_not_fold_into_one_series() {
-    let h = Harness::new(vec![registry_json("npm", &volume_spec())]).await;
+    let h = FakeApi::new(vec![registry_json("npm", &volume_spec())]).await;
     h.reconcile("npm").await.unwrap();
     let events = h.events().await;
     let mut notes: Vec<String> = events.iter().map(|e| e.note.clone().unwrap_or_default()).collect();
@@ -631,7 +410,7 @@ async fn events_name_each_child_and_do_not_fold_into_one_series() {
 
 /// What the real API server does to what we applied: quantities in canonical spelling, defaults
 /// filled in, a port added by another field manager.
-async fn canonicalize_as_the_api_server_does(h: &Harness) {
+async fn canonicalize_as_the_api_server_does(h: &FakeApi) {
     let mut deployment = h.api::<Deployment>().get("npm").await.unwrap();
     let spec = deployment.spec.as_mut().unwrap();
     spec.progress_deadline_seconds = Some(600);
@@ -671,7 +450,7 @@ async fn five_reconciles_of_an_unchanged_registry_with_non_canonical_quantities_
         }))
         .unwrap(),
     );
-    let h = Harness::new(vec![registry_json("npm", &spec)]).await;
+    let h = FakeApi::new(vec![registry_json("npm", &spec)]).await;
     h.reconcile("npm").await.unwrap();
     canonicalize_as_the_api_server_does(&h).await;
     let resources = h
@@ -707,7 +486,7 @@ async fn five_reconciles_of_an_unchanged_registry_with_non_canonical_quantities_
 
 #[tokio::test]
 async fn with_the_watch_caches_a_steady_state_asks_the_api_server_nothing() {
-    let h = Harness::new(vec![registry_json("npm", &s3_spec())]).await;
+    let h = FakeApi::new(vec![registry_json("npm", &s3_spec())]).await;
     h.reconcile("npm").await.unwrap();
     h.reconcile("npm").await.unwrap();
     h.take_writes();
@@ -731,7 +510,7 @@ async fn an_autoscaled_deployment_starts_at_min_replicas_under_its_own_field_man
         max_replicas: 6,
         ..Default::default()
     });
-    let h = Harness::new(vec![registry_json("npm", &spec)]).await;
+    let h = FakeApi::new(vec![registry_json("npm", &spec)]).await;
     h.reconcile("npm").await.unwrap();
     let deployment = h.api::<Deployment>().get("npm").await.unwrap();
     assert_eq!(deployment.spec.unwrap().replicas, Some(3), "not 1 until the HPA acts");
@@ -753,7 +532,7 @@ async fn two_hundred_registries_converge_and_a_restarted_operator_writes_nothing
             object
         })
         .collect();
-    let h = Harness::new(seed).await;
+    let h = FakeApi::new(seed).await;
     let started = std::time::Instant::now();
     for i in 0..200 {
         h.reconcile(&format!("npm-{i}")).await.unwrap();
@@ -777,4 +556,33 @@ async fn two_hundred_registries_converge_and_a_restarted_operator_writes_nothing
         Vec::<String>::new(),
         "a restart must not rewrite converged registries"
     );
+}
+
+#[tokio::test]
+async fn a_rollout_whose_new_pod_cannot_schedule_is_stalled_while_the_old_pods_serve() {
+    // Mid-rollout: two old pods available, the new ReplicaSet's surge pod pending on a zone
+    // spread no node can satisfy.
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "npm", "namespace": NS, "generation": 1},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app.kubernetes.io/name": "npm-registry-server"}},
+                 "template": {"spec": {"containers": []}}},
+        "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 1, "readyReplicas": 2,
+                   "availableReplicas": 2},
+    });
+    let pending = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "npm-new-1", "namespace": NS, "labels": {
+            "app.kubernetes.io/name": "npm-registry-server", "app.kubernetes.io/instance": "npm"}},
+        "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 3 node(s) didn't match pod topology spread constraints (missing required label)."}]},
+    });
+    let h = FakeApi::new(vec![registry_json("npm", &s3_spec()), deployment, pending]).await;
+    h.reconcile("npm").await.unwrap();
+    let registry = h.registry("npm").await;
+    assert_eq!(condition(&registry, "Stalled"), ("True".into(), "Unschedulable".into()));
+    assert_eq!(condition(&registry, "Reconciling").0, "False");
+    assert_eq!(condition(&registry, "Ready").0, "False");
+    assert_eq!(condition(&registry, "Available").0, "True", "the old pods keep serving");
 }

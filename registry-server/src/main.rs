@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use registry_server::config::{Config, LogFormat, Store, listen};
+use registry_server::serve::drain::Drain;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -85,22 +86,6 @@ fn init_tracing(format: LogFormat, level: &str) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: finishing in-flight requests");
-}
-
 fn main() -> anyhow::Result<()> {
     registry_server::memory::configure();
     tokio::runtime::Builder::new_multi_thread()
@@ -156,15 +141,19 @@ async fn serve() -> anyhow::Result<()> {
         "npm registry listening on http://{}/",
         listener.local_addr()?
     );
-    registry_server::serve::run(
+    let drain = Drain::new(config.shutdown);
+    let app = drain.layer(app);
+    let served = registry_server::serve::run(
         listener,
         app,
         &config.connections,
         &config.trusted_proxies,
         config.max_body_size,
-        shutdown_signal(),
-    )
-    .await?;
+        drain.clone().until_stopped(),
+    );
+    if let Some(done) = drain.bounded(served).await {
+        done?;
+    }
     Ok(())
 }
 

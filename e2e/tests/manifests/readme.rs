@@ -190,6 +190,18 @@ fn follow(line: &str) -> &'static str {
             );
             "npm config"
         }
+        ("openssl", _) => {
+            // Makes the signing key in the scratch folder: a PKCS#8 PEM, as `signing.keySecret` wants.
+            let mut cmd = Command::new("openssl");
+            cmd.args(&words[1..]).current_dir(&tools().scratch);
+            run(cmd, line);
+            if sub == "pkcs8" {
+                let out = &words[words.iter().position(|w| w == "-out").unwrap() + 1];
+                let pem = std::fs::read_to_string(tools().scratch.join(out)).unwrap();
+                assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "`{line}`: not PKCS#8");
+            }
+            "openssl"
+        }
         // These need the cluster, AWS or the running registry: their files were checked above.
         ("kubectl", _)
         | ("aws", _)
@@ -294,5 +306,87 @@ fn readme_eks_section_is_followed_line_by_line() {
     );
     for word in ["AWS Load Balancer Controller", "EFS CSI driver", "IRSA", "S3"] {
         assert!(section.contains(word), "the prerequisites must name {word}");
+    }
+}
+
+/// `kubectl create secret generic NAME --from-file=[KEY=]PATH | --from-literal=KEY=VALUE...`:
+/// (name, keys), when `line` is one.
+fn created_secret(line: &str) -> Option<(String, BTreeSet<String>)> {
+    let words = shell_words(line);
+    let at = words.windows(3).position(|w| w == ["create", "secret", "generic"])?;
+    let name = words.get(at + 3)?.clone();
+    let keys = words[at + 4..]
+        .iter()
+        .filter_map(|w| {
+            if let Some(file) = w.strip_prefix("--from-file=") {
+                let key = match file.split_once('=') {
+                    Some((key, _)) => key,
+                    None => file.rsplit('/').next().unwrap(),
+                };
+                Some(key.to_string())
+            } else {
+                let literal = w.strip_prefix("--from-literal=")?;
+                Some(literal.split_once('=')?.0.to_string())
+            }
+        })
+        .collect();
+    Some((name, keys))
+}
+
+/// The (Secret, key) pairs a sample's pods mount or read, from the Deployment the operator builds.
+fn mounted_secrets(sample: &str) -> BTreeSet<(String, String)> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let mut doc = documents(&read(sample)).remove(0);
+    doc["metadata"]["namespace"] = "npm".into();
+    doc["metadata"]["uid"] = "5a3c1d8e-0000-4000-8000-000000000001".into();
+    let registry: operator::crd::NpmRegistry = serde_json::from_value(doc).unwrap();
+    let deployment: Deployment = operator::resources::build(&registry).unwrap().deployment;
+    let pod = deployment.spec.unwrap().template.spec.unwrap();
+    let mut refs = BTreeSet::new();
+    for volume in pod.volumes.iter().flatten() {
+        let projected = volume.projected.iter().flat_map(|p| p.sources.iter().flatten());
+        for secret in projected.filter_map(|s| s.secret.as_ref()) {
+            for item in secret.items.iter().flatten() {
+                refs.insert((secret.name.clone(), item.key.clone()));
+            }
+        }
+        if let Some(secret) = &volume.secret {
+            for item in secret.items.iter().flatten() {
+                refs.insert((secret.secret_name.clone().unwrap_or_default(), item.key.clone()));
+            }
+        }
+    }
+    for container in &pod.containers {
+        for env in container.env.iter().flatten() {
+            if let Some(r) = env.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()) {
+                refs.insert((r.name.clone(), r.key.clone()));
+            }
+        }
+    }
+    refs
+}
+
+#[test]
+fn the_guide_creates_every_secret_the_eks_samples_mount() {
+    let section = eks_section();
+    let mut created: BTreeSet<(String, String)> = BTreeSet::new();
+    for (_, body) in code_blocks(&section).into_iter().filter(|(info, _)| info == "sh") {
+        for line in commands(&body) {
+            if let Some((name, keys)) = created_secret(&line) {
+                created.extend(keys.into_iter().map(|k| (name.clone(), k)));
+            }
+        }
+    }
+    for sample in [
+        "config/samples/npmregistry-eks-s3.yaml",
+        "config/samples/npmregistry-eks-efs.yaml",
+    ] {
+        let mounted = mounted_secrets(sample);
+        assert!(!mounted.is_empty(), "{sample} mounts no Secret?");
+        let missing: Vec<_> = mounted.difference(&created).collect();
+        assert!(
+            missing.is_empty(),
+            "README's EKS guide never creates the Secret keys {missing:?} that {sample} mounts (it creates {created:?})"
+        );
     }
 }

@@ -243,6 +243,16 @@ pub struct ServerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?\s*(b|kb|mb|gb)?$"))]
     pub max_body_bytes_in_flight: Option<String>,
+    /// Seconds a pod keeps serving after SIGTERM while it reports not-ready, so that kube-proxy
+    /// and load balancers stop sending it connections before it closes its port (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 300))]
+    pub shutdown_drain_seconds: Option<i32>,
+    /// Seconds requests in flight then have to finish (default 20). The pod's
+    /// `terminationGracePeriodSeconds` is the drain plus this plus 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub shutdown_timeout_seconds: Option<i32>,
 }
 
 /// The background repair of leftovers (orphan tarballs, stopped deletions, the package list,

@@ -47,7 +47,7 @@ pub fn build(view: &View) -> Option<HorizontalPodAutoscaler> {
 mod tests {
     use super::*;
     use crate::crd::AutoscalingSpec;
-    use crate::resources::testing::{registry, s3_spec};
+    use crate::fixtures::{registry, s3_spec};
 
     #[test]
     fn none_without_autoscaling() {

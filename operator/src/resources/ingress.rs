@@ -121,7 +121,7 @@ fn alb_annotations(settings: &Settings) -> BTreeMap<String, String> {
 mod tests {
     use super::*;
     use crate::crd::{AlbScheme, AlbSpec, IngressTls, NpmRegistrySpec};
-    use crate::resources::testing::{registry, volume_spec};
+    use crate::fixtures::{registry, volume_spec};
 
     const ARN: &str = "arn:aws:acm:eu-west-1:123456789012:certificate/abc";
 

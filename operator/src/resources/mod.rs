@@ -286,48 +286,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod testing {
-    //! NpmRegistry fixtures shared by the builder tests.
-    use crate::crd::{NpmRegistry, NpmRegistrySpec, S3Storage, StorageSpec, VolumeStorage};
-
-    pub fn registry(spec: NpmRegistrySpec) -> NpmRegistry {
-        let mut registry = NpmRegistry::new("npm", spec);
-        registry.metadata.namespace = Some("team".into());
-        registry.metadata.uid = Some("0b9c1a52-7e8e-4a36-9f57-5d5c6a0b1c2d".into());
-        registry.metadata.generation = Some(1);
-        registry
-    }
-
-    pub fn volume_spec() -> NpmRegistrySpec {
-        NpmRegistrySpec {
-            replicas: 1,
-            storage: StorageSpec {
-                volume: Some(VolumeStorage::default()),
-                s3: None,
-            },
-            ..NpmRegistrySpec::default()
-        }
-    }
-
-    pub fn s3_spec() -> NpmRegistrySpec {
-        NpmRegistrySpec {
-            replicas: 2,
-            storage: StorageSpec {
-                volume: None,
-                s3: Some(S3Storage {
-                    bucket: "npm-bucket".into(),
-                    ..S3Storage::default()
-                }),
-            },
-            ..NpmRegistrySpec::default()
-        }
-    }
-}
-
-#[cfg(test)]
 mod tests {
-    use super::testing::*;
     use super::*;
+    use crate::fixtures::*;
 
     #[test]
     fn every_child_is_owned_and_labelled_without_copying_the_registry_metadata() {

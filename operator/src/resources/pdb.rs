@@ -31,7 +31,7 @@ pub fn build(view: &View) -> Option<PodDisruptionBudget> {
 mod tests {
     use super::*;
     use crate::crd::{AutoscalingSpec, NpmRegistrySpec, PodDisruptionBudgetSpec as Settings};
-    use crate::resources::testing::{registry, s3_spec, volume_spec};
+    use crate::fixtures::{registry, s3_spec, volume_spec};
 
     fn pdb(spec: NpmRegistrySpec) -> Option<PodDisruptionBudget> {
         let registry = registry(spec);

@@ -41,7 +41,7 @@ pub fn build(view: &View) -> Option<PersistentVolumeClaim> {
 mod tests {
     use super::*;
     use crate::crd::{AccessMode, NpmRegistrySpec, VolumeStorage};
-    use crate::resources::testing::{registry, s3_spec, volume_spec};
+    use crate::fixtures::{registry, s3_spec, volume_spec};
 
     fn pvc(spec: NpmRegistrySpec) -> Option<PersistentVolumeClaim> {
         let registry = registry(spec);

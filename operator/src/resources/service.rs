@@ -34,7 +34,7 @@ mod tests {
 
     use super::*;
     use crate::crd::ServiceSpec as Settings;
-    use crate::resources::testing::{registry, volume_spec};
+    use crate::fixtures::{registry, volume_spec};
 
     #[test]
     fn default_is_cluster_ip_on_4873_to_the_http_port() {

@@ -43,7 +43,7 @@ pub fn checksum(sa: &ServiceAccount) -> String {
 mod tests {
     use super::*;
     use crate::crd::ServiceAccountSpec;
-    use crate::resources::testing::{registry, s3_spec};
+    use crate::fixtures::{registry, s3_spec};
 
     const ROLE: &str = "arn:aws:iam::123456789012:role/npm-registry";
 

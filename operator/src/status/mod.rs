@@ -1,5 +1,9 @@
-//! Status from observed children: conditions `Ready`, `Progressing`, `Degraded`, plus kstatus'
-//! `Reconciling` and `Stalled` so Flux (kstatus) and Argo CD (Lua health check) read health right.
+//! Status from observed children: conditions `Ready`, `Available`, `Progressing`, `Degraded`,
+//! plus kstatus' `Reconciling` and `Stalled` so Flux (kstatus) and Argo CD (Lua health check) read
+//! health right. `Ready` is the spec fully rolled out; `Available` is enough pods serving (the old
+//! ones during a rollout). A rollout that cannot progress (its pods unschedulable, or past the
+//! Deployment's progress deadline) is `Stalled` with the scheduler's reason at once, not after
+//! the deadline: nothing will change until someone changes the spec or the nodes.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -9,10 +13,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use crate::crd::NpmRegistryStatus;
 
 pub const READY: &str = "Ready";
+pub const AVAILABLE: &str = "Available";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
+
+/// Why a single-volume registry's rollouts are short outages, and what avoids them (the
+/// Deployment's `Recreate` strategy).
+pub const RECREATE_OUTAGE: &str = "a ReadWriteOnce volume allows one pod, so each rollout stops the old pod before the \
+     new one starts (a short outage); a ReadWriteMany volume (EFS) or S3 storage rolls with no downtime";
 
 /// A reconcile failure that status must report.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +65,7 @@ pub fn compute(observed: &Observed, previous: Option<&NpmRegistryStatus>, now: &
         Some(f) => failed(f),
         None => from_deployment(observed.deployment, &blocker(observed)),
     };
+    let available = available(observed.deployment);
     // kstatus: Reconciling while not done and not stuck; Stalled when stuck.
     let reconciling = Cond {
         type_: RECONCILING,
@@ -68,7 +79,7 @@ pub fn compute(observed: &Observed, previous: Option<&NpmRegistryStatus>, now: &
         reason: degraded.reason.clone(),
         message: degraded.message.clone(),
     };
-    let conditions = [ready, progressing, degraded, reconciling, stalled]
+    let conditions = [ready, available, progressing, degraded, reconciling, stalled]
         .into_iter()
         .map(|c| to_condition(c, observed.generation, previous, now))
         .collect();
@@ -78,6 +89,47 @@ pub fn compute(observed: &Observed, previous: Option<&NpmRegistryStatus>, now: &
         url: observed.url.clone(),
         load_balancer_hostname: load_balancer_hostname(observed.ingress),
         conditions,
+    }
+}
+
+/// Enough pods serve: as many available as wanted (during a rollout, the old ones count).
+fn available(deployment: Option<&Deployment>) -> Cond {
+    let status = deployment.and_then(|d| d.status.clone()).unwrap_or_default();
+    let wanted = deployment.and_then(|d| d.spec.as_ref()?.replicas).unwrap_or(1);
+    let available = status.available_replicas.unwrap_or(0);
+    let ok = available > 0 && available >= wanted;
+    let mut message = format!("{available} of {wanted} pods available");
+    if recreates(deployment) {
+        message = format!("{message}; {RECREATE_OUTAGE}");
+    }
+    Cond {
+        type_: AVAILABLE,
+        status: ok,
+        reason: if ok {
+            "MinimumReplicasAvailable"
+        } else {
+            "MinimumReplicasUnavailable"
+        }
+        .into(),
+        message,
+    }
+}
+
+fn recreates(deployment: Option<&Deployment>) -> bool {
+    deployment
+        .and_then(|d| d.spec.as_ref()?.strategy.as_ref()?.type_.as_deref())
+        .is_some_and(|t| t == "Recreate")
+}
+
+/// The scheduler's word on a pod that topology spread keeps off every node, with the fix.
+fn spread_hint(message: &str) -> String {
+    if message.contains("topology spread") {
+        format!(
+            "{message} (a DoNotSchedule zone spread needs nodes labelled topology.kubernetes.io/zone in enough zones; \
+             set spec.topologySpread.whenUnsatisfiable: ScheduleAnyway or label the nodes)"
+        )
+    } else {
+        message.to_string()
     }
 }
 
@@ -103,6 +155,9 @@ fn failed(f: &Failure) -> (Cond, Cond, Cond) {
         },
     )
 }
+
+/// The scheduler's reason for a pod no node can take.
+const UNSCHEDULABLE: &str = "Unschedulable";
 
 /// Why pods are not ready, from the pods and the claim: (reason, message).
 fn blocker(observed: &Observed) -> Option<(String, String)> {
@@ -135,8 +190,9 @@ fn pod_blocker(pod: &Pod) -> Option<(String, String)> {
         .clone()
         .find(|c| c.type_ == "PodScheduled" && c.status == "False")
     {
-        let reason = c.reason.clone().unwrap_or_else(|| "Unschedulable".into());
-        return Some((reason, format!("pod {name}: {}", c.message.clone().unwrap_or_default())));
+        let reason = c.reason.clone().unwrap_or_else(|| UNSCHEDULABLE.into());
+        let message = spread_hint(c.message.as_deref().unwrap_or_default());
+        return Some((reason, format!("pod {name}: {message}")));
     }
     if conditions.clone().any(|c| c.type_ == "Ready" && c.status == "True") {
         return None;
@@ -207,17 +263,23 @@ fn from_deployment(deployment: Option<&Deployment>, blocker: &Option<(String, St
     let stuck = condition("Progressing")
         .filter(|c| c.status == "False" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"));
     let replica_failure = condition("ReplicaFailure").filter(|c| c.status == "True");
-    let degraded = match stuck.or(replica_failure) {
-        Some(c) => ok(
+    let complete = observed && updated >= wanted && available >= wanted && ready >= wanted && total <= wanted;
+    // A pod no node can take stalls the rollout now: the scheduler retries, but nothing changes
+    // until the spec or the nodes do.
+    let unschedulable = blocker
+        .as_ref()
+        .filter(|(reason, _)| !complete && reason == UNSCHEDULABLE);
+    let degraded = match (stuck.or(replica_failure), unschedulable) {
+        (Some(c), _) => ok(
             DEGRADED,
             true,
             c.reason.as_deref().unwrap_or("ReplicaFailure"),
             c.message.unwrap_or_default(),
         ),
-        None => ok(DEGRADED, false, "AsExpected", String::new()),
+        (None, Some((reason, why))) => ok(DEGRADED, true, reason, format!("the rollout cannot progress: {why}")),
+        (None, None) => ok(DEGRADED, false, "AsExpected", String::new()),
     };
 
-    let complete = observed && updated >= wanted && available >= wanted && ready >= wanted && total <= wanted;
     let pods = format!("{ready} of {wanted} pods ready");
     if complete {
         let reason = if wanted == 0 { "ScaledToZero" } else { "Available" };
@@ -237,6 +299,13 @@ fn from_deployment(deployment: Option<&Deployment>, blocker: &Option<(String, St
     // A stuck rollout is not progressing: say why instead of "in progress".
     let progressing = if degraded.status {
         ok(PROGRESSING, false, &degraded.reason.clone(), degraded.message.clone())
+    } else if recreates(Some(deployment)) {
+        ok(
+            PROGRESSING,
+            true,
+            "RolloutInProgress",
+            format!("{pods}; {RECREATE_OUTAGE}"),
+        )
     } else {
         ok(PROGRESSING, true, "RolloutInProgress", pods)
     };

@@ -221,3 +221,65 @@ fn load_balancer_hostname_and_url_are_reported() {
     );
     assert_eq!(s.url.as_deref(), Some("https://npm.example.com/"));
 }
+
+#[test]
+fn a_rollout_whose_new_pod_cannot_be_scheduled_is_stalled_while_the_old_pods_serve() {
+    // Two old pods ready, the surge pod of the new ReplicaSet pending on a zone spread.
+    let mut d = deployment(2, 2, vec![]);
+    let status = d.status.as_mut().unwrap();
+    (status.replicas, status.updated_replicas) = (Some(3), Some(1));
+    let pending = pod(serde_json::json!({"phase": "Pending", "conditions": [{
+        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+        "message": "0/3 nodes are available: 3 node(s) didn't match pod topology spread constraints (missing required label)."}]}));
+    let pods = [pending];
+    let mut o = observed(Some(&d));
+    o.pods = &pods;
+    let s = compute(&o, None, &time(1));
+    let stalled = cond(&s, STALLED);
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "Unschedulable")
+    );
+    assert!(
+        stalled.message.contains("missing required label"),
+        "{}",
+        stalled.message
+    );
+    assert!(
+        stalled.message.contains("ScheduleAnyway"),
+        "the fix is named: {}",
+        stalled.message
+    );
+    assert_eq!(cond(&s, AVAILABLE).status, "True", "the old pods serve");
+    assert_eq!(cond(&s, AVAILABLE).message, "2 of 2 pods available");
+    assert_eq!(cond(&s, READY).status, "False");
+    assert_eq!(cond(&s, RECONCILING).status, "False");
+    assert_eq!(cond(&s, PROGRESSING).status, "False");
+
+    // Once the pod schedules, the rollout is progressing again.
+    let running = pod(serde_json::json!({"phase": "Pending", "conditions": [{
+        "type": "PodScheduled", "status": "True"}]}));
+    let pods = [running];
+    o.pods = &pods;
+    let s = compute(&o, None, &time(2));
+    assert_eq!(cond(&s, STALLED).status, "False");
+    assert_eq!(cond(&s, RECONCILING).status, "True");
+}
+
+#[test]
+fn a_recreate_rollout_says_why_it_is_an_outage() {
+    let mut d = deployment(1, 0, vec![]);
+    d.spec.as_mut().unwrap().strategy = Some(k8s_openapi::api::apps::v1::DeploymentStrategy {
+        type_: Some("Recreate".into()),
+        rolling_update: None,
+    });
+    let s = compute(&observed(Some(&d)), None, &time(1));
+    for c in [PROGRESSING, AVAILABLE] {
+        assert!(
+            cond(&s, c).message.contains(RECREATE_OUTAGE),
+            "{c}: {}",
+            cond(&s, c).message
+        );
+    }
+    assert_eq!(cond(&s, AVAILABLE).status, "False");
+}

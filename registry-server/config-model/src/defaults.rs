@@ -58,6 +58,13 @@ pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 pub const HEADERS_TIMEOUT: Duration = Duration::from_secs(20);
 /// `server.bodyTimeout`.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// `server.shutdown.drain`: how long the server keeps serving after SIGTERM while it reports
+/// not-ready. Kubernetes removes a terminating pod from its Service at the same time as it sends
+/// SIGTERM, but kube-proxy on every node (and a cloud balancer) takes a few seconds to follow:
+/// connections arriving in that window must still be answered.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
+/// `server.shutdown.timeout`: how long requests in flight may take to finish after the drain.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 /// `server.maxConnections`.
 pub const MAX_CONNECTIONS: u64 = 2048;
 /// `server.maxConnectionsPerAddress` (at most `server.maxConnections`).

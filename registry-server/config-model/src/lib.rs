@@ -388,9 +388,24 @@ pub struct ServerFile {
     /// gets 503 before its body is read (a request refused before, e.g. 401, reserves nothing).
     #[serde(rename = "maxBodyBytesInFlight", skip_serializing_if = "Option::is_none")]
     pub max_body_bytes_in_flight: Option<Value>,
+    /// What happens on SIGTERM (`drain`, `timeout`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown: Option<ShutdownFile>,
     /// Verdaccio's other `server` settings: accepted with a warning, unused.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
+}
+
+/// `server.shutdown`: on SIGTERM the server reports not-ready and keeps serving for `drain` (so
+/// load balancers stop sending it new connections first), then stops accepting, closes idle
+/// connections and gives requests in flight up to `timeout` to finish.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Value>,
 }
 
 /// `repair`: the background task that removes orphan tarballs, finishes stopped deletions,

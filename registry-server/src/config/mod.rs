@@ -28,7 +28,7 @@ use value::{duration_value, positive_duration, size_or_zero, size_value};
 pub use duration::parse_duration;
 pub use rule::PackageRule;
 pub use security::{ApiTokens, JwtCheck, Security};
-pub use server::{Connections, TrustedProxies};
+pub use server::{Connections, Shutdown, TrustedProxies};
 pub use signing::{KeySource, RetiredKey, Signing};
 pub use size::parse_size;
 pub use store::{S3Store, Store};
@@ -87,6 +87,8 @@ pub struct Config {
     pub connections: Connections,
     /// `server.trustProxy`: whose forwarded headers are believed (none: the TCP peer is the client).
     pub trusted_proxies: TrustedProxies,
+    /// `server.shutdown`: the drain on SIGTERM.
+    pub shutdown: Shutdown,
     pub repair: Repair,
     /// The key that signs hosted versions.
     pub signing: Signing,
@@ -263,6 +265,7 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
 
     let store = store::resolve(raw.store, warnings)?;
     let security = security::resolve(raw.security, warnings)?;
+    let shutdown = server::resolve_shutdown(raw.server.as_ref())?;
     let (connections, trusted_proxies) = server::resolve(raw.server, max_body_size, warnings)?;
     let repair = raw.repair.unwrap_or_default();
     let repair = Repair {
@@ -301,6 +304,7 @@ fn resolve(raw: ConfigFile, base: &Path, warnings: &mut Vec<String>) -> Result<C
         tarball_cache,
         connections,
         trusted_proxies,
+        shutdown,
         repair,
         signing,
     })

@@ -1,6 +1,6 @@
 //! `server`: connection timeouts and limits, and the proxies whose forwarded headers are believed.
 
-use super::{ConfigError, invalid, positive_duration, size_value};
+use super::{ConfigError, duration_value, invalid, positive_duration, size_value};
 use ipnet::IpNet;
 use registry_config::{ServerFile, defaults};
 use serde_yaml::Value;
@@ -21,6 +21,33 @@ pub struct Connections {
     pub max_connections_per_address: usize,
     /// Request body bytes held by all requests together.
     pub max_body_bytes_in_flight: u64,
+}
+
+/// `server.shutdown`: what SIGTERM does (see `serve::drain`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shutdown {
+    /// How long the server keeps serving, reporting not-ready, before it stops accepting.
+    pub drain: Duration,
+    /// How long requests in flight then have to finish before the process exits anyway.
+    pub timeout: Duration,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown {
+            drain: defaults::SHUTDOWN_DRAIN,
+            timeout: defaults::SHUTDOWN_TIMEOUT,
+        }
+    }
+}
+
+/// `server.shutdown`, read before [`resolve`] takes the section.
+pub fn resolve_shutdown(raw: Option<&ServerFile>) -> Result<Shutdown, ConfigError> {
+    let raw = raw.and_then(|s| s.shutdown.clone()).unwrap_or_default();
+    Ok(Shutdown {
+        drain: duration_value("server.shutdown.drain", raw.drain, defaults::SHUTDOWN_DRAIN)?,
+        timeout: positive_duration("server.shutdown.timeout", raw.timeout, defaults::SHUTDOWN_TIMEOUT)?,
+    })
 }
 
 /// The proxies (load balancers) whose `X-Forwarded-*` headers are believed.
@@ -205,5 +232,25 @@ mod tests {
             let e = server(bad).unwrap_err().to_string();
             assert!(e.contains(key), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn shutdown_defaults_and_is_checked() {
+        let read = |yaml: &str| {
+            let raw: ServerFile = serde_yaml::from_str(yaml).unwrap();
+            resolve_shutdown(Some(&raw))
+        };
+        assert_eq!(resolve_shutdown(None).unwrap(), Shutdown::default());
+        assert_eq!(read("{}").unwrap().drain, defaults::SHUTDOWN_DRAIN);
+        let s = read("shutdown: { drain: 0, timeout: 2m }").unwrap();
+        assert_eq!((s.drain, s.timeout), (Duration::ZERO, Duration::from_secs(120)));
+        for (bad, key) in [
+            ("shutdown: { timeout: 0 }", "server.shutdown.timeout"),
+            ("shutdown: { drain: soon }", "server.shutdown.drain"),
+        ] {
+            let e = read(bad).unwrap_err().to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+        assert!(serde_yaml::from_str::<ServerFile>("shutdown: { drian: 5s }").is_err());
     }
 }

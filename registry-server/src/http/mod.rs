@@ -11,6 +11,7 @@ pub(crate) mod encoding;
 pub mod error;
 pub mod forwarded;
 mod health;
+pub use health::ShuttingDown;
 pub(crate) mod identity;
 mod metrics;
 mod packument;

@@ -18,6 +18,7 @@ mod activity;
 mod body;
 mod budget;
 mod clients;
+pub mod drain;
 
 pub use body::BodyTimeout;
 pub use budget::{release_body, reserve_body};

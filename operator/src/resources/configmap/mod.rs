@@ -8,7 +8,8 @@ use indexmap::IndexMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use registry_config::{
     AuthFile, CacheFile, ConfigFile, HtpasswdFile, LogFile, RepairFile, RetiredKeyFile, RuleFile, S3_PLUGIN,
-    S3StoreFile, ServerFile, SigningFile, StringList, TrustedPublisherFile, UplinkAuthFile, UplinkFile, WebFile,
+    S3StoreFile, ServerFile, ShutdownFile, SigningFile, StringList, TrustedPublisherFile, UplinkAuthFile, UplinkFile,
+    WebFile,
 };
 use serde_yaml::Value;
 
@@ -161,6 +162,7 @@ fn signing(view: &View) -> SigningFile {
 /// `server`: the spec's settings, and the trusted proxies (see [`INGRESS_TRUSTED_PROXIES`]).
 fn server(spec: &NpmRegistrySpec) -> Option<ServerFile> {
     let settings = spec.server.clone().unwrap_or_default();
+    let shutdown = shutdown_file(&settings);
     let trust_proxy = match &settings.trust_proxy {
         Some(list) => (!list.is_empty()).then(|| Value::from(list.clone())),
         None => spec
@@ -180,9 +182,20 @@ fn server(spec: &NpmRegistrySpec) -> Option<ServerFile> {
         body_timeout: settings.body_timeout.map(Value::from),
         max_connections: settings.max_connections.map(|n| Value::from(n.max(1))),
         max_body_bytes_in_flight: settings.max_body_bytes_in_flight.map(Value::from),
+        shutdown,
         ..ServerFile::default()
     };
     (file != ServerFile::default()).then_some(file)
+}
+
+/// `server.shutdown` in seconds, when the spec sets it (the pod's grace period follows it:
+/// `deployment::termination_grace_seconds`).
+fn shutdown_file(settings: &crate::crd::ServerSpec) -> Option<ShutdownFile> {
+    let file = ShutdownFile {
+        drain: settings.shutdown_drain_seconds.map(|s| Value::from(s.max(0))),
+        timeout: settings.shutdown_timeout_seconds.map(|s| Value::from(s.max(1))),
+    };
+    (file != ShutdownFile::default()).then_some(file)
 }
 
 /// `max_size` in bytes, when the spec sets a size.

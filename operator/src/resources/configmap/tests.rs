@@ -2,7 +2,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::*;
 use crate::crd::*;
-use crate::resources::testing::{registry, s3_spec, volume_spec};
+use crate::fixtures::{registry, s3_spec, volume_spec};
 
 fn render_spec(spec: NpmRegistrySpec) -> String {
     let registry = registry(spec);
@@ -387,7 +387,7 @@ fn config_map_carries_the_config_and_its_checksum_changes_with_it() {
     assert!(cm.data.as_ref().unwrap()[CONFIG_KEY].contains("listen: 0.0.0.0:4873"));
     let mut other = volume_spec();
     other.log_level = Some(LogLevel::Debug);
-    let other_registry = crate::resources::testing::registry(other);
+    let other_registry = crate::fixtures::registry(other);
     let other_cm = build(&View::new(&other_registry).unwrap()).unwrap();
     assert_ne!(checksum(&cm), checksum(&other_cm));
     assert_eq!(checksum(&cm), checksum(&build(&view).unwrap()));

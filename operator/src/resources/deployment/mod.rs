@@ -1,5 +1,12 @@
 //! The server Deployment: non-root, read-only root filesystem, probes on the health endpoints,
 //! checksums that roll the pods, and zone spread when several pods run.
+//!
+//! Rollouts lose no request: where two pods may run at once (S3, ReadWriteMany) new pods start
+//! before old ones stop (`maxSurge: 1`, `maxUnavailable: 0`); a stopping pod drains itself. No
+//! `preStop` hook is rendered: the image has no shell for a `sleep` command, a `preStop.sleep`
+//! action needs Kubernetes 1.30+, and either would only delay the SIGTERM after which the server
+//! already keeps serving, not-ready, for `server.shutdown.drain` while kube-proxy catches up.
+//! `terminationGracePeriodSeconds` covers that drain and the bound on requests in flight.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +36,22 @@ pub const SERVER_UID: i64 = 10001;
 /// CPU request when the spec sets no resources at all.
 const DEFAULT_CPU_REQUEST: &str = "100m";
 const ZONE_KEY: &str = "topology.kubernetes.io/zone";
+/// Seconds the kubelet waits past the server's drain and in-flight bound: its own exit.
+const GRACE_MARGIN_SECS: i64 = 5;
+
+/// `terminationGracePeriodSeconds`: the server's drain and its bound on requests in flight (the
+/// spec's or the server's defaults), plus a margin, so that the kubelet never kills it mid-drain.
+pub fn termination_grace_seconds(spec: &crate::crd::NpmRegistrySpec) -> i64 {
+    use registry_config::defaults::{SHUTDOWN_DRAIN, SHUTDOWN_TIMEOUT};
+    let server = spec.server.clone().unwrap_or_default();
+    let drain = server
+        .shutdown_drain_seconds
+        .map_or(SHUTDOWN_DRAIN.as_secs() as i64, |s| i64::from(s.max(0)));
+    let timeout = server
+        .shutdown_timeout_seconds
+        .map_or(SHUTDOWN_TIMEOUT.as_secs() as i64, |s| i64::from(s.max(1)));
+    drain + timeout + GRACE_MARGIN_SECS
+}
 
 /// Checksums of the objects the pods depend on, recorded on the pod template.
 pub struct Checksums {
@@ -41,6 +64,7 @@ pub fn build(view: &View, checksums: &Checksums) -> Result<Deployment, super::Bu
     let single_writer = view.single_writer();
     let strategy = if single_writer {
         // Two pods cannot mount a ReadWriteOnce volume (Multi-Attach): stop the old pod first.
+        // Each change is a short outage; status and README say so (`status::RECREATE_OUTAGE`).
         DeploymentStrategy {
             type_: Some("Recreate".into()),
             rolling_update: None,
@@ -113,6 +137,7 @@ fn pod_spec(view: &View) -> Result<PodSpec, super::BuildError> {
         tolerations: (!spec.tolerations.is_empty()).then(|| spec.tolerations.clone()),
         affinity: spec.affinity.clone(),
         topology_spread_constraints: topology_spread(view),
+        termination_grace_period_seconds: Some(termination_grace_seconds(spec)),
         ..PodSpec::default()
     })
 }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::crd::*;
-use crate::resources::testing::{registry, s3_spec, volume_spec};
+use crate::fixtures::{registry, s3_spec, volume_spec};
 use crate::resources::{build as build_all, serviceaccount::IRSA_ANNOTATION};
 
 fn deployment(spec: NpmRegistrySpec) -> Deployment {
@@ -361,4 +361,47 @@ fn scheduling_fields_pass_through() {
         "DoNotSchedule"
     );
     assert_eq!(template_annotations(&d)["team"], "web");
+}
+
+#[test]
+fn pods_get_a_grace_period_past_the_drain_and_no_pre_stop_hook() {
+    let d = deployment(s3_spec());
+    let first = pod(&d);
+    let (drain, timeout) = (
+        registry_config::defaults::SHUTDOWN_DRAIN.as_secs() as i64,
+        registry_config::defaults::SHUTDOWN_TIMEOUT.as_secs() as i64,
+    );
+    let grace = first.termination_grace_period_seconds.unwrap();
+    assert!(grace > drain + timeout, "{grace}");
+    // The server drains itself on SIGTERM: a preStop would only delay that.
+    assert_eq!(first.containers[0].lifecycle, None);
+
+    let mut spec = s3_spec();
+    spec.server = Some(ServerSpec {
+        shutdown_drain_seconds: Some(15),
+        shutdown_timeout_seconds: Some(60),
+        ..ServerSpec::default()
+    });
+    let d = deployment(spec);
+    assert_eq!(pod(&d).termination_grace_period_seconds, Some(15 + 60 + 5));
+}
+
+#[test]
+fn rollout_strategy_follows_the_storage_shape() {
+    let strategy = |spec| {
+        let d = deployment(spec);
+        let s = d.spec.unwrap().strategy.unwrap();
+        let rolling = s
+            .rolling_update
+            .map(|r| (r.max_surge.unwrap(), r.max_unavailable.unwrap()));
+        (s.type_.unwrap(), rolling)
+    };
+    let no_downtime = Some((IntOrString::Int(1), IntOrString::Int(0)));
+    let mut s3 = s3_spec();
+    s3.replicas = 2;
+    assert_eq!(strategy(s3), ("RollingUpdate".to_string(), no_downtime.clone()));
+    let mut shared = volume_spec();
+    shared.storage.volume.as_mut().unwrap().access_mode = AccessMode::ReadWriteMany;
+    assert_eq!(strategy(shared), ("RollingUpdate".to_string(), no_downtime));
+    assert_eq!(strategy(volume_spec()), ("Recreate".to_string(), None));
 }
