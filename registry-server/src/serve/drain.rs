@@ -76,7 +76,7 @@ impl Drain {
         }
         tracing::info!(
             timeout = ?self.settings.timeout,
-            "shutting down: closing idle connections and finishing requests in flight"
+            "shutting down: closing idle connections, finishing in-flight requests"
         );
         self.stage.send_replace(Stage::Stopping);
     }
