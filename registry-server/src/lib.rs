@@ -9,6 +9,7 @@ pub mod memory;
 pub mod metrics;
 pub mod package;
 pub mod registry;
+pub mod reminder;
 pub mod serve;
 pub mod signing;
 pub mod storage;

@@ -279,7 +279,7 @@ fn bad_input_is_refused_cleanly() {
         },
     ];
 
-    let before = snapshot(&storage);
+    let before = package_files(&storage);
     for c in cases {
         let r = send(&http, &server, c.method.clone(), &c.path, c.body);
         assert_eq!(r.status, c.status, "{}: {}", c.what, r.text());
@@ -288,7 +288,7 @@ fn bad_input_is_refused_cleanly() {
             .as_str()
             .unwrap_or_else(|| panic!("{}: no npm-style error in {body}", c.what));
         assert!(msg.contains(c.message), "{}: {msg:?} lacks {:?}", c.what, c.message);
-        assert_eq!(snapshot(&storage), before, "{} changed storage", c.what);
+        assert_eq!(package_files(&storage), before, "{} changed storage", c.what);
         assert!(server.is_running(), "{} killed the server", c.what);
         assert_eq!(send(&http, &server, Method::GET, "/-/ping", vec![]).status, 200);
     }

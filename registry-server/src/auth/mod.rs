@@ -221,13 +221,28 @@ impl Auth {
         let (file, storage) = (self.htpasswd.as_ref().map(Arc::downgrade), self.storage.clone());
         tokio::spawn(async move {
             let mut held: Option<std::collections::HashSet<String>> = None;
+            let mut reminder = crate::reminder::Reminder::default();
             loop {
                 let current = file.as_ref().and_then(std::sync::Weak::upgrade);
                 if file.is_some() && current.is_none() {
                     return;
                 }
-                if let Err(e) = hold_names(storage.as_ref(), current.as_deref(), &mut held).await {
-                    tracing::warn!(error = %e, "cannot record the user names in storage");
+                match hold_names(storage.as_ref(), current.as_deref(), &mut held).await {
+                    Ok(()) => {
+                        if reminder.succeeded() {
+                            tracing::info!("user names recorded in storage again");
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(quiet) = reminder.failed(std::time::Instant::now()) {
+                            tracing::warn!(
+                                error = %e,
+                                failures_not_logged = quiet,
+                                "cannot record the user names in storage (retrying, logged once per {:?})",
+                                crate::reminder::REMIND_EVERY
+                            );
+                        }
+                    }
                 }
                 // Without htpasswd, registration marks new names itself: one pass is enough.
                 if file.is_none() && held.is_some() {

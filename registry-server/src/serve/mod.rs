@@ -128,7 +128,7 @@ pub async fn run(
             }
         };
         let _ = stream.set_nodelay(true);
-        tracker.spawn(connection(stream, peer, shared.clone(), stopped.clone(), (slot, held)));
+        tracker.spawn(connection(stream, peer, shared.clone(), stopped.clone(), (held, slot)));
     }
     drop(listener);
     let _ = stop.send(());
@@ -156,7 +156,9 @@ async fn connection(
     peer: SocketAddr,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<()>,
-    _held: (OwnedSemaphorePermit, Option<Held>),
+    // The address's place is given back before the connection slot (a tuple drops in order):
+    // the accept loop, woken by the slot, must not find the address still at its cap.
+    _held: (Option<Held>, OwnedSemaphorePermit),
 ) {
     let activity = Arc::new(Activity::new());
     let _registered = shared.open.register(activity.clone());

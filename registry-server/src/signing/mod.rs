@@ -11,6 +11,7 @@ pub use keyring::Keyring;
 
 use crate::config::Signing;
 use crate::package::signature::{KEY_TYPE, PublicKey};
+use crate::reminder::{REMIND_EVERY, Reminder};
 use crate::storage::{Storage, StorageError};
 use chrono::{DateTime, SecondsFormat, Utc};
 use moka::sync::Cache;
@@ -150,37 +151,6 @@ impl Signer {
     }
 }
 
-/// How often a failure that keeps happening is logged again (storage down for long, e.g. S3
-/// without credentials, would otherwise log a long SDK error every [`RETRY_EVERY`]).
-const REMIND_EVERY: Duration = Duration::from_secs(60);
-
-/// When a repeated failure is worth a log line: the first one, then one per [`REMIND_EVERY`]
-/// saying how many were left out. Pure, given the time.
-#[derive(Debug, Default)]
-struct Reminder {
-    last: Option<std::time::Instant>,
-    quiet: u32,
-}
-
-impl Reminder {
-    /// `Some(n)`: log now, `n` failures were not logged since the last line.
-    fn failed(&mut self, now: std::time::Instant) -> Option<u32> {
-        if self.last.is_some_and(|t| now.duration_since(t) < REMIND_EVERY) {
-            self.quiet += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.quiet))
-    }
-
-    /// The failures ended: whether any were logged.
-    fn succeeded(&mut self) -> bool {
-        let had = self.last.is_some();
-        *self = Reminder::default();
-        had
-    }
-}
-
 /// Checks the key source every [`REFRESH_EVERY`] while the signer is in use.
 fn spawn_refresh(signer: Weak<Signer>) {
     // A start without keys has logged why already.
@@ -207,33 +177,11 @@ fn spawn_refresh(signer: Weak<Signer>) {
                             error = %e,
                             failures_not_logged = quiet,
                             "signing keys not refreshed; signing with the ones read before (retrying every {RETRY_EVERY:?}, \
-                             logged once per {REMIND_EVERY:?})"
+                             logged once per {:?})"
                         );
                     }
                 }
             }
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_repeated_failure_is_logged_once_per_reminder_period() {
-        let t0 = std::time::Instant::now();
-        let mut r = Reminder::default();
-        assert_eq!(r.failed(t0), Some(0));
-        let logged = (1..30).filter(|i| r.failed(t0 + RETRY_EVERY * *i).is_some()).count();
-        assert_eq!(logged, 0, "58 s of retries: no new line");
-        assert_eq!(r.failed(t0 + REMIND_EVERY), Some(29));
-        assert!(r.succeeded());
-        assert!(!r.succeeded());
-        assert_eq!(
-            r.failed(t0 + REMIND_EVERY),
-            Some(0),
-            "a new failure after a success is logged"
-        );
-    }
 }

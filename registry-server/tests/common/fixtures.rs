@@ -38,6 +38,15 @@ pub fn publish_body(name: &str, version: &str, tarball: &[u8]) -> Value {
     registry_server::package::publish::request_body(name, version, tarball)
 }
 
+/// [`snapshot`] less the server's own records (keys, the search index, leases: written by its
+/// background work whenever it gets to them), to prove a request wrote no package file.
+pub fn package_files(dir: &Path) -> Vec<String> {
+    snapshot(dir)
+        .into_iter()
+        .filter(|f| !f.starts_with(".npm-registry/") && !f.starts_with(".locks/.npm-registry"))
+        .collect()
+}
+
 /// Every file under `dir` (relative paths, sorted), to prove a request wrote nothing.
 pub fn snapshot(dir: &Path) -> Vec<String> {
     fn walk(root: &Path, d: &Path, out: &mut Vec<String>) {
