@@ -177,7 +177,7 @@ fn spawn_refresh(signer: Weak<Signer>) {
                             error = %e,
                             failures_not_logged = quiet,
                             "signing keys not refreshed; signing with the ones read before (retrying every {RETRY_EVERY:?}, \
-                             logged once per {:?})"
+                             logged once per {REMIND_EVERY:?})"
                         );
                     }
                 }
