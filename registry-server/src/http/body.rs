@@ -79,7 +79,7 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, 
 fn unreadable(e: &axum::Error) -> ApiError {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
-        if let Some(t) = c.downcast_ref::<crate::serve::BodyTimeout>() {
+        if let Some(t) = c.downcast_ref::<super::error::BodyTimeout>() {
             return ApiError::new(axum::http::StatusCode::REQUEST_TIMEOUT, t.to_string());
         }
         cause = c.source();

@@ -1,7 +1,6 @@
-//! Writes: the one compare-and-swap loop and its retry policy, used for every document the
-//! registry changes (packuments, the package list). One writer at a time per package in this
-//! process (they queue instead of losing races to each other), and the packument each package was
-//! last published to kept parsed, so the next publish to a busy package checks the revision (a
+//! Packument writes, through the storage floor's retry loop (`storage::document`). One writer at
+//! a time per package in this process (they queue instead of losing races to each other), and the
+//! packument each package was last published to kept parsed, so the next publish to a busy package checks the revision (a
 //! stat, a HEAD) instead of reading and parsing the whole document again.
 //!
 //! A packument change never sees a tombstone (`package::deletion`): it gets `None`, as for a
@@ -11,48 +10,16 @@
 
 use super::{Registry, RegistryError, Result, corrupt, packument_key, parse_doc};
 use crate::package::{PackageName, deletion, revision, shallow};
-use crate::storage::{Key, Revision, StorageError};
+use crate::storage::document::{self, Attempt};
+use crate::storage::{Key, Revision};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Attempts of one compare-and-swap change before giving up with `Contended`.
-pub(super) const MAX_ATTEMPTS: u32 = 100;
-
 /// Room for kept packuments, in bytes of their JSON (they take about twice that in memory).
 const PUBLISHED_CACHE: u64 = 16 * 1024 * 1024;
-
-/// One read → change → write of a document, for [`compare_and_swap`]; `Ok(None)` when the
-/// write lost a race (the document changed since it was read).
-pub(super) trait Attempt: Send {
-    type Output;
-    fn run(&mut self, attempt: u32) -> impl Future<Output = Result<Option<Self::Output>>> + Send;
-}
-
-/// Runs `change` until it writes, again after each lost race following a jittered backoff that
-/// grows a little with each one; gives up with `Contended` (naming `subject`) after
-/// [`MAX_ATTEMPTS`].
-pub(super) async fn compare_and_swap<A: Attempt>(subject: &str, mut change: A) -> Result<A::Output> {
-    for attempt in 0..MAX_ATTEMPTS {
-        if let Some(done) = change.run(attempt).await? {
-            return Ok(done);
-        }
-        let ms = rand::random_range(1..=(5 + attempt as u64 * 2).min(50));
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
-    Err(RegistryError::Contended(subject.to_owned()))
-}
-
-/// A write's result as [`compare_and_swap`] wants it: a lost race is `None`.
-pub(super) fn won<T>(written: Result<T, StorageError>) -> Result<Option<T>> {
-    match written {
-        Ok(r) => Ok(Some(r)),
-        Err(StorageError::Conflict(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
 
 /// Work a change does after reading and before writing, in every attempt (a publish stores its
 /// tarballs there). Run again on each retry: a tarball stored before a lost race may have been
@@ -127,7 +94,7 @@ impl Registry {
             change,
             prepare,
         };
-        compare_and_swap(name.as_str(), change).await
+        document::retry(name.as_str(), change).await
     }
 
     /// The packument this process last published for `name`, if storage is still at that
@@ -178,6 +145,7 @@ where
     T: Send,
 {
     type Output = T;
+    type Error = RegistryError;
 
     async fn run(&mut self, attempt: u32) -> Result<Option<T>> {
         let (registry, name, key) = (self.registry, self.name, &self.key);
@@ -218,7 +186,9 @@ where
             prepare().await?;
         }
         let weight = bytes.len().try_into().unwrap_or(u32::MAX);
-        let Some(written) = won(registry.storage.write(key, Bytes::from(bytes), revision.as_ref()).await)? else {
+        let written =
+            document::replace_at(registry.storage.as_ref(), key, Bytes::from(bytes), revision.as_ref()).await?;
+        let Some(written) = written else {
             return Ok(None);
         };
         registry.cache.invalidate(name);

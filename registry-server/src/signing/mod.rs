@@ -40,6 +40,12 @@ pub enum SigningError {
     Storage(#[from] StorageError),
 }
 
+impl From<crate::storage::document::Contended> for SigningError {
+    fn from(_: crate::storage::document::Contended) -> Self {
+        SigningError::Contended
+    }
+}
+
 pub struct Signer {
     config: Signing,
     storage: Arc<dyn Storage>,
