@@ -119,7 +119,7 @@ impl Registry {
             Some(_) => match self.storage.read(&key).await? {
                 Some(v) => {
                     let n = name.clone();
-                    let source = crate::work::cpu(move || local_source(&n, v.bytes))
+                    let source = crate::cpu_pool::cpu(move || local_source(&n, v.bytes))
                         .await
                         .map_err(build_failed)??;
                     source.map(|s| (v.revision, s))
@@ -155,7 +155,7 @@ impl Registry {
         );
         let sign = self.sign();
         let looks_for_keys = new_copy && self.uplink_keys.is_some();
-        let (packument, keyids) = crate::work::cpu(move || {
+        let (packument, keyids) = crate::cpu_pool::cpu(move || {
             let keyids = u.as_ref().filter(|_| looks_for_keys).map(|u| u.signature_keyids());
             let inputs = Inputs {
                 name: &n,

@@ -2,7 +2,7 @@
 //! once the merge has accepted them and before the metadata that names them.
 
 use super::write::{Prepare, Reading};
-use super::{Registry, RegistryError, Result, package_list, packument_key, tarball_key};
+use super::{Registry, RegistryError, Result, packument_key, tarball_key, verdaccio_db};
 use crate::auth::Identity;
 use crate::auth::access::Action;
 use crate::package::provenance::Attestation;
@@ -98,7 +98,7 @@ impl Registry {
         let (storage, name) = (self.storage.clone(), name.clone());
         tokio::spawn(async move {
             let listed = async {
-                package_list::add(storage.as_ref(), &name).await?;
+                verdaccio_db::add(storage.as_ref(), &name).await?;
                 // Unpublished meanwhile (its tombstone written before this add, its own removal
                 // from the list perhaps too): take the entry out again.
                 let stored = storage.read(&packument_key(&name)?).await?;
@@ -106,7 +106,7 @@ impl Registry {
                     serde_json::from_slice::<Value>(&v.bytes).is_ok_and(|d| deletion::is_tombstone(&d))
                 });
                 if gone {
-                    package_list::remove(storage.as_ref(), &name).await?;
+                    verdaccio_db::remove(storage.as_ref(), &name).await?;
                 }
                 Ok::<_, RegistryError>(())
             };

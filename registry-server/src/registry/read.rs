@@ -65,7 +65,7 @@ impl Registry {
         let (local, upstream) = (local.cloned(), upstream.cloned());
         let filter = self.rules.filter(name.as_str()).clone();
         let n = name.clone();
-        crate::work::cpu(move || {
+        crate::cpu_pool::cpu(move || {
             let parse = |s: &Source| serde_json::from_slice::<Value>(s.bytes()).map_err(|e| corrupt(&n, e));
             let local = local.as_deref().map(parse).transpose()?;
             let upstream = match upstream.as_deref().map(parse).transpose()? {
@@ -166,7 +166,7 @@ impl Registry {
             .await?
             .ok_or_else(|| not_found(name))?;
         let (n, keys, sign) = (name.clone(), self.keys_generation(), self.sign());
-        let packument = crate::work::cpu(move || -> Result<Packument> {
+        let packument = crate::cpu_pool::cpu(move || -> Result<Packument> {
             let local = local_source(&n, stored.bytes)?.ok_or_else(|| not_found(&n))?;
             let inputs = Inputs {
                 name: &n,

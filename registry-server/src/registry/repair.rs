@@ -8,8 +8,8 @@
 //! - the package list gets the packages it misses and loses the ones that are gone;
 //! - temp files of interrupted writes are swept.
 
-use super::deletes::Step;
-use super::{Registry, Result, package_list, packument_key, parse_doc, tarball_key};
+use super::tarball_deletion::Step;
+use super::{Registry, Result, packument_key, parse_doc, tarball_key, verdaccio_db};
 use crate::package::search::{self, Entry};
 use crate::package::{PackageName, deletion};
 use crate::storage::document::Lease;
@@ -177,7 +177,7 @@ impl Registry {
     async fn repair_with(&self, lease: &mut Held<'_>) -> Result<Repaired> {
         let mut done = Repaired::default();
         let started = Utc::now();
-        let listed: BTreeSet<String> = package_list::read(self.storage.as_ref()).await?.into_iter().collect();
+        let listed: BTreeSet<String> = verdaccio_db::read(self.storage.as_ref()).await?.into_iter().collect();
         let mut present = BTreeSet::new();
         let mut entries = Vec::new();
         let mut skipped = BTreeSet::new();
@@ -203,7 +203,7 @@ impl Registry {
         done.search_entries = self.search.reconcile(entries, &skipped, started).await?;
         for name in present.difference(&listed) {
             if let Ok(n) = PackageName::parse(name) {
-                package_list::add(self.storage.as_ref(), &n).await?;
+                verdaccio_db::add(self.storage.as_ref(), &n).await?;
                 done.listed += 1;
             }
         }
@@ -212,7 +212,7 @@ impl Registry {
                 continue;
             };
             if self.read_doc(&n).await?.is_none() {
-                package_list::remove(self.storage.as_ref(), &n).await?;
+                verdaccio_db::remove(self.storage.as_ref(), &n).await?;
                 done.unlisted += 1;
             }
         }

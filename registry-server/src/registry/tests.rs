@@ -219,7 +219,7 @@ async fn an_unpublish_leaves_no_document_and_no_tarball() {
 async fn listed_soon(store: &MemoryStorage, want: &[&str]) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
-        let mut list = package_list::read(store).await.unwrap();
+        let mut list = verdaccio_db::read(store).await.unwrap();
         list.sort();
         if list == want || tokio::time::Instant::now() > deadline {
             return list;

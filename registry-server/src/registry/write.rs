@@ -9,7 +9,7 @@
 //! is over.
 
 use super::{Registry, RegistryError, Result, corrupt, packument_key, parse_doc};
-use crate::package::{PackageName, deletion, revision, shallow};
+use crate::package::{PackageName, deletion, raw_manifests, revision};
 use crate::storage::document::{self, Attempt};
 use crate::storage::{Key, Revision};
 use bytes::Bytes;
@@ -28,7 +28,7 @@ const PUBLISHED_CACHE: u64 = 16 * 1024 * 1024;
 pub(super) type Prepare<'r> = Box<dyn FnMut() -> BoxFuture<'r, Result<()>> + Send + 'r>;
 
 /// How [`Registry::modify`] reads the stored document: whole, or for a change that only adds
-/// versions, with the stored manifests kept as raw text (`package::shallow`).
+/// versions, with the stored manifests kept as raw text (`package::raw_manifests`).
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Reading {
     Whole,
@@ -56,7 +56,7 @@ impl Writes {
     }
 }
 
-/// A packument as this process wrote it, in the form a publish reads it ([`shallow`]).
+/// A packument as this process wrote it, in the form a publish reads it ([`raw_manifests`]).
 struct Published {
     weight: u32,
     kept: std::sync::Mutex<Option<Kept>>,
@@ -65,7 +65,7 @@ struct Published {
 struct Kept {
     revision: Revision,
     doc: Value,
-    stored: shallow::Stored<'static>,
+    stored: raw_manifests::Stored<'static>,
 }
 
 impl Registry {
@@ -116,7 +116,7 @@ impl Registry {
         name: &PackageName,
         revision: Revision,
         mut doc: Value,
-        mut stored: shallow::Stored<'static>,
+        mut stored: raw_manifests::Stored<'static>,
         weight: u32,
     ) {
         stored.absorb(&mut doc);
@@ -153,14 +153,14 @@ where
         let (revision, doc, stored) = match registry.kept(name, key, adding && attempt == 0).await? {
             Some(k) => (Some(k.revision), Some(k.doc), k.stored),
             None => match (registry.storage.read(key).await?, self.reading) {
-                (None, _) => (None, None, shallow::Stored::default()),
+                (None, _) => (None, None, raw_manifests::Stored::default()),
                 (Some(v), Reading::Whole) => (
                     Some(v.revision),
                     Some(parse_doc(name, &v.bytes)?),
-                    shallow::Stored::default(),
+                    raw_manifests::Stored::default(),
                 ),
                 (Some(v), Reading::AddingVersions) => {
-                    let (doc, stored) = shallow::parse(&v.bytes).map_err(|e| corrupt(name, e))?;
+                    let (doc, stored) = raw_manifests::parse(&v.bytes).map_err(|e| corrupt(name, e))?;
                     // Owned, to be kept after the write: one copy of the raw manifests, in place
                     // of the read and parse the next publish to this package saves.
                     (Some(v.revision), Some(doc), stored.into_owned())

@@ -12,7 +12,7 @@
 
 mod activity;
 mod body;
-mod budget;
+mod body_budget;
 
 pub use body::BodyTimeout;
 
@@ -23,7 +23,7 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, Response, StatusCode};
 use axum::response::IntoResponse;
-use budget::Budget;
+use body_budget::Budget;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -176,7 +176,7 @@ async fn handle(
 ) -> Result<Served, Infallible> {
     activity.handling();
     let res = match shared.budget.reserve(req.headers()) {
-        Err(budget::Spent) => {
+        Err(body_budget::Spent) => {
             tracing::warn!(%peer, "request refused: request bodies in flight are at server.maxBodyBytesInFlight");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -3,7 +3,7 @@
 //! path, as received.
 
 use super::client::Packument;
-use super::{UplinkError, Uplinks, budget::Room, doc_key, escaped, now_ms, record};
+use super::{UplinkError, Uplinks, doc_key, escaped, now_ms, packument_budget::Room, record};
 use crate::package::PackageName;
 use crate::package::packument::{IndexError, Source};
 use crate::storage::{Revision, document};
@@ -84,7 +84,7 @@ pub enum Refresh {
 /// Indexes `body` and checks that it is the packument of `name`. CPU work, off the workers.
 async fn index(name: &PackageName, body: Bytes) -> Result<Arc<Source>, IndexError> {
     let n = name.to_string();
-    crate::work::cpu(move || {
+    crate::cpu_pool::cpu(move || {
         let s = Source::parse(body)?;
         s.validate(&n)?;
         Ok(Arc::new(s))
