@@ -1,11 +1,12 @@
-//! Wires a [`Config`] into a ready-to-serve router.
+//! Wires a [`Config`] into a ready-to-serve router: the application level, above the HTTP API
+//! (`http`) and the web UI on top of it (`web`), where the state they share is put together.
 
 use crate::auth::Auth;
 use crate::auth::access::AccessRules;
 use crate::auth::sessions::Sessions;
 use crate::auth::web_login::WebLogins;
 use crate::config::{Config, Store};
-use crate::http::{AppState, Settings, router};
+use crate::http::{Settings, router};
 use crate::metrics::Metrics;
 use crate::registry::{PackumentCache, Registry, RepairPolicy};
 use crate::signing::Signer;
@@ -18,6 +19,16 @@ use crate::uplink::Uplinks;
 use crate::web::Web;
 use axum::Router;
 use std::sync::Arc;
+
+/// What handlers need, shared by all requests.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub auth: Arc<Auth>,
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+    pub web: Arc<Web>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -80,11 +91,13 @@ pub async fn build(config: &Config) -> Result<Router, BuildError> {
         max_body_size: config.max_body_size,
         trusted_proxies: config.trusted_proxies.clone(),
     });
-    Ok(router(AppState {
+    let state = AppState {
         registry,
         auth,
         settings,
         metrics,
         web: Arc::new(web),
-    }))
+    };
+    let pages = crate::web::pages(&state);
+    Ok(router(state, pages))
 }

@@ -87,7 +87,7 @@ fn init_tracing(format: LogFormat, level: &str) {
 }
 
 fn main() -> anyhow::Result<()> {
-    registry_server::memory::configure();
+    registry_server::allocator::configure();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -123,7 +123,7 @@ async fn serve() -> anyhow::Result<()> {
         uplinks.join(" ")
     };
     raise_file_limit(config.connections.max_connections);
-    tokio::spawn(registry_server::memory::return_freed());
+    tokio::spawn(registry_server::allocator::return_freed());
     let app = registry_server::app::build(&config)
         .await
         .context("cannot start the registry")?;

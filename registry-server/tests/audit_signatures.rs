@@ -146,3 +146,73 @@ fn npm_audit_signatures_verifies_hosted_and_proxied_packages() {
         "reading signs nothing into storage: {stored}"
     );
 }
+
+/// Server B on a fixed port (so A's uplink URL stays valid across B's restarts), with `extra`
+/// config (signing settings).
+fn uplink_on(port: u16, dir: &std::path::Path, extra: &str) -> Server {
+    let config = dir.join(format!("b-{port}-{}.yaml", extra.len()));
+    std::fs::write(&config, format!("{OPEN_CONFIG}{extra}")).unwrap();
+    let (config, listen, storage) = (
+        config.display().to_string(),
+        format!("127.0.0.1:{port}"),
+        dir.join("b").display().to_string(),
+    );
+    let args = ["--config", &config, "--listen", &listen, "--storage", &storage];
+    Server::start_on(port, &args, dir, &[])
+}
+
+/// The key ids `server` lists at `GET /-/npm/v1/keys`, with their keys.
+fn listed(server: &Server) -> Vec<(String, String)> {
+    keys(server)
+        .iter()
+        .map(|k| {
+            (
+                k["keyid"].as_str().unwrap().to_owned(),
+                k["key"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_proxied_version_signed_by_a_rotated_upstream_key_verifies_at_once() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let port = free_port();
+    let b = uplink_on(port, w, "");
+    Client::new(&b.url()).npm_ok(
+        &write_package(w, "@b/dep", "1.0.0", &[], "module.exports = 'dep';\n"),
+        &["publish"],
+    );
+    let old = listed(&b);
+    assert_eq!(old.len(), 1);
+
+    // A proxies @b/* from B and has listed B's key since its first ask.
+    let a = Server::start(&hosting_config(&b.url(), ""), &w.join("a"));
+    let url = format!("{}@b%2fdep", a.url());
+    assert!(listed(&a).contains(&old[0]));
+    let before = http().get(&url).send().unwrap().json();
+    signature(&before["versions"]["1.0.0"]["dist"], &old[0].0, "before the rotation");
+
+    // B rotates its key (restarted with rotate_before: now): its versions are signed by the new one.
+    drop(b);
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let b = uplink_on(port, w, &format!("signing: {{rotate_before: '{now}'}}\n"));
+    let new_id = listed(&b)
+        .into_iter()
+        .map(|(id, _)| id)
+        .find(|id| *id != old[0].0)
+        .expect("B has a new key");
+    // A asks an uplink's keys again on an unknown key id at most every few seconds.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+
+    // The first document A serves after it names the new key, and A lists that key right away.
+    let after = http().get(&url).send().unwrap().json();
+    signature(&after["versions"]["1.0.0"]["dist"], &new_id, "after the rotation");
+    let a_lists = listed(&a);
+    let (_, new_key) = a_lists
+        .iter()
+        .find(|(id, _)| *id == new_id)
+        .unwrap_or_else(|| panic!("A does not list B's new key {new_id}: {a_lists:?}"));
+    served_signatures_verify(&a, "@b/dep", "1.0.0", &new_id, new_key);
+}

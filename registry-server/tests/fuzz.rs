@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use registry_server::config::Config;
-use registry_server::package::{PackageName, deletion, publish, search, shallow, update};
+use registry_server::package::{PackageName, deletion, publish, raw_manifests, search, update};
 use registry_server::storage::StorageKey;
 use serde_json::{Map, Value, json};
 
@@ -185,7 +185,7 @@ proptest! {
         let doc = doc.unwrap();
         prop_assert_eq!(doc["versions"].as_object().unwrap().len(), versions.len());
         let bytes = serde_json::to_vec_pretty(&doc).unwrap();
-        let (shallow_doc, stored) = shallow::parse(&bytes).unwrap();
+        let (shallow_doc, stored) = raw_manifests::parse(&bytes).unwrap();
         prop_assert_eq!(stored.to_vec_pretty(&shallow_doc), bytes);
     }
 

@@ -3,10 +3,10 @@
 //! `<expiry>-<SHA-256 of the secret>`, so reading storage never yields a usable ticket, a forged
 //! expiry finds no record, and a sweep drops expired records from a listing without reading them.
 
+use crate::storage::document;
 use crate::storage::{Key, Revision, Storage, StorageError, StorageKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::Bytes;
 use chrono::Utc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -107,10 +107,6 @@ pub struct Expiring {
     last_sweep: AtomicI64,
 }
 
-fn invalid_data(key: &Key, e: serde_json::Error) -> StorageError {
-    StorageError::io(key, std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-}
-
 impl Expiring {
     pub fn new(storage: Arc<dyn Storage>, kind: Kind) -> Self {
         Expiring {
@@ -125,8 +121,9 @@ impl Expiring {
     }
 
     pub async fn create<T: Serialize>(&self, ticket: &Ticket, value: &T) -> Result<(), StorageError> {
-        let bytes = Bytes::from(serde_json::to_vec(value).expect("records serialize"));
-        self.storage.write(&self.key(ticket)?, bytes, None).await.map(|_| ())
+        document::insert(self.storage.as_ref(), &self.key(ticket)?, value)
+            .await
+            .map(|_| ())
     }
 
     /// The record and its revision; `None` when absent or expired.
@@ -134,12 +131,8 @@ impl Expiring {
         if ticket.expired() {
             return Ok(None);
         }
-        let key = self.key(ticket)?;
-        let Some(v) = self.storage.read(&key).await? else {
-            return Ok(None);
-        };
-        let value = serde_json::from_slice(&v.bytes).map_err(|e| invalid_data(&key, e))?;
-        Ok(Some((value, v.revision)))
+        let doc = document::read(self.storage.as_ref(), &self.key(ticket)?).await?;
+        Ok(doc.map(|d| (d.value, d.revision)))
     }
 
     /// Replaces the record if nobody changed it since `expected`; false when somebody did.
@@ -149,20 +142,16 @@ impl Expiring {
         value: &T,
         expected: &Revision,
     ) -> Result<bool, StorageError> {
-        let bytes = Bytes::from(serde_json::to_vec(value).expect("records serialize"));
-        match self.storage.write(&self.key(ticket)?, bytes, Some(expected)).await {
-            Ok(_) => Ok(true),
-            Err(StorageError::Conflict(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        let key = self.key(ticket)?;
+        Ok(
+            document::replace_value_at(self.storage.as_ref(), &key, value, Some(expected))
+                .await?
+                .is_some(),
+        )
     }
 
     pub async fn delete(&self, ticket: &Ticket) -> Result<(), StorageError> {
-        let key = self.key(ticket)?;
-        if let Some(revision) = self.storage.revision(&key).await? {
-            self.storage.delete(&key, &revision).await?;
-        }
-        Ok(())
+        document::remove(self.storage.as_ref(), &self.key(ticket)?).await
     }
 
     /// Deletes expired records, at most once an hour per process; a failure is only logged (the
@@ -195,8 +184,9 @@ impl Expiring {
                 .is_some_and(|e| e <= now);
             if expired {
                 let key = self.kind.record(name).key()?;
-                if let Some(revision) = self.storage.revision(&key).await? {
-                    self.storage.delete(&key, &revision).await?;
+                if let Some(revision) = self.storage.revision(&key).await?
+                    && document::delete_at(self.storage.as_ref(), &key, &revision).await?
+                {
                     deleted += 1;
                 }
             }

@@ -3,10 +3,10 @@
 //! the first replica that needs it). The cookie holds a [`Ticket`]; storage only its hash.
 
 use super::expiring::{Expiring, Kind, Ticket};
+use crate::storage::document;
 use crate::storage::{Storage, StorageError, StorageKey};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
@@ -118,27 +118,22 @@ impl Sessions {
 
     async fn load_or_create_key(&self) -> Result<Arc<[u8]>, StorageError> {
         let key = StorageKey::WebKey.key()?;
-        for _ in 0..3 {
-            if let Some(v) = self.storage.read(&key).await? {
-                let decoded = serde_json::from_slice::<KeyRecord>(&v.bytes)
-                    .ok()
-                    .and_then(|r| STANDARD.decode(r.key).ok())
-                    .filter(|k| k.len() >= 32);
-                return decoded
-                    .map(Arc::from)
-                    .ok_or_else(|| StorageError::Unavailable(format!("{} is not a signing key", key.as_str())));
-            }
-            let record = KeyRecord {
-                key: STANDARD.encode(rand::random::<[u8; 32]>()),
-            };
-            let bytes = Bytes::from(serde_json::to_vec(&record).expect("records serialize"));
-            match self.storage.write(&key, bytes, None).await {
-                Ok(_) => return Ok(STANDARD.decode(record.key).expect("just encoded").into()),
-                Err(StorageError::Conflict(_) | StorageError::AlreadyExists(_)) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(StorageError::Unavailable(format!("cannot read {}", key.as_str())))
+        let not_a_key = || StorageError::Unavailable(format!("{} is not a signing key", key.as_str()));
+        let record = document::create_once(self.storage.as_ref(), &key, || KeyRecord {
+            key: STANDARD.encode(rand::random::<[u8; 32]>()),
+        })
+        .await
+        // A record that does not parse is reported as the wrong kind of record.
+        .map_err(|e| match e {
+            StorageError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::InvalidData => not_a_key(),
+            e => e,
+        })?;
+        STANDARD
+            .decode(record.into_inner().key)
+            .ok()
+            .filter(|k| k.len() >= 32)
+            .map(Arc::from)
+            .ok_or_else(not_a_key)
     }
 }
 

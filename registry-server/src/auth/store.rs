@@ -1,8 +1,8 @@
 //! Users who registered and all tokens, kept in the storage backend (not in process memory) so
 //! every replica sees the same ones and registration works with a read-only htpasswd file.
 
+use crate::storage::document;
 use crate::storage::{Key, Storage, StorageError, StorageKey};
-use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -45,24 +45,18 @@ fn token_key(hash: &str) -> Result<Key, StorageError> {
 }
 
 async fn read<T: DeserializeOwned>(storage: &dyn Storage, key: &Key) -> Result<Option<T>, StorageError> {
-    let Some(v) = storage.read(key).await? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&v.bytes)
-        .map(Some)
-        .map_err(|e| StorageError::io(key, std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+    Ok(document::read(storage, key).await?.map(|d| d.value))
 }
 
 async fn create<T: Serialize>(storage: &dyn Storage, key: &Key, value: &T) -> Result<(), StorageError> {
-    let bytes = Bytes::from(serde_json::to_vec_pretty(value).expect("records serialize"));
-    storage.write(key, bytes, None).await.map(|_| ())
+    document::insert(storage, key, value).await.map(|_| ())
 }
 
 pub async fn get_user(storage: &dyn Storage, name: &str) -> Result<Option<UserRecord>, StorageError> {
     read(storage, &user_key(name)?).await
 }
 
-/// Creates a user; `AlreadyExists`-style `Conflict` when the name is taken (by any replica).
+/// Creates a user; an error the HTTP layer answers 409 when the name is taken (by any replica).
 pub async fn create_user(storage: &dyn Storage, user: &UserRecord) -> Result<(), StorageError> {
     create(storage, &user_key(&user.name)?, user).await
 }
@@ -119,11 +113,7 @@ pub async fn create_token(storage: &dyn Storage, token: &TokenRecord) -> Result<
 }
 
 pub async fn delete_token(storage: &dyn Storage, hash: &str) -> Result<(), StorageError> {
-    let key = token_key(hash)?;
-    if let Some(v) = storage.read(&key).await? {
-        storage.delete(&key, &v.revision).await?;
-    }
-    Ok(())
+    document::remove(storage, &token_key(hash)?).await
 }
 
 pub async fn tokens_of(storage: &dyn Storage, user: &str) -> Result<Vec<TokenRecord>, StorageError> {

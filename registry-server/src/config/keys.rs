@@ -37,7 +37,7 @@ pub enum Segment<'a> {
 
 /// The keys a struct of the file model declares, as the file spells them (asked of its
 /// `Deserialize` impl, which names them when it asks for a struct).
-fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
+pub(super) fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
     let mut fields = None;
     let _ = T::deserialize(FieldProbe(&mut fields));
     fields.unwrap_or(&[])

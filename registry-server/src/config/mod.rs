@@ -26,7 +26,7 @@ use std::time::Duration;
 use value::{duration_value, positive_duration, size_or_zero, size_value};
 
 pub use duration::parse_duration;
-pub use rule::PackageRule;
+pub use rule::{PackageRule, TrustedPublisher};
 pub use security::{ApiTokens, JwtCheck, Security};
 pub use server::{Connections, Shutdown, TrustedProxies};
 pub use signing::{KeySource, RetiredKey, Signing};

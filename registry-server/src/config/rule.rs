@@ -2,7 +2,6 @@
 //! and the upstream versions it hides.
 
 use super::{ConfigError, Uplink, duration_value, invalid, list};
-use crate::auth::oidc::TrustedPublisher;
 use crate::package::merge::VersionFilter;
 use crate::package::range::NameRange;
 use globset::{GlobBuilder, GlobMatcher};
@@ -22,6 +21,15 @@ pub struct PackageRule {
     pub filter: VersionFilter,
     /// CI workflows whose OIDC id-tokens may be exchanged for a token that publishes the package.
     pub trusted_publishers: Vec<TrustedPublisher>,
+}
+
+/// One entry of a package rule's `trusted_publishers` (matched against a token in `auth::oidc`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedPublisher {
+    /// Compared with the token's `iss` exactly.
+    pub issuer: String,
+    /// Claim name → the value or pattern it must match; never empty.
+    pub claims: BTreeMap<String, String>,
 }
 
 pub(super) fn resolve(

@@ -3,14 +3,15 @@
 //! The plugin's keys are accepted as they are (including its habit of reading a value from the
 //! environment variable it names); credentials never come from the file.
 
-use super::keys::near_miss;
+use super::keys::{fields_of, near_miss};
 use super::{ConfigError, duration_value, invalid};
+use registry_config::defaults;
+use registry_config::s3_keys as k;
 use serde_yaml::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// The name Verdaccio's S3 plugin is configured under.
-pub const S3_PLUGIN: &str = "aws-s3-storage";
+pub use registry_config::S3_PLUGIN;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Store {
@@ -38,8 +39,6 @@ pub struct S3Store {
     pub max_attempts: u32,
 }
 
-const DEFAULT_REDIRECT_TTL: Duration = Duration::from_secs(300);
-
 /// Keys that would put a credential in the file, with the variable the AWS chain reads instead.
 const CREDENTIAL_KEYS: [(&str, &str); 3] = [
     ("accessKeyId", "AWS_ACCESS_KEY_ID"),
@@ -47,29 +46,18 @@ const CREDENTIAL_KEYS: [(&str, &str); 3] = [
     ("sessionToken", "AWS_SESSION_TOKEN"),
 ];
 
-/// Every key of `store.aws-s3-storage` this server reads, for near-miss errors.
-const KNOWN_KEYS: [&str; 17] = [
-    "bucket",
-    "keyPrefix",
-    "region",
-    "endpoint",
-    "s3ForcePathStyle",
-    "sseKmsKeyId",
-    "tarballRedirect",
-    "connectTimeout",
-    "requestTimeout",
-    "maxAttempts",
-    "tarballACL",
-    "acl",
-    "proxy",
-    "accessKeyId",
-    "secretAccessKey",
-    "sessionToken",
-    "dynamoTableName",
-];
-
 /// Verdaccio plugin keys we accept without using.
 const IGNORED_KEYS: [&str; 3] = ["tarballACL", "acl", "proxy"];
+
+/// Every key of `store.aws-s3-storage` this server knows, for near-miss errors: the section's
+/// own, the plugin's that are ignored or refused, and its DynamoDB table (never read).
+fn known_keys() -> Vec<&'static str> {
+    let mut known = fields_of::<registry_config::S3StoreFile>().to_vec();
+    known.extend(IGNORED_KEYS);
+    known.extend(CREDENTIAL_KEYS.map(|(k, _)| k));
+    known.push("dynamoTableName");
+    known
+}
 
 pub fn resolve(raw: Option<BTreeMap<String, Value>>, warnings: &mut Vec<String>) -> Result<Store, ConfigError> {
     let Some(raw) = raw.filter(|m| !m.is_empty()) else {
@@ -91,7 +79,7 @@ pub fn resolve(raw: Option<BTreeMap<String, Value>>, warnings: &mut Vec<String>)
 fn resolve_s3(value: Value, warnings: &mut Vec<String>) -> Result<S3Store, ConfigError> {
     let key = |k: &str| format!("store.{S3_PLUGIN}.{k}");
     let Value::Mapping(map) = value else {
-        return Err(invalid(key("bucket"), "store.aws-s3-storage must be a mapping"));
+        return Err(invalid(key(k::BUCKET), format!("store.{S3_PLUGIN} must be a mapping")));
     };
     let mut fields: BTreeMap<String, Value> = BTreeMap::new();
     for (k, v) in map {
@@ -100,8 +88,8 @@ fn resolve_s3(value: Value, warnings: &mut Vec<String>) -> Result<S3Store, Confi
         };
         fields.insert(k, v);
     }
-    for (k, variable) in CREDENTIAL_KEYS {
-        let value = match fields.remove(k) {
+    for (name, variable) in CREDENTIAL_KEYS {
+        let value = match fields.remove(name) {
             None => continue,
             Some(Value::Null) => None,
             Some(Value::String(v)) if v.trim().is_empty() => None,
@@ -112,7 +100,7 @@ fn resolve_s3(value: Value, warnings: &mut Vec<String>) -> Result<S3Store, Confi
             None => {
                 warnings.push(format!(
                     "`{}` is empty and treated as absent: credentials come from the AWS default chain",
-                    key(k)
+                    key(name)
                 ));
                 continue;
             }
@@ -121,7 +109,7 @@ fn resolve_s3(value: Value, warnings: &mut Vec<String>) -> Result<S3Store, Confi
             Some(Value::String(v)) if v == variable => {
                 warnings.push(format!(
                     "`{}: {v}` is not needed: the AWS default chain reads {v} itself",
-                    key(k)
+                    key(name)
                 ));
                 continue;
             }
@@ -129,19 +117,19 @@ fn resolve_s3(value: Value, warnings: &mut Vec<String>) -> Result<S3Store, Confi
         }
         {
             return Err(invalid(
-                key(k),
+                key(name),
                 "credentials are not accepted in the config file; the server uses the AWS default \
                  chain (IRSA web identity, EKS Pod Identity, instance profile, or the \
                  AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN environment variables)",
             ));
         }
     }
-    let mut take = |k: &str| fields.remove(k);
-    let bucket = string(&key("bucket"), take("bucket"))?.ok_or_else(|| invalid(key("bucket"), "is required"))?;
+    let mut take = |name: &str| fields.remove(name);
+    let bucket = string(&key(k::BUCKET), take(k::BUCKET))?.ok_or_else(|| invalid(key(k::BUCKET), "is required"))?;
     if bucket.is_empty() {
-        return Err(invalid(key("bucket"), "must not be empty"));
+        return Err(invalid(key(k::BUCKET), "must not be empty"));
     }
-    let key_prefix = match string(&key("keyPrefix"), take("keyPrefix"))? {
+    let key_prefix = match string(&key(k::KEY_PREFIX), take(k::KEY_PREFIX))? {
         None => String::new(),
         Some(p) => {
             let p = p.trim_start_matches('/').to_owned();
@@ -152,64 +140,73 @@ fn resolve_s3(value: Value, warnings: &mut Vec<String>) -> Result<S3Store, Confi
             }
         }
     };
-    let region = string(&key("region"), take("region"))?.filter(|r| !r.is_empty());
-    let endpoint = match string(&key("endpoint"), take("endpoint"))?.filter(|e| !e.is_empty()) {
+    let region = string(&key(k::REGION), take(k::REGION))?.filter(|r| !r.is_empty());
+    let endpoint = match string(&key(k::ENDPOINT), take(k::ENDPOINT))?.filter(|e| !e.is_empty()) {
         None => None,
         Some(e) => {
             let u =
-                url::Url::parse(&e).map_err(|err| invalid(key("endpoint"), format!("{e:?} is not a URL: {err}")))?;
+                url::Url::parse(&e).map_err(|err| invalid(key(k::ENDPOINT), format!("{e:?} is not a URL: {err}")))?;
             if u.scheme() != "http" && u.scheme() != "https" {
-                return Err(invalid(key("endpoint"), format!("{e:?} must be an http or https URL")));
+                return Err(invalid(key(k::ENDPOINT), format!("{e:?} must be an http or https URL")));
             }
             Some(e)
         }
     };
-    let force_path_style = boolean(&key("s3ForcePathStyle"), take("s3ForcePathStyle"))?;
-    let sse_kms_key_id = string(&key("sseKmsKeyId"), take("sseKmsKeyId"))?.filter(|k| !k.is_empty());
-    let tarball_redirect = match take("tarballRedirect") {
+    let force_path_style = boolean(&key(k::FORCE_PATH_STYLE), take(k::FORCE_PATH_STYLE))?;
+    let sse_kms_key_id = string(&key(k::SSE_KMS_KEY_ID), take(k::SSE_KMS_KEY_ID))?.filter(|id| !id.is_empty());
+    let tarball_redirect = match take(k::TARBALL_REDIRECT) {
         None | Some(Value::Bool(false)) => None,
-        Some(Value::Bool(true)) => Some(DEFAULT_REDIRECT_TTL),
+        Some(Value::Bool(true)) => Some(defaults::S3_TARBALL_REDIRECT),
         v => {
-            let ttl = duration_value(&key("tarballRedirect"), v, DEFAULT_REDIRECT_TTL)?;
+            let ttl = duration_value(&key(k::TARBALL_REDIRECT), v, defaults::S3_TARBALL_REDIRECT)?;
             // SigV4 presigned URLs are valid for at most seven days.
             if ttl.is_zero() || ttl > Duration::from_secs(7 * 24 * 3600) {
                 return Err(invalid(
-                    key("tarballRedirect"),
+                    key(k::TARBALL_REDIRECT),
                     "must be true, false, or a lifetime between 1s and 7d",
                 ));
             }
             Some(ttl)
         }
     };
-    let connect_timeout = duration_value(&key("connectTimeout"), take("connectTimeout"), Duration::from_secs(3))?;
-    let request_timeout = duration_value(&key("requestTimeout"), take("requestTimeout"), Duration::from_secs(30))?;
-    for (k, d) in [("connectTimeout", connect_timeout), ("requestTimeout", request_timeout)] {
+    let connect_timeout = duration_value(
+        &key(k::CONNECT_TIMEOUT),
+        take(k::CONNECT_TIMEOUT),
+        defaults::S3_CONNECT_TIMEOUT,
+    )?;
+    let request_timeout = duration_value(
+        &key(k::REQUEST_TIMEOUT),
+        take(k::REQUEST_TIMEOUT),
+        defaults::S3_REQUEST_TIMEOUT,
+    )?;
+    for (name, d) in [
+        (k::CONNECT_TIMEOUT, connect_timeout),
+        (k::REQUEST_TIMEOUT, request_timeout),
+    ] {
         if d.is_zero() {
-            return Err(invalid(key(k), "must be more than zero"));
+            return Err(invalid(key(name), "must be more than zero"));
         }
     }
-    let max_attempts = match take("maxAttempts") {
-        None => 3,
-        Some(Value::Number(n)) => {
-            n.as_u64()
-                .filter(|n| (1..=10).contains(n))
-                .ok_or_else(|| invalid(key("maxAttempts"), "must be a number from 1 to 10"))? as u32
-        }
-        Some(_) => return Err(invalid(key("maxAttempts"), "must be a number from 1 to 10")),
+    let attempts_error = || invalid(key(k::MAX_ATTEMPTS), "must be a number from 1 to 10");
+    let max_attempts = match take(k::MAX_ATTEMPTS) {
+        None => defaults::S3_MAX_ATTEMPTS,
+        Some(Value::Number(n)) => n.as_u64().filter(|n| (1..=10).contains(n)).ok_or_else(attempts_error)? as u32,
+        Some(_) => return Err(attempts_error()),
     };
-    for k in IGNORED_KEYS {
-        if fields.remove(k).is_some() {
-            warnings.push(format!("`{}` is not supported; ignored", key(k)));
+    for name in IGNORED_KEYS {
+        if fields.remove(name).is_some() {
+            warnings.push(format!("`{}` is not supported; ignored", key(name)));
         }
     }
-    for k in fields.keys() {
-        if let Some(expected) = near_miss(k, &KNOWN_KEYS) {
+    let known = known_keys();
+    for name in fields.keys() {
+        if let Some(expected) = near_miss(name, &known) {
             return Err(ConfigError::NearMiss {
-                key: key(k),
+                key: key(name),
                 expected: key(expected),
             });
         }
-        warnings.push(format!("unknown config key `{}` ignored", key(k)));
+        warnings.push(format!("unknown config key `{}` ignored", key(name)));
     }
     Ok(S3Store {
         bucket,

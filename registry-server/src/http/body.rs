@@ -63,7 +63,7 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, 
     if let Some(n) = declared.filter(|n| *n > limit) {
         return Err(refuse(headers, body, ApiError::too_large(Some(n), limit)).await);
     }
-    if let Err(spent) = crate::serve::reserve_body(headers, limit) {
+    if let Err(spent) = super::body_budget::reserve_body(headers, limit) {
         tracing::warn!("request refused: request bodies in flight are at server.maxBodyBytesInFlight");
         return Err(ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -77,7 +77,7 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, 
         if (buf.len() + chunk.len()) as u64 > limit {
             let seen = (buf.len() + chunk.len()) as u64;
             drop(buf);
-            crate::serve::release_body();
+            super::body_budget::release_body();
             drain(stream, seen).await;
             return Err(ApiError::too_large(None, limit));
         }
@@ -90,7 +90,7 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, 
 fn unreadable(e: &axum::Error) -> ApiError {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
-        if let Some(t) = c.downcast_ref::<crate::serve::BodyTimeout>() {
+        if let Some(t) = c.downcast_ref::<super::error::BodyTimeout>() {
             return ApiError::new(axum::http::StatusCode::REQUEST_TIMEOUT, t.to_string());
         }
         cause = c.source();

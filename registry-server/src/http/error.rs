@@ -13,6 +13,15 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// A request body that moved less than `min_rate` bytes a second over a `window` (the
+/// connection layer cuts it off; a handler answers 408).
+#[derive(Debug, thiserror::Error)]
+#[error("the request body stopped arriving (less than {min_rate} bytes a second for {window:?})")]
+pub struct BodyTimeout {
+    pub window: std::time::Duration,
+    pub min_rate: u64,
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,

@@ -1,11 +1,13 @@
 //! The HTTP layer: a thin axum router over [`Registry`]. Fixed endpoints live under `/-/`, each
 //! routed once with its metrics label; every other path is a package URL, parsed by
 //! [`path::parse`] and dispatched by method in [`route`], which labels it by what it parsed.
-//! The web UI's pages (`crate::web`) are routed here too, each with its label.
+//! Pages of a UI on top (the web UI, which knows this layer; this one does not know it) are
+//! handed in by the application as [`Pages`] and routed here too, each with its label.
 
 mod audit;
 pub(crate) mod base_url;
 mod body;
+pub mod body_budget;
 mod dist_tags;
 pub(crate) mod encoding;
 pub mod error;
@@ -24,11 +26,8 @@ mod trace;
 mod trust;
 mod user;
 
-use crate::auth::Auth;
 use crate::metrics::Metrics;
 use crate::package::PackageName;
-use crate::registry::Registry;
-use crate::web::Web;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -41,19 +40,31 @@ use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
-/// What handlers need, shared by all requests.
-#[derive(Clone)]
-pub struct AppState {
-    pub registry: Arc<Registry>,
-    pub auth: Arc<Auth>,
-    pub settings: Arc<Settings>,
-    pub metrics: Arc<Metrics>,
-    pub web: Arc<Web>,
-}
+pub use crate::app::AppState;
 
 impl axum::extract::FromRef<AppState> for Arc<Metrics> {
     fn from_ref(state: &AppState) -> Self {
         state.metrics.clone()
+    }
+}
+
+/// A route added by a UI on top: path, metrics label, handler.
+pub type Route = (&'static str, &'static str, MethodRouter<AppState>);
+
+/// What a UI on top adds to the router: its routes, and a layer around the package routes (a
+/// browser asking for a package's URL is sent to its page).
+pub struct Pages {
+    pub routes: Vec<Route>,
+    pub around_packages: Box<dyn FnOnce(Router<AppState>) -> Router<AppState>>,
+}
+
+impl Pages {
+    /// No pages: the API only.
+    pub fn none() -> Pages {
+        Pages {
+            routes: Vec::new(),
+            around_packages: Box::new(|r| r),
+        }
     }
 }
 
@@ -79,13 +90,15 @@ impl Endpoints for Router<AppState> {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, pages: Pages) -> Router {
     let metrics = state.metrics.clone();
     let settings = state.settings.clone();
-    let web = crate::web::routes(&state.web)
+    let packages = (pages.around_packages)(Router::new().fallback(package_route)).with_state(state.clone());
+    let ui = pages
+        .routes
         .into_iter()
         .fold(Router::new(), |r, (path, label, route)| r.endpoint(path, label, route));
-    web.endpoint("/metrics", "metrics", get(metrics::endpoint))
+    ui.endpoint("/metrics", "metrics", get(metrics::endpoint))
         .endpoint("/-/ping", "ping", get(health::ping))
         .endpoint("/-/ready", "ready", get(health::ready))
         .endpoint("/-/v1/search", "search", get(search::search))
@@ -112,7 +125,7 @@ pub fn router(state: AppState) -> Router {
             post(trust::exchange),
         )
         .endpoint("/-/{*rest}", "other", any(unknown_endpoint))
-        .fallback(package_route)
+        .fallback_service(packages)
         .layer(CatchPanicLayer::new())
         .layer(axum::middleware::from_fn(trace::with_request_id))
         .layer(axum::middleware::from_fn_with_state(settings, forwarded::resolve))
@@ -184,9 +197,6 @@ async fn route(
     let head = method == Method::HEAD;
     match (method, target) {
         (Method::GET | Method::HEAD, PackagePath::Packument(name)) => {
-            if let Some(page) = crate::web::package_redirect(&state, &headers, &name) {
-                return Ok(page);
-            }
             packument::get(&state, &name, &who, &headers, uri.query(), head).await
         }
         (Method::GET | Method::HEAD, PackagePath::Version(name, spec)) => {

@@ -35,6 +35,12 @@ impl From<UplinkError> for RegistryError {
     }
 }
 
+impl From<crate::storage::document::Contended> for RegistryError {
+    fn from(e: crate::storage::document::Contended) -> Self {
+        RegistryError::Contended(e.0)
+    }
+}
+
 impl From<Denied> for RegistryError {
     fn from(d: Denied) -> Self {
         let message = d.to_string();

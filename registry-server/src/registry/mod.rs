@@ -7,10 +7,8 @@
 
 mod audit;
 pub mod cache;
-mod deletes;
 mod error;
-mod listing;
-mod package_list;
+mod package_summaries;
 mod proxy;
 mod publish;
 mod read;
@@ -18,9 +16,11 @@ pub mod repair;
 mod search;
 pub mod search_index;
 mod tags;
+mod tarball_deletion;
 mod trust;
 mod unpublish;
 mod update;
+mod verdaccio_db;
 mod write;
 
 /// What the HTTP layer gets out of storage through the registry: tarball streams, and storage
@@ -56,7 +56,7 @@ pub struct Registry {
     builds: Flights<Result<Arc<cache::Document>>>,
     repair: RepairPolicy,
     search: Arc<search_index::SearchIndex>,
-    listing: listing::Listing,
+    listing: package_summaries::Listing,
     /// Signs hosted versions (`None`: signing is off).
     signer: Option<Arc<Signer>>,
     /// The uplinks' signing keys, served beside ours.
@@ -113,7 +113,7 @@ impl Registry {
                 DEFAULT_SEARCH_REVALIDATION,
             )),
             storage,
-            listing: listing::Listing::default(),
+            listing: package_summaries::Listing::default(),
             signer: None,
             uplink_keys: None,
         }

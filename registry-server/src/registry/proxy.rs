@@ -4,7 +4,7 @@
 //! the URL and integrity of the upstream packument, never the client's).
 
 use super::cache::{Document, Kind};
-use super::read::{build_failed, local_source};
+use super::read::{Cached, build_failed, flight, local_source};
 use super::{Registry, Result, not_found, packument_key};
 use crate::package::PackageName;
 use crate::package::packument::{Inputs, Packument, Sign, Source};
@@ -52,27 +52,18 @@ impl Registry {
         let proxies = self.rules.proxies(name.as_str());
         let maxage = uplinks.maxage(proxies);
         let minute = self.minute(name);
-        if let Some(d) = self
-            .cache
-            .get(name.as_str())
-            .filter(|d| d.has(kind) && d.minute == minute && d.keys == self.keys_generation())
-            && d.upstream_is_fresh(maxage, proxies)
-        {
-            if !self.cache.is_due(&d) {
-                self.metrics.cache(true);
-                return Ok(d);
-            }
-            if self.storage.revision(&packument_key(name)?).await? == d.local {
-                self.cache.confirmed(&d);
-                self.metrics.cache(true);
-                return Ok(d);
-            }
+        let usable = |d: &Document| d.minute == minute && d.upstream_is_fresh(maxage, proxies);
+        match self.cached(name, kind, usable).await? {
+            Cached::Current(d) => return Ok(d),
+            // The local data went away: a document of the upstream's alone is built.
+            Cached::Gone => self.metrics.cache(false),
+            Cached::Stale => {}
         }
-        self.metrics.cache(false);
         let generation = self.cache.generation();
-        let flight = format!("{name}\0{generation}\0{kind:?}");
         self.builds
-            .run(&flight, || self.build_proxied(name, kind, generation, minute))
+            .run(&flight(name, generation, kind), || {
+                self.build_proxied(name, kind, generation, minute)
+            })
             .await
     }
 
@@ -128,7 +119,7 @@ impl Registry {
             Some(_) => match self.storage.read(&key).await? {
                 Some(v) => {
                     let n = name.clone();
-                    let source = crate::work::cpu(move || local_source(&n, v.bytes))
+                    let source = crate::cpu_pool::cpu(move || local_source(&n, v.bytes))
                         .await
                         .map_err(build_failed)??;
                     source.map(|s| (v.revision, s))
@@ -146,6 +137,13 @@ impl Registry {
             None => None,
         };
         let room = upstream.as_ref().and_then(|u| u.room.clone());
+        // A copy not built from before may be signed with keys the uplink did not list yet.
+        let new_copy = upstream.as_ref().is_some_and(|u| {
+            cached
+                .as_ref()
+                .and_then(|d| d.upstream.as_ref())
+                .is_none_or(|c| !Arc::ptr_eq(c, &u.copy))
+        });
         let (n, filter, full) = (
             name.clone(),
             self.rules.filter(name.as_str()).clone(),
@@ -156,7 +154,9 @@ impl Registry {
             upstream.as_ref().map(|u| u.source.clone()),
         );
         let sign = self.sign();
-        let packument = crate::work::cpu(move || {
+        let looks_for_keys = new_copy && self.uplink_keys.is_some();
+        let (packument, keyids) = crate::cpu_pool::cpu(move || {
+            let keyids = u.as_ref().filter(|_| looks_for_keys).map(|u| u.signature_keyids());
             let inputs = Inputs {
                 name: &n,
                 local: l,
@@ -165,11 +165,15 @@ impl Registry {
                 now: Utc::now(),
                 sign: sign.as_ref().map(|f| f as &Sign),
             };
-            Packument::build(inputs, full)
+            (Packument::build(inputs, full), keyids)
         })
         .await
-        .map_err(build_failed)?
-        .ok_or_else(|| not_found(name))?;
+        .map_err(build_failed)?;
+        let packument = packument.ok_or_else(|| not_found(name))?;
+        if let (Some(keys), Some(ids), Some(u)) = (&self.uplink_keys, keyids, &upstream) {
+            // Before the document is served, so a version signed by a rotated key verifies.
+            keys.saw_keyids(&u.copy.uplink, &ids).await;
+        }
         let doc = Arc::new(Document::new(
             packument,
             local.map(|(r, _)| r),

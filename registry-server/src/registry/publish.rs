@@ -2,12 +2,13 @@
 //! once the merge has accepted them and before the metadata that names them.
 
 use super::write::{Prepare, Reading};
-use super::{Registry, RegistryError, Result, package_list, tarball_key};
+use super::{Registry, RegistryError, Result, packument_key, tarball_key, verdaccio_db};
 use crate::auth::Identity;
 use crate::auth::access::Action;
 use crate::package::provenance::Attestation;
-use crate::package::{PackageName, publish};
-use crate::storage::{StorageError, StorageKey, read_blob_bytes};
+use crate::package::{PackageName, deletion, publish};
+use crate::storage::document::put_blob_once;
+use crate::storage::{StorageKey, read_blob_bytes};
 use bytes::Bytes;
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -70,7 +71,7 @@ impl Registry {
             )
             .await?;
         if created {
-            package_list::add(self.storage.as_ref(), name).await?;
+            self.list_later(name);
         }
         Ok(())
     }
@@ -85,55 +86,49 @@ impl Registry {
         .key()?;
         let doc = json!({"attestations": [{"predicateType": a.predicate_type, "bundle": a.bundle}]});
         let bytes = Bytes::from(serde_json::to_vec(&doc).expect("JSON serializes"));
-        super::write::compare_and_swap(
-            key.as_str(),
-            Replace {
-                registry: self,
-                key: &key,
-                bytes,
-            },
-        )
-        .await
+        crate::storage::document::overwrite(self.storage.as_ref(), &key, bytes).await?;
+        Ok(())
+    }
+
+    /// Adds a new package to the package list after the publish is answered (one compare-and-swap
+    /// round trip less on the request path): the list is for Verdaccio, the repair pass and the
+    /// web UI's listing, none of which needs it within the moment this takes, and an entry lost
+    /// to a crash is added by the next repair pass.
+    fn list_later(&self, name: &PackageName) {
+        let (storage, name) = (self.storage.clone(), name.clone());
+        tokio::spawn(async move {
+            let listed = async {
+                verdaccio_db::add(storage.as_ref(), &name).await?;
+                // Unpublished meanwhile (its tombstone written before this add, its own removal
+                // from the list perhaps too): take the entry out again.
+                let stored = storage.read(&packument_key(&name)?).await?;
+                let gone = stored.is_none_or(|v| {
+                    serde_json::from_slice::<Value>(&v.bytes).is_ok_and(|d| deletion::is_tombstone(&d))
+                });
+                if gone {
+                    verdaccio_db::remove(storage.as_ref(), &name).await?;
+                }
+                Ok::<_, RegistryError>(())
+            };
+            if let Err(e) = listed.await {
+                tracing::warn!(package = %name, error = %e, "package list not updated; the repair pass puts it right");
+            }
+        });
     }
 
     async fn store_tarball(&self, name: &PackageName, file: &str, bytes: &[u8]) -> Result<()> {
         let key = tarball_key(name, file)?;
-        match self.storage.put_blob(&key, Bytes::copy_from_slice(bytes)).await {
-            Ok(()) => Ok(()),
-            Err(StorageError::AlreadyExists(_)) => {
-                // A retried publish of identical bytes is fine; anything else would silently
-                // change a tarball whose integrity someone may already have recorded.
-                if read_blob_bytes(self.storage.as_ref(), &key).await?.as_deref() == Some(bytes) {
-                    Ok(())
-                } else {
-                    Err(RegistryError::Conflict(format!(
-                        "a different tarball {file} is already stored for {name}; publish a new version"
-                    )))
-                }
-            }
-            Err(e) => Err(e.into()),
+        let storage = self.storage.as_ref();
+        // A retried publish of identical bytes is fine; anything else would silently change a
+        // tarball whose integrity someone may already have recorded.
+        if put_blob_once(storage, &key, Bytes::copy_from_slice(bytes)).await?
+            || read_blob_bytes(storage, &key).await?.as_deref() == Some(bytes)
+        {
+            Ok(())
+        } else {
+            Err(RegistryError::Conflict(format!(
+                "a different tarball {file} is already stored for {name}; publish a new version"
+            )))
         }
-    }
-}
-
-/// One attempt at replacing a small document whatever it holds.
-struct Replace<'a> {
-    registry: &'a Registry,
-    key: &'a crate::storage::Key,
-    bytes: Bytes,
-}
-
-impl super::write::Attempt for Replace<'_> {
-    type Output = ();
-
-    async fn run(&mut self, _attempt: u32) -> Result<Option<()>> {
-        let current = self.registry.storage.revision(self.key).await?;
-        super::write::won(
-            self.registry
-                .storage
-                .write(self.key, self.bytes.clone(), current.as_ref())
-                .await,
-        )
-        .map(|w| w.map(|_| ()))
     }
 }

@@ -16,6 +16,22 @@ use serde_json::Value;
 use std::sync::Arc;
 
 /// A failed build (a panic in it) as the error its callers get.
+/// What [`Registry::cached`] found.
+pub(super) enum Cached {
+    /// Current: serve it.
+    Current(Arc<Document>),
+    /// Not cached, or changed since: build it again.
+    Stale,
+    /// Built from local data storage no longer has.
+    Gone,
+}
+
+/// The single-flight key of a document build: one build per package, cache generation and kind
+/// at a time; the requests that ask meanwhile share its outcome.
+pub(super) fn flight(name: &PackageName, generation: u64, kind: Kind) -> String {
+    format!("{name}\0{generation}\0{kind:?}")
+}
+
 pub(super) fn build_failed(e: String) -> RegistryError {
     StorageError::Unavailable(format!("packument preparation failed: {e}")).into()
 }
@@ -49,7 +65,7 @@ impl Registry {
         let (local, upstream) = (local.cloned(), upstream.cloned());
         let filter = self.rules.filter(name.as_str()).clone();
         let n = name.clone();
-        crate::work::cpu(move || {
+        crate::cpu_pool::cpu(move || {
             let parse = |s: &Source| serde_json::from_slice::<Value>(s.bytes()).map_err(|e| corrupt(&n, e));
             let local = local.as_deref().map(parse).transpose()?;
             let upstream = match upstream.as_deref().map(parse).transpose()? {
@@ -93,35 +109,54 @@ impl Registry {
         if self.proxied(name) {
             return self.proxied_document(name, kind).await;
         }
-        let key = packument_key(name)?;
-        if let Some(d) = self
+        match self.cached(name, kind, |d| d.upstream.is_none()).await? {
+            Cached::Current(d) => return Ok(d),
+            Cached::Gone => {
+                self.cache.invalidate(name);
+                return Err(not_found(name));
+            }
+            Cached::Stale => {}
+        }
+        let generation = self.cache.generation();
+        self.builds
+            .run(&flight(name, generation, kind), || {
+                self.build_local(name, kind, generation)
+            })
+            .await
+    }
+
+    /// The read path's one freshness check: the cached document of `name` with `kind` in it,
+    /// when `usable` and signed with the current keys, is current while it is not due for
+    /// revalidation, or when storage is still at the local revision it was built from (a stat,
+    /// a HEAD). Counts a hit or a miss (not a document that is gone: the caller decides).
+    pub(super) async fn cached(
+        &self,
+        name: &PackageName,
+        kind: Kind,
+        usable: impl Fn(&Document) -> bool,
+    ) -> Result<Cached> {
+        let found = self
             .cache
             .get(name.as_str())
-            .filter(|d| d.has(kind) && d.upstream.is_none() && d.keys == self.keys_generation())
-        {
-            if !self.cache.is_due(&d) {
-                self.metrics.cache(true);
-                return Ok(d);
-            }
-            match self.storage.revision(&key).await? {
-                Some(r) if Some(&r) == d.local.as_ref() => {
+            .filter(|d| d.has(kind) && d.keys == self.keys_generation() && usable(d));
+        let outcome = match found {
+            None => Cached::Stale,
+            Some(d) if !self.cache.is_due(&d) => Cached::Current(d),
+            Some(d) => match self.storage.revision(&packument_key(name)?).await? {
+                r if r == d.local => {
                     self.cache.confirmed(&d);
-                    self.metrics.cache(true);
-                    return Ok(d);
+                    Cached::Current(d)
                 }
-                None => {
-                    self.cache.invalidate(name);
-                    return Err(not_found(name));
-                }
-                Some(_) => {}
-            }
+                None => Cached::Gone,
+                Some(_) => Cached::Stale,
+            },
+        };
+        match outcome {
+            Cached::Current(_) => self.metrics.cache(true),
+            Cached::Stale => self.metrics.cache(false),
+            Cached::Gone => {}
         }
-        self.metrics.cache(false);
-        let generation = self.cache.generation();
-        let flight = format!("{name}\0{generation}\0{kind:?}");
-        self.builds
-            .run(&flight, || self.build_local(name, kind, generation))
-            .await
+        Ok(outcome)
     }
 
     async fn build_local(&self, name: &PackageName, kind: Kind, generation: u64) -> Result<Arc<Document>> {
@@ -131,7 +166,7 @@ impl Registry {
             .await?
             .ok_or_else(|| not_found(name))?;
         let (n, keys, sign) = (name.clone(), self.keys_generation(), self.sign());
-        let packument = crate::work::cpu(move || -> Result<Packument> {
+        let packument = crate::cpu_pool::cpu(move || -> Result<Packument> {
             let local = local_source(&n, stored.bytes)?.ok_or_else(|| not_found(&n))?;
             let inputs = Inputs {
                 name: &n,

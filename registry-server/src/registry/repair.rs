@@ -1,5 +1,5 @@
 //! Leftover repair: a background pass over every local package, run by one replica at a time (a
-//! lease document written with compare-and-swap; a replica that dies loses it when it expires),
+//! lease, `storage::document::Lease`; a replica that dies loses it when it expires),
 //! every step idempotent and made through the package's compare-and-swap path:
 //! - deletions whose deleter stopped (crash, kill) are finished (`deletes`);
 //! - orphan tarballs (no version names them, written longer ago than the grace period, so no
@@ -8,12 +8,12 @@
 //! - the package list gets the packages it misses and loses the ones that are gone;
 //! - temp files of interrupted writes are swept.
 
-use super::deletes::Step;
-use super::{Registry, Result, package_list, packument_key, parse_doc, tarball_key};
+use super::tarball_deletion::Step;
+use super::{Registry, Result, packument_key, parse_doc, tarball_key, verdaccio_db};
 use crate::package::search::{self, Entry};
 use crate::package::{PackageName, deletion, packument};
-use crate::storage::{Storage, StorageError, StorageKey};
-use bytes::Bytes;
+use crate::storage::document::Lease;
+use crate::storage::{Storage, StorageKey};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -72,86 +72,39 @@ impl Repaired {
     }
 }
 
-/// The repair lease: which replica runs a pass, until when (renewed while it runs), and when
-/// the last pass ended. A replica that dies mid-pass holds it at most [`LEASE_TTL`].
+/// What the repair lease stores besides its holder and term: when the last pass ended.
 #[derive(Debug, Serialize, Deserialize)]
-struct Lease {
-    holder: String,
-    until: DateTime<Utc>,
+struct LastPass {
     #[serde(default)]
     last_pass: Option<DateTime<Utc>>,
 }
 
+/// A replica that dies mid-pass holds the lease at most this long.
 const LEASE_TTL: Duration = Duration::from_secs(300);
 /// How often a running pass renews its lease.
 const RENEW_AFTER: Duration = Duration::from_secs(60);
 
-fn ttl(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
-
-/// The lease, held by this replica while it runs a pass.
+/// The repair lease, held by this replica while it runs a pass.
 struct Held<'s> {
-    storage: &'s dyn Storage,
-    holder: String,
-    revision: crate::storage::Revision,
-    last_pass: Option<DateTime<Utc>>,
+    lease: Lease<'s, LastPass>,
     renewed: std::time::Instant,
 }
 
 impl<'s> Held<'s> {
     /// Takes the lease when nobody holds it and no pass ended within `interval`.
     async fn take(storage: &'s dyn Storage, holder: &str, interval: Duration) -> Result<Option<Held<'s>>> {
-        let key = StorageKey::RepairLease.key()?;
         let now = Utc::now();
-        let current = storage.read(&key).await?;
-        let lease = current
-            .as_ref()
-            .and_then(|v| serde_json::from_slice::<Lease>(&v.bytes).ok());
-        if let Some(l) = &lease
-            && ((l.holder != holder && l.until > now) || l.last_pass.is_some_and(|t| now - t < ttl(interval)))
-        {
-            return Ok(None);
-        }
-        let last_pass = lease.and_then(|l| l.last_pass);
-        let mut held = Held {
-            storage,
-            holder: holder.to_owned(),
-            revision: crate::storage::Revision(String::new()),
-            last_pass,
+        let interval = chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::MAX);
+        let lease = Lease::take(storage, StorageKey::RepairLease.key()?, holder, LEASE_TTL, |stored| {
+            let last_pass = stored.and_then(|d: LastPass| d.last_pass);
+            let due = last_pass.is_none_or(|t| now - t >= interval);
+            due.then_some(LastPass { last_pass })
+        })
+        .await?;
+        Ok(lease.map(|lease| Held {
+            lease,
             renewed: std::time::Instant::now(),
-        };
-        let expected = current.map(|v| v.revision);
-        Ok(held
-            .write(expected.as_ref(), now + ttl(LEASE_TTL), last_pass)
-            .await?
-            .then_some(held))
-    }
-
-    async fn write(
-        &mut self,
-        expected: Option<&crate::storage::Revision>,
-        until: DateTime<Utc>,
-        last_pass: Option<DateTime<Utc>>,
-    ) -> Result<bool> {
-        let lease = Lease {
-            holder: self.holder.clone(),
-            until,
-            last_pass,
-        };
-        let bytes = Bytes::from(serde_json::to_vec(&lease).expect("serializes"));
-        match self
-            .storage
-            .write(&StorageKey::RepairLease.key()?, bytes, expected)
-            .await
-        {
-            Ok(r) => {
-                self.revision = r;
-                Ok(true)
-            }
-            Err(StorageError::Conflict(_)) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        }))
     }
 
     /// Renews the lease when due; false when it was lost (the pass must stop).
@@ -160,15 +113,15 @@ impl<'s> Held<'s> {
             return Ok(true);
         }
         self.renewed = std::time::Instant::now();
-        let rev = self.revision.clone();
-        self.write(Some(&rev), Utc::now() + ttl(LEASE_TTL), self.last_pass)
-            .await
+        Ok(self.lease.renew().await?)
     }
 
     /// Lets the lease go, recording that a pass just ended.
-    async fn release(mut self) -> Result<()> {
-        let (rev, now) = (self.revision.clone(), Utc::now());
-        self.write(Some(&rev), now, Some(now)).await.map(|_| ())
+    async fn release(self) -> Result<()> {
+        let ended = LastPass {
+            last_pass: Some(Utc::now()),
+        };
+        Ok(self.lease.release(ended).await?)
     }
 }
 
@@ -224,7 +177,7 @@ impl Registry {
     async fn repair_with(&self, lease: &mut Held<'_>) -> Result<Repaired> {
         let mut done = Repaired::default();
         let started = Utc::now();
-        let listed: BTreeSet<String> = package_list::read(self.storage.as_ref()).await?.into_iter().collect();
+        let listed: BTreeSet<String> = verdaccio_db::read(self.storage.as_ref()).await?.into_iter().collect();
         let mut present = BTreeSet::new();
         let mut entries = Vec::new();
         let mut skipped = BTreeSet::new();
@@ -251,7 +204,7 @@ impl Registry {
         done.search_entries = self.search.reconcile(entries, &skipped, started).await?;
         for name in present.difference(&listed) {
             if let Ok(n) = PackageName::parse(name) {
-                package_list::add(self.storage.as_ref(), &n).await?;
+                verdaccio_db::add(self.storage.as_ref(), &n).await?;
                 done.listed += 1;
             }
         }
@@ -260,7 +213,7 @@ impl Registry {
                 continue;
             };
             if self.read_doc(&n).await?.is_none() {
-                package_list::remove(self.storage.as_ref(), &n).await?;
+                verdaccio_db::remove(self.storage.as_ref(), &n).await?;
                 done.unlisted += 1;
             }
         }

@@ -8,7 +8,7 @@ use super::{Registry, Result};
 use crate::auth::Identity;
 use crate::auth::access::Action;
 use crate::package::search::{self, Entry};
-use crate::package::{PackageName, deletion, shallow};
+use crate::package::{PackageName, deletion, raw_manifests};
 use serde_json::Value;
 
 impl Registry {
@@ -56,7 +56,7 @@ impl Registry {
     }
 
     /// The entry of a packument just written (`stored`: the manifests a publish kept raw).
-    pub(super) fn index_written(&self, name: &PackageName, doc: &Value, stored: Option<&shallow::Stored>) {
+    pub(super) fn index_written(&self, name: &PackageName, doc: &Value, stored: Option<&raw_manifests::Stored>) {
         let change = if deletion::is_tombstone(doc) || doc.get("versions").is_none() {
             removal(doc, 0)
         } else {

@@ -10,8 +10,8 @@
 //! twice [`Entry::weight`] plus ~200 bytes per package.
 
 use super::Result;
-use super::write::{Attempt, compare_and_swap, won};
 use crate::package::search::{Entry, Searchable};
+use crate::storage::document::{self, Attempt};
 use crate::storage::{Key, Revision, Storage, StorageKey};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -144,7 +144,7 @@ impl SearchIndex {
                 key: shard_key(i),
                 changes: &changes,
             };
-            match compare_and_swap("the search index", write).await {
+            match document::retry("the search index", write).await {
                 Ok((revision, entries)) => self.install(i, revision, entries),
                 Err(e) => {
                     // Kept for the next try (unless newer changes came meanwhile).
@@ -258,7 +258,7 @@ impl SearchIndex {
                 skipped,
                 since,
             };
-            let (n, revision, entries) = compare_and_swap("the search index", write).await?;
+            let (n, revision, entries) = document::retry("the search index", write).await?;
             changed += n;
             self.install(i, revision, entries);
         }
@@ -266,7 +266,7 @@ impl SearchIndex {
         let current = self.storage.revision(&marker_key()).await?;
         if current.is_none() {
             let bytes = Bytes::from(serde_json::to_vec(&marker).expect("serializes"));
-            won(self.storage.write(&marker_key(), bytes, None).await)?;
+            document::replace_at(self.storage.as_ref(), &marker_key(), bytes, None).await?;
         }
         Ok(changed)
     }
@@ -313,7 +313,7 @@ async fn write_shard(
     expected: Option<&Revision>,
 ) -> Result<Option<Revision>> {
     let bytes = Bytes::from(serde_json::to_vec(doc).expect("serializes"));
-    won(storage.write(key, bytes, expected).await)
+    Ok(document::replace_at(storage, key, bytes, expected).await?)
 }
 
 /// One attempt at writing changes into a shard; its result is the shard as stored after it.
@@ -325,6 +325,7 @@ struct ShardWrite<'a> {
 
 impl Attempt for ShardWrite<'_> {
     type Output = (Option<Revision>, BTreeMap<String, Entry>);
+    type Error = super::RegistryError;
 
     async fn run(&mut self, _attempt: u32) -> Result<Option<Self::Output>> {
         let (revision, mut doc) = read_shard(self.storage, &self.key).await?;
@@ -351,6 +352,7 @@ struct Reconcile<'a> {
 
 impl Attempt for Reconcile<'_> {
     type Output = (usize, Option<Revision>, BTreeMap<String, Entry>);
+    type Error = super::RegistryError;
 
     async fn run(&mut self, _attempt: u32) -> Result<Option<Self::Output>> {
         let (revision, stored) = read_shard(self.storage, &self.key).await?;

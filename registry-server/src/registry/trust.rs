@@ -7,7 +7,8 @@ use super::{Registry, RegistryError, Result, not_found};
 use crate::auth::Identity;
 use crate::auth::access::Action;
 use crate::package::PackageName;
-use crate::storage::{Key, StorageError, StorageKey};
+use crate::storage::document;
+use crate::storage::{Key, StorageKey};
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -108,9 +109,10 @@ impl Registry {
                         tracing::warn!(package = %name, version, uplink, "the uplink's attestations are not an attestations document");
                         continue;
                     }
-                    match self.storage.write(&key, body.clone(), None).await {
-                        Ok(_) | Err(StorageError::Conflict(_) | StorageError::AlreadyExists(_)) => {}
-                        Err(e) => tracing::warn!(package = %name, version, error = %e, "attestations not cached"),
+                    // Another replica's copy of the same answer will do as well as ours.
+                    let cached = document::replace_at(self.storage.as_ref(), &key, body.clone(), None).await;
+                    if let Err(e) = cached {
+                        tracing::warn!(package = %name, version, error = %e, "attestations not cached");
                     }
                     return Ok(body);
                 }

@@ -2,8 +2,8 @@
 //! version already removed from the packument. Both are deletions in the three steps of
 //! `package::deletion`, so a publish racing them never ends with a version whose tarball is gone.
 
-use super::deletes::Step;
-use super::{Registry, Result, not_found, package_list};
+use super::tarball_deletion::Step;
+use super::{Registry, Result, not_found, verdaccio_db};
 use crate::auth::Identity;
 use crate::auth::access::Action;
 use crate::package::{PackageName, deletion, update};
@@ -25,10 +25,10 @@ impl Registry {
                 Ok((Step::Write(tombstone), files))
             })
             .await?;
-        package_list::remove(self.storage.as_ref(), name).await?;
+        verdaccio_db::remove(self.storage.as_ref(), name).await?;
         if self.delete_marked(name, &files, now).await? {
             // Published again while its old tarballs went: it stays listed.
-            package_list::add(self.storage.as_ref(), name).await?;
+            verdaccio_db::add(self.storage.as_ref(), name).await?;
         }
         tracing::info!(package = %name, tarballs = files.len(), "package unpublished");
         Ok(())

@@ -1,7 +1,6 @@
-//! Writes: the one compare-and-swap loop and its retry policy, used for every document the
-//! registry changes (packuments, the package list). One writer at a time per package in this
-//! process (they queue instead of losing races to each other), and the packument each package was
-//! last published to kept parsed, so the next publish to a busy package checks the revision (a
+//! Packument writes, through the storage floor's retry loop (`storage::document`). One writer at
+//! a time per package in this process (they queue instead of losing races to each other), and the
+//! packument each package was last published to kept parsed, so the next publish to a busy package checks the revision (a
 //! stat, a HEAD) instead of reading and parsing the whole document again.
 //!
 //! A packument change never sees a tombstone (`package::deletion`): it gets `None`, as for a
@@ -10,49 +9,17 @@
 //! is over.
 
 use super::{Registry, RegistryError, Result, corrupt, packument_key, parse_doc};
-use crate::package::{PackageName, deletion, revision, shallow};
-use crate::storage::{Key, Revision, StorageError};
+use crate::package::{PackageName, deletion, raw_manifests, revision};
+use crate::storage::document::{self, Attempt};
+use crate::storage::{Key, Revision};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Attempts of one compare-and-swap change before giving up with `Contended`.
-pub(super) const MAX_ATTEMPTS: u32 = 100;
-
 /// Room for kept packuments, in bytes of their JSON (they take about twice that in memory).
 const PUBLISHED_CACHE: u64 = 16 * 1024 * 1024;
-
-/// One read → change → write of a document, for [`compare_and_swap`]; `Ok(None)` when the
-/// write lost a race (the document changed since it was read).
-pub(super) trait Attempt: Send {
-    type Output;
-    fn run(&mut self, attempt: u32) -> impl Future<Output = Result<Option<Self::Output>>> + Send;
-}
-
-/// Runs `change` until it writes, again after each lost race following a jittered backoff that
-/// grows a little with each one; gives up with `Contended` (naming `subject`) after
-/// [`MAX_ATTEMPTS`].
-pub(super) async fn compare_and_swap<A: Attempt>(subject: &str, mut change: A) -> Result<A::Output> {
-    for attempt in 0..MAX_ATTEMPTS {
-        if let Some(done) = change.run(attempt).await? {
-            return Ok(done);
-        }
-        let ms = rand::random_range(1..=(5 + attempt as u64 * 2).min(50));
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
-    Err(RegistryError::Contended(subject.to_owned()))
-}
-
-/// A write's result as [`compare_and_swap`] wants it: a lost race is `None`.
-pub(super) fn won<T>(written: Result<T, StorageError>) -> Result<Option<T>> {
-    match written {
-        Ok(r) => Ok(Some(r)),
-        Err(StorageError::Conflict(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
 
 /// Work a change does after reading and before writing, in every attempt (a publish stores its
 /// tarballs there). Run again on each retry: a tarball stored before a lost race may have been
@@ -61,7 +28,7 @@ pub(super) fn won<T>(written: Result<T, StorageError>) -> Result<Option<T>> {
 pub(super) type Prepare<'r> = Box<dyn FnMut() -> BoxFuture<'r, Result<()>> + Send + 'r>;
 
 /// How [`Registry::modify`] reads the stored document: whole, or for a change that only adds
-/// versions, with the stored manifests kept as raw text (`package::shallow`).
+/// versions, with the stored manifests kept as raw text (`package::raw_manifests`).
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Reading {
     Whole,
@@ -89,7 +56,7 @@ impl Writes {
     }
 }
 
-/// A packument as this process wrote it, in the form a publish reads it ([`shallow`]).
+/// A packument as this process wrote it, in the form a publish reads it ([`raw_manifests`]).
 struct Published {
     weight: u32,
     kept: std::sync::Mutex<Option<Kept>>,
@@ -98,7 +65,7 @@ struct Published {
 struct Kept {
     revision: Revision,
     doc: Value,
-    stored: shallow::Stored<'static>,
+    stored: raw_manifests::Stored<'static>,
 }
 
 impl Registry {
@@ -127,7 +94,7 @@ impl Registry {
             change,
             prepare,
         };
-        compare_and_swap(name.as_str(), change).await
+        document::retry(name.as_str(), change).await
     }
 
     /// The packument this process last published for `name`, if storage is still at that
@@ -149,7 +116,7 @@ impl Registry {
         name: &PackageName,
         revision: Revision,
         mut doc: Value,
-        mut stored: shallow::Stored<'static>,
+        mut stored: raw_manifests::Stored<'static>,
         weight: u32,
     ) {
         stored.absorb(&mut doc);
@@ -178,6 +145,7 @@ where
     T: Send,
 {
     type Output = T;
+    type Error = RegistryError;
 
     async fn run(&mut self, attempt: u32) -> Result<Option<T>> {
         let (registry, name, key) = (self.registry, self.name, &self.key);
@@ -185,14 +153,14 @@ where
         let (revision, doc, stored) = match registry.kept(name, key, adding && attempt == 0).await? {
             Some(k) => (Some(k.revision), Some(k.doc), k.stored),
             None => match (registry.storage.read(key).await?, self.reading) {
-                (None, _) => (None, None, shallow::Stored::default()),
+                (None, _) => (None, None, raw_manifests::Stored::default()),
                 (Some(v), Reading::Whole) => (
                     Some(v.revision),
                     Some(parse_doc(name, &v.bytes)?),
-                    shallow::Stored::default(),
+                    raw_manifests::Stored::default(),
                 ),
                 (Some(v), Reading::AddingVersions) => {
-                    let (doc, stored) = shallow::parse(&v.bytes).map_err(|e| corrupt(name, e))?;
+                    let (doc, stored) = raw_manifests::parse(&v.bytes).map_err(|e| corrupt(name, e))?;
                     // Owned, to be kept after the write: one copy of the raw manifests, in place
                     // of the read and parse the next publish to this package saves.
                     (Some(v.revision), Some(doc), stored.into_owned())
@@ -218,7 +186,9 @@ where
             prepare().await?;
         }
         let weight = bytes.len().try_into().unwrap_or(u32::MAX);
-        let Some(written) = won(registry.storage.write(key, Bytes::from(bytes), revision.as_ref()).await)? else {
+        let written =
+            document::replace_at(registry.storage.as_ref(), key, Bytes::from(bytes), revision.as_ref()).await?;
+        let Some(written) = written else {
             return Ok(None);
         };
         registry.cache.invalidate(name);

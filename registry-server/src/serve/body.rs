@@ -12,10 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
-/// A request body that moved less than [`MIN_BODY_RATE`] over the body timeout.
-#[derive(Debug, thiserror::Error)]
-#[error("the request body stopped arriving (less than {MIN_BODY_RATE} bytes a second for {0:?})")]
-pub struct BodyTimeout(pub Duration);
+pub use crate::http::error::BodyTimeout;
 
 pin_project! {
     /// A request body cut off (with [`BodyTimeout`]) when a window of `timeout` passes with less
@@ -76,7 +73,10 @@ where
                     .as_pin_mut()
                     .is_some_and(|d| d.poll(cx).is_ready());
                 if expired {
-                    Poll::Ready(Some(Err(Box::new(BodyTimeout(*this.timeout)))))
+                    Poll::Ready(Some(Err(Box::new(BodyTimeout {
+                        window: *this.timeout,
+                        min_rate: MIN_BODY_RATE,
+                    }))))
                 } else {
                     Poll::Pending
                 }

@@ -16,21 +16,19 @@
 
 mod activity;
 mod body;
-mod budget;
 mod clients;
 pub mod drain;
 
 pub use body::BodyTimeout;
-pub use budget::{release_body, reserve_body};
 
 use crate::config::{Connections, TrustedProxies};
+use crate::http::body_budget::{self, Budget};
 use crate::http::error::ApiError;
 use activity::{Activity, Timeouts, Verdict, Watched, judge};
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
-use budget::Budget;
 use clients::{Held, Open, PerAddress};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -247,7 +245,7 @@ async fn handle(
     let timeout = shared.timeouts.body;
     let mut req = req.map(|b| axum::body::Body::new(body::Progress::new(b, timeout)));
     req.extensions_mut().insert(ConnectInfo(peer));
-    let res = budget::scope(&shared.budget, shared.app.clone().oneshot(req))
+    let res = body_budget::scope(&shared.budget, shared.app.clone().oneshot(req))
         .await
         .unwrap_or_else(|e| match e {});
     activity.sending();

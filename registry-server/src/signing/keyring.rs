@@ -7,14 +7,12 @@
 use super::SigningError;
 use crate::config::{KeySource, RetiredKey, Signing};
 use crate::package::signature::{self, PublicKey, RegistryKey};
-use crate::storage::{Key, Revision, Storage, StorageError, StorageKey};
+use crate::storage::document::{self, Step};
+use crate::storage::{Key, Revision, Storage, StorageKey};
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-
-/// Attempts of a create or rotate before giving up (each lost race means another replica wrote).
-const ATTEMPTS: u32 = 10;
 
 #[derive(Debug, Clone)]
 pub struct Keyring {
@@ -196,43 +194,48 @@ async fn load_stored(
     now: DateTime<Utc>,
 ) -> Result<Keyring, SigningError> {
     let key = key_path();
-    for _ in 0..ATTEMPTS {
-        let (doc, revision) = match storage.read(&key).await? {
-            Some(v) => (parse_stored(&v.bytes)?, Some(v.revision)),
-            None => (Stored { keys: Vec::new() }, None),
-        };
-        let next = match &revision {
-            None => Stored {
+    let (next, revision) = document::update_raw_at(storage, &key, "the signing keyring", |stored| {
+        let Some(v) = stored else {
+            let next = Stored {
                 keys: vec![new_key(now)],
-            },
-            Some(revision) => {
-                let (ring, created) = ring_of(&doc, revision.clone())?;
-                let due = rotate_before.is_some_and(|t| now >= t && created < t);
-                if !due {
-                    return Ok(ring);
-                }
-                let mut keys = doc.keys.clone();
-                for k in keys.iter_mut().filter(|k| k.expires.is_none()) {
-                    k.expires = Some(stamp(now));
-                }
-                keys.push(new_key(now));
-                tracing::info!(retired = %ring.current.public().keyid, "rotating the signing key (signing.rotate_before)");
-                Stored { keys }
-            }
+            };
+            return Ok(Step::Write(to_bytes(&next), Outcome::Written(next)));
         };
-        let bytes = Bytes::from(serde_json::to_vec_pretty(&next).expect("keys serialize"));
-        match storage.write(&key, bytes, revision.as_ref()).await {
-            Ok(revision) => {
-                let (ring, _) = ring_of(&next, revision)?;
-                tracing::info!(keyid = %ring.current.public().keyid, "new signing key stored");
-                return Ok(ring);
-            }
-            // Another replica wrote first: use what it wrote.
-            Err(StorageError::Conflict(_) | StorageError::AlreadyExists(_)) => continue,
-            Err(e) => return Err(e.into()),
+        let doc = parse_stored(&v.bytes)?;
+        let (ring, created) = ring_of(&doc, v.revision.clone())?;
+        let due = rotate_before.is_some_and(|t| now >= t && created < t);
+        if !due {
+            return Ok(Step::Keep(Outcome::Current(Box::new(ring))));
         }
+        let mut keys = doc.keys.clone();
+        for k in keys.iter_mut().filter(|k| k.expires.is_none()) {
+            k.expires = Some(stamp(now));
+        }
+        keys.push(new_key(now));
+        tracing::info!(retired = %ring.current.public().keyid, "rotating the signing key (signing.rotate_before)");
+        let next = Stored { keys };
+        Ok::<_, SigningError>(Step::Write(to_bytes(&next), Outcome::Written(next)))
+    })
+    .await?;
+    match (next, revision) {
+        (Outcome::Current(ring), _) => Ok(*ring),
+        (Outcome::Written(next), Some(revision)) => {
+            let (ring, _) = ring_of(&next, revision)?;
+            tracing::info!(keyid = %ring.current.public().keyid, "new signing key stored");
+            Ok(ring)
+        }
+        (Outcome::Written(_), None) => unreachable!("a write leaves a revision"),
     }
-    Err(SigningError::Contended)
+}
+
+/// What [`load_stored`]'s update found: a keyring to use as stored, or the document it wrote.
+enum Outcome {
+    Current(Box<Keyring>),
+    Written(Stored),
+}
+
+fn to_bytes(doc: &Stored) -> Bytes {
+    Bytes::from(serde_json::to_vec_pretty(doc).expect("keys serialize"))
 }
 
 #[cfg(test)]

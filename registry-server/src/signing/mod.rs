@@ -41,13 +41,21 @@ pub enum SigningError {
     Storage(#[from] StorageError),
 }
 
+impl From<crate::storage::document::Contended> for SigningError {
+    fn from(_: crate::storage::document::Contended) -> Self {
+        SigningError::Contended
+    }
+}
+
 pub struct Signer {
     config: Signing,
     storage: Arc<dyn Storage>,
     /// `None` until the keys could be read: storage was unavailable at start (the server starts
     /// anyway and says so in `/-/ready`; the keys are read as soon as storage answers).
     ring: RwLock<Option<Arc<Keyring>>>,
-    /// Bumped whenever the keyring changes: documents prepared before carry old signatures.
+    /// A fingerprint of the signing key (`0`: none read yet): documents prepared under another
+    /// carry old signatures. The same in every process and after a restart, so the ETags of
+    /// documents signed by another key differ (a client or a proxy revalidating gets them anew).
     generation: AtomicU64,
     /// `keyid` + payload → signature.
     cache: Cache<String, Arc<str>>,
@@ -83,11 +91,12 @@ impl Signer {
             }
             Err(e) => return Err(e),
         };
+        let generation = ring.as_deref().map_or(0, fingerprint);
         let signer = Arc::new(Signer {
             config: config.clone(),
             storage,
             ring: RwLock::new(ring),
-            generation: AtomicU64::new(0),
+            generation: AtomicU64::new(generation),
             cache: Cache::builder()
                 .max_capacity(SIGNATURE_CACHE)
                 .weigher(|k: &String, v: &Arc<str>| (k.len() + v.len() + 64).try_into().unwrap_or(u32::MAX))
@@ -102,7 +111,7 @@ impl Signer {
         self.ring.read().expect("not poisoned").clone()
     }
 
-    /// Changes whenever the signing key does.
+    /// Changes whenever the signing key does (see `generation`).
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
@@ -144,11 +153,19 @@ impl Signer {
         let new = Keyring::load(&self.config, self.storage.as_ref()).await?;
         if ring.is_none_or(|r| new.origin != r.origin) {
             tracing::info!(keyid = %new.current.public().keyid, "signing keys changed");
+            let generation = fingerprint(&new);
             *self.ring.write().expect("not poisoned") = Some(Arc::new(new));
-            self.generation.fetch_add(1, Ordering::AcqRel);
+            self.generation.store(generation, Ordering::Release);
         }
         Ok(())
     }
+}
+
+/// The first 8 bytes of the SHA-256 of the signing key's id; never `0`.
+fn fingerprint(ring: &Keyring) -> u64 {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(ring.current.public().keyid.as_bytes());
+    u64::from_be_bytes(hash[..8].try_into().expect("8 bytes")).max(1)
 }
 
 /// Checks the key source every [`REFRESH_EVERY`] while the signer is in use.

@@ -2,10 +2,10 @@
 //! `dist.signatures`, and npm looks their key ids up in our `/-/npm/v1/keys`. Each uplink's
 //! `/-/npm/v1/keys` is fetched once, kept in storage (so replicas and restarts share it, and an
 //! uplink that is down still has its keys served), and fetched again after [`FRESH_FOR`], or
-//! sooner when a proxied version names a key id it did not list, at most once per
-//! [`RETRY_AFTER`]. An uplink that answers 404 or 400 has no keys.
+//! sooner when a proxied version names a key id it did not list (before that version is served),
+//! at most once per [`UNKNOWN_KEY_AFTER`]. An uplink that answers 404 or 400 has no keys.
 
-use crate::storage::{Storage, StorageKey};
+use crate::storage::{Storage, StorageKey, document};
 use crate::uplink::Uplinks;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 pub const FRESH_FOR: Duration = Duration::from_secs(3600);
 pub const RETRY_AFTER: Duration = Duration::from_secs(60);
+/// How soon after a fetch an unknown key id fetches again: a rotation upstream shows at once, and
+/// an uplink whose versions name keys it never lists costs one small request per this at most.
+pub const UNKNOWN_KEY_AFTER: Duration = Duration::from_secs(5);
 /// The largest keys document accepted from an uplink.
 const KEYS_LIMIT: usize = 256 * 1024;
 /// The most keys kept of one uplink.
@@ -123,9 +126,8 @@ impl UplinkKeys {
             Some(keys) => {
                 if let Ok(key) = (StorageKey::UplinkKeys { uplink }).key() {
                     let doc = serde_json::to_vec(&Stored { keys: keys.clone() }).expect("keys serialize");
-                    let current = self.storage.revision(&key).await.ok().flatten();
                     // Whoever writes last wins: every copy is a fresh answer of the uplink.
-                    if let Err(e) = self.storage.write(&key, Bytes::from(doc), current.as_ref()).await {
+                    if let Err(e) = document::overwrite(self.storage.as_ref(), &key, Bytes::from(doc)).await {
                         tracing::debug!(uplink, error = %e, "uplink keys not stored");
                     }
                 }
@@ -187,24 +189,37 @@ impl UplinkKeys {
         out
     }
 
-    /// A proxied version of `uplink` is signed with `keyid`: fetch the uplink's keys again when
-    /// it is not among them (a rotation upstream), within the retry bound.
-    pub fn saw_keyid(self: &Arc<Self>, uplink: &str, keyid: &str) {
-        let known = self.entry(uplink).is_some_and(|e| e.knows(keyid));
-        let retry = self
-            .entry(uplink)
-            .is_none_or(|e| e.attempted.is_none_or(|a| a.elapsed() >= RETRY_AFTER));
-        if !known && retry {
-            let me = self.clone();
-            let name = uplink.to_owned();
-            tokio::spawn(async move {
-                // An unknown key id makes even fresh keys due.
-                if let Some(e) = me.entries.lock().expect("not poisoned").get_mut(&name) {
-                    e.fetched = None;
-                }
-                me.fetch(&name).await
-            });
+    /// Proxied versions of `uplink` are signed with `keyids`: when one is not among the keys it
+    /// listed (a rotation upstream), they are fetched again now, within the retry bound, so the
+    /// version verifies as soon as it is served. An uplink whose keys were never asked for is
+    /// asked when they are.
+    pub async fn saw_keyids(&self, uplink: &str, keyids: &std::collections::BTreeSet<String>) {
+        if keyids.is_empty() {
+            return;
         }
+        let entry = match self.entry(uplink) {
+            Some(e) => e,
+            None => match self.stored(uplink).await {
+                Some(keys) => Entry {
+                    keys,
+                    fetched: None,
+                    attempted: None,
+                },
+                None => return,
+            },
+        };
+        let unknown = keyids.iter().any(|k| !entry.knows(k));
+        let retry = entry.attempted.is_none_or(|a| a.elapsed() >= UNKNOWN_KEY_AFTER);
+        if !(unknown && retry) {
+            return;
+        }
+        // An unknown key id makes even fresh (or just tried) keys due.
+        {
+            let mut entries = self.entries.lock().expect("not poisoned");
+            let e = entries.entry(uplink.to_owned()).or_insert(entry);
+            (e.fetched, e.attempted) = (None, None);
+        }
+        self.fetch(uplink).await;
     }
 }
 

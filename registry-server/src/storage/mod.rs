@@ -2,6 +2,7 @@
 //! compare-and-swap writes, and write-once blobs (tarballs) that are streamed on read.
 
 pub mod blob_cache;
+pub mod document;
 pub mod fs;
 pub mod instrumented;
 pub mod keys;

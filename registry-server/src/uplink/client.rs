@@ -1,7 +1,7 @@
 //! One upstream registry: HTTP requests with its timeout, headers and credentials, and its health.
 
-use super::budget::{Budget, Room};
 use super::health::Health;
+use super::packument_budget::{Budget, Room};
 use super::record;
 use crate::config::{Uplink, UplinkAuthKind};
 use crate::metrics::{Metrics, UplinkLabels};

@@ -7,17 +7,17 @@
 //! upstream request; large tarballs are downloaded to a spool file at upstream speed and read
 //! from there by every client ([`spool`]).
 
-mod budget;
 mod client;
 mod health;
 mod packument;
+mod packument_budget;
 mod record;
 mod spool;
 mod tarball;
 
-pub use budget::{Budget, Room};
 pub use client::{AuditAnswer, AuditRequest, FetchError, UplinkClient};
 pub use packument::{Refresh, Upstream, UpstreamCopy};
+pub use packument_budget::{Budget, Room};
 
 use crate::config::Uplink;
 use crate::metrics::Metrics;

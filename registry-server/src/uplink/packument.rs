@@ -3,10 +3,10 @@
 //! path, as received.
 
 use super::client::Packument;
-use super::{UplinkError, Uplinks, budget::Room, doc_key, escaped, now_ms, record};
+use super::{UplinkError, Uplinks, doc_key, escaped, now_ms, packument_budget::Room, record};
 use crate::package::PackageName;
 use crate::package::packument::{IndexError, Source};
-use crate::storage::Revision;
+use crate::storage::{Revision, document};
 use bytes::Bytes;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -84,7 +84,7 @@ pub enum Refresh {
 /// Indexes `body` and checks that it is the packument of `name`. CPU work, off the workers.
 async fn index(name: &PackageName, body: Bytes) -> Result<Arc<Source>, IndexError> {
     let n = name.to_string();
-    crate::work::cpu(move || {
+    crate::cpu_pool::cpu(move || {
         let s = Source::parse(body)?;
         s.validate(&n)?;
         Ok(Arc::new(s))
@@ -213,10 +213,11 @@ impl Uplinks {
         let storage = self.storage.clone();
         let name = name.to_string();
         tokio::spawn(async move {
-            match storage.write(&key, record, previous.as_ref()).await {
-                Ok(r) => *copy.revision.lock().expect("not poisoned") = Some(r),
+            match document::replace_at(storage.as_ref(), &key, record, previous.as_ref()).await {
+                Ok(Some(r)) => *copy.revision.lock().expect("not poisoned") = Some(r),
                 // Another replica stored a copy meanwhile, or storage is down: the copy in
                 // memory still serves.
+                Ok(None) => tracing::debug!(package = %name, "uplink cache entry stored by another replica"),
                 Err(e) => tracing::debug!(package = %name, error = %e, "uplink cache entry not stored"),
             }
         });

@@ -6,7 +6,7 @@
 
 use super::UplinkClient;
 use crate::package::integrity::Verifier;
-use crate::storage::{Blob, Key, Storage, StorageError};
+use crate::storage::{Blob, Key, Storage, document};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::os::unix::fs::FileExt;
@@ -117,9 +117,9 @@ async fn run(
     }
     tx.send_modify(|p| p.1 = State::Verified);
     if let Some((storage, key)) = store {
-        match storage.put_blob_file(&key, &spool.path).await {
-            Ok(()) | Err(StorageError::AlreadyExists(_)) => {}
-            Err(e) => tracing::warn!(package = %package, file = %file, error = %e, "tarball not cached"),
+        // Already stored (by another download) will do as well.
+        if let Err(e) = document::put_blob_file_once(storage.as_ref(), &key, &spool.path).await {
+            tracing::warn!(package = %package, file = %file, error = %e, "tarball not cached");
         }
     }
 }

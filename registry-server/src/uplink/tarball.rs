@@ -8,7 +8,7 @@ use super::{UplinkError, Uplinks, tarball_key};
 use crate::package::PackageName;
 use crate::package::integrity::Verifier;
 use crate::package::packument::UpstreamTarball;
-use crate::storage::{Blob, Key, StorageError};
+use crate::storage::{Blob, Key, StorageError, document};
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -128,9 +128,8 @@ impl Uplinks {
                 if let Some((storage, key)) = store {
                     let (b, package, file) = (bytes.clone(), name.to_string(), file.to_owned());
                     tokio::spawn(async move {
-                        match storage.put_blob(&key, b).await {
-                            Ok(()) | Err(StorageError::AlreadyExists(_)) => {}
-                            Err(e) => tracing::warn!(package, file, error = %e, "tarball not cached"),
+                        if let Err(e) = document::put_blob_once(storage.as_ref(), &key, b).await {
+                            tracing::warn!(package, file, error = %e, "tarball not cached");
                         }
                     });
                 }

@@ -22,14 +22,12 @@ mod redirect;
 mod respond;
 mod viewer;
 
-pub use redirect::package_redirect;
-
 use crate::auth::sessions::Sessions;
 use crate::auth::web_login::WebLogins;
 use crate::config;
-use crate::http::AppState;
+use crate::http::{AppState, Pages, Route};
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{get, post};
 use std::sync::Arc;
 
 /// The web UI's state: its settings, the session and web-login stores, assets and caches.
@@ -67,15 +65,24 @@ impl Web {
     }
 }
 
-/// A route of the UI: path, metrics label, handler. `http::router` adds them.
-pub type Route = (&'static str, &'static str, MethodRouter<AppState>);
+/// What the UI adds to the HTTP router: its routes, and browsers opening a package's API URL sent
+/// to its page.
+pub fn pages(state: &AppState) -> Pages {
+    let state = state.clone();
+    Pages {
+        routes: routes(&state.web),
+        around_packages: Box::new(move |packages| {
+            packages.layer(axum::middleware::from_fn_with_state(state, redirect::browser_to_page))
+        }),
+    }
+}
 
 /// The largest form body the UI reads. Forms are read without a share of
 /// `server.maxBodyBytesInFlight` (see `serve`), so each is kept small here.
 const FORM_LIMIT: usize = 16 * 1024;
 
 /// The UI's routes; with the UI off, only the home page, which answers 404.
-pub fn routes(web: &Web) -> Vec<Route> {
+fn routes(web: &Web) -> Vec<Route> {
     if !web.enabled {
         return vec![("/", "web", get(respond::disabled))];
     }

@@ -10,13 +10,13 @@ use super::readme;
 use super::respond::{self, failure};
 use super::viewer::Viewer;
 use crate::auth::Identity;
+use crate::cpu_pool;
 use crate::flight::Flights;
 use crate::http::AppState;
 use crate::http::path::split_name;
 use crate::package::PackageName;
 use crate::package::packument::client_view;
 use crate::registry::{Kind, Prepared, Registry, RegistryError, StorageError};
-use crate::work;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -113,7 +113,7 @@ impl PageCache {
                     return Ok(html);
                 }
                 let (bytes, started) = (markdown.len(), std::time::Instant::now());
-                let html: Arc<str> = work::detached(move || readme::render(&markdown)).await?.into();
+                let html: Arc<str> = cpu_pool::detached(move || readme::render(&markdown)).await?.into();
                 tracing::debug!(package = %name, bytes, html = html.len(), took_ms = started.elapsed().as_millis() as u64, "README rendered");
                 self.entries.insert(key.clone(), Item::Readme(html.clone()));
                 Ok(html)

@@ -7,9 +7,11 @@ use super::viewer::root_of;
 use super::{Web, viewer::Viewer};
 use crate::http::AppState;
 use crate::http::base_url::base_url;
+use crate::http::path::{self, PackagePath};
 use crate::package::PackageName;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
@@ -50,9 +52,19 @@ pub async fn verdaccio_static(State(web): State<Arc<Web>>, viewer: Viewer, Path(
     }
 }
 
-/// A browser asking for `/<name>` as HTML is sent to the package's page; `None` for everyone
-/// else (npm asks for JSON).
-pub fn package_redirect(state: &AppState, headers: &HeaderMap, name: &PackageName) -> Option<Response> {
+/// A layer around the package routes: a browser asking for `GET /<name>` as HTML is sent to the
+/// package's page; everyone else (npm asks for JSON) goes on to the API.
+pub async fn browser_to_page(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD)
+        && let Ok(PackagePath::Packument(name)) = path::parse(req.uri().path())
+        && let Some(page) = package_redirect(&state, req.headers(), &name)
+    {
+        return page;
+    }
+    next.run(req).await
+}
+
+fn package_redirect(state: &AppState, headers: &HeaderMap, name: &PackageName) -> Option<Response> {
     let html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

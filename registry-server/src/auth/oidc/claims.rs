@@ -5,14 +5,8 @@
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// One entry of a package rule's `trusted_publishers`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrustedPublisher {
-    /// Compared with the token's `iss` exactly.
-    pub issuer: String,
-    /// Claim name → the value or pattern it must match; never empty.
-    pub claims: BTreeMap<String, String>,
-}
+/// Config data (a package rule's `trusted_publishers`); how a token is matched against it is here.
+pub use crate::config::TrustedPublisher;
 
 /// Whether `value` matches `pattern`, where `*` matches any run of characters.
 pub fn glob_matches(pattern: &str, value: &str) -> bool {

@@ -346,6 +346,30 @@ fn version(o: &Offsets, key: &Cow<str>, raw: &RawValue) -> Version {
 }
 
 impl Source {
+    /// The key ids the versions' `dist.signatures` name: the signing keys an upstream uses.
+    pub fn signature_keyids(&self) -> std::collections::BTreeSet<String> {
+        #[derive(serde::Deserialize)]
+        struct Signature {
+            keyid: Option<String>,
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for dist in self.versions.values().filter_map(|v| v.dist.as_ref()) {
+            let Some(cut) = dist.signatures else {
+                continue;
+            };
+            // The cut is the member (and a comma): its value is the array it holds.
+            let text = &self.bytes[cut.range()];
+            let Some(at) = text.iter().position(|&b| b == b'[') else {
+                continue;
+            };
+            let mut values = serde_json::Deserializer::from_slice(&text[at..]).into_iter::<Vec<Signature>>();
+            if let Some(Ok(signatures)) = values.next() {
+                ids.extend(signatures.into_iter().filter_map(|s| s.keyid));
+            }
+        }
+        ids
+    }
+
     /// Indexes `bytes`, a JSON object. Nothing is checked beyond that (see [`Source::validate`]).
     pub fn parse(bytes: Bytes) -> Result<Self, IndexError> {
         if bytes.len() >= u32::MAX as usize {

@@ -131,7 +131,7 @@ impl Document {
 
 impl Drop for Document {
     fn drop(&mut self) {
-        crate::memory::freed(self.weight());
+        crate::allocator::freed(self.weight());
     }
 }
 

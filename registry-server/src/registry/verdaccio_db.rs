@@ -2,10 +2,10 @@
 //! `verdaccio-s3-db.json`: the backend names it), kept so Verdaccio can serve our storage and we
 //! can serve its storage; the `secret` and other keys are preserved.
 
-use super::Result;
-use super::write::{Attempt, compare_and_swap, won};
+use super::{RegistryError, Result};
 use crate::package::PackageName;
-use crate::storage::{Key, Storage};
+use crate::storage::Storage;
+use crate::storage::document::{self, Step};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
@@ -21,22 +21,12 @@ pub async fn read(storage: &dyn Storage) -> Result<Vec<String>> {
         .unwrap_or_default())
 }
 
-/// Adds or removes one name, keeping the rest of the document.
-struct Change<'a> {
-    storage: &'a dyn Storage,
-    key: Key,
-    name: &'a PackageName,
-    add: bool,
-}
-
-impl Attempt for Change<'_> {
-    type Output = ();
-
-    async fn run(&mut self, _attempt: u32) -> Result<Option<()>> {
-        let (storage, key, name) = (self.storage, &self.key, self.name);
-        let current = storage.read(key).await?;
+/// Adds or removes one name, keeping the rest of the document (one that does not parse is
+/// started again: Verdaccio rebuilds it the same way).
+async fn change(storage: &dyn Storage, name: &PackageName, add: bool) -> Result<()> {
+    let key = storage.package_list_key();
+    document::update_raw(storage, &key, "the list of local packages", |current| {
         let mut doc: Value = current
-            .as_ref()
             .and_then(|v| serde_json::from_slice(&v.bytes).ok())
             .filter(Value::is_object)
             .unwrap_or_else(|| json!({}));
@@ -45,25 +35,17 @@ impl Attempt for Change<'_> {
         }
         let list = doc["list"].as_array_mut().expect("set above");
         let present = list.iter().any(|v| v.as_str() == Some(name.as_str()));
-        match (self.add, present) {
-            (true, true) | (false, false) => return Ok(Some(())),
+        match (add, present) {
+            (true, true) | (false, false) => return Ok::<_, RegistryError>(Step::Keep(())),
             (true, false) => list.push(Value::String(name.to_string())),
             (false, true) => list.retain(|v| v.as_str() != Some(name.as_str())),
         }
-        let bytes = Bytes::from(serde_json::to_vec(&doc).expect("JSON serializes"));
-        Ok(won(storage.write(key, bytes, current.as_ref().map(|c| &c.revision)).await)?.map(|_| ()))
-    }
-}
-
-async fn change(storage: &dyn Storage, name: &PackageName, add: bool) -> Result<()> {
-    let key = storage.package_list_key();
-    let change = Change {
-        storage,
-        key,
-        name,
-        add,
-    };
-    compare_and_swap("the list of local packages", change).await
+        Ok(Step::Write(
+            Bytes::from(serde_json::to_vec(&doc).expect("JSON serializes")),
+            (),
+        ))
+    })
+    .await
 }
 
 pub async fn add(storage: &dyn Storage, name: &PackageName) -> Result<()> {

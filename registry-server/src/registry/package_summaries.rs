@@ -8,7 +8,7 @@
 //! A stand-in for the search index: [`Registry::list`] and [`Registry::dependents`] keep their
 //! shape (search-result entries, names) when an index answers them.
 
-use super::{Registry, RegistryError, Result, package_list, packument_key, tarball_key};
+use super::{Registry, RegistryError, Result, packument_key, tarball_key, verdaccio_db};
 use crate::auth::Identity;
 use crate::auth::access::Action;
 use crate::package::{PackageName, search};
@@ -144,7 +144,7 @@ impl Registry {
             .flat_map(|s| s.entries.iter())
             .map(|e| (e.name.to_string(), e.clone()))
             .collect();
-        let names = package_list::read(self.storage.as_ref()).await?;
+        let names = verdaccio_db::read(self.storage.as_ref()).await?;
         let mut entries: Vec<Arc<Entry>> = stream::iter(names)
             .map(|n| {
                 let old = known.get(&n).cloned();

@@ -422,6 +422,34 @@ pub struct RepairFile {
 /// The name of the S3 storage plugin under `store` (Verdaccio's `verdaccio-aws-s3-storage`).
 pub const S3_PLUGIN: &str = "aws-s3-storage";
 
+/// The keys of `store.aws-s3-storage` as the file spells them: the one home of these names (the
+/// server reads them by these, and a test holds them to [`S3StoreFile`]'s own spelling).
+pub mod s3_keys {
+    pub const BUCKET: &str = "bucket";
+    pub const KEY_PREFIX: &str = "keyPrefix";
+    pub const REGION: &str = "region";
+    pub const ENDPOINT: &str = "endpoint";
+    pub const FORCE_PATH_STYLE: &str = "s3ForcePathStyle";
+    pub const SSE_KMS_KEY_ID: &str = "sseKmsKeyId";
+    pub const TARBALL_REDIRECT: &str = "tarballRedirect";
+    pub const CONNECT_TIMEOUT: &str = "connectTimeout";
+    pub const REQUEST_TIMEOUT: &str = "requestTimeout";
+    pub const MAX_ATTEMPTS: &str = "maxAttempts";
+    /// Every key above, in [`super::S3StoreFile`]'s order.
+    pub const ALL: [&str; 10] = [
+        BUCKET,
+        KEY_PREFIX,
+        REGION,
+        ENDPOINT,
+        FORCE_PATH_STYLE,
+        SSE_KMS_KEY_ID,
+        TARBALL_REDIRECT,
+        CONNECT_TIMEOUT,
+        REQUEST_TIMEOUT,
+        MAX_ATTEMPTS,
+    ];
+}
+
 /// `store.aws-s3-storage`: the plugin's keys (camelCase, as Verdaccio spells them) plus ours
 /// (`sseKmsKeyId`, `tarballRedirect`, `connectTimeout`, `requestTimeout`, `maxAttempts`).
 /// Credentials are never part of the file.
@@ -538,5 +566,26 @@ mod tests {
             "bucket: b\nkeyPrefix: npm/\ns3ForcePathStyle: true\nsseKmsKeyId: k\nmaxAttempts: 3\n"
         );
         assert_eq!(serde_yaml::from_str::<S3StoreFile>(&yaml).unwrap(), s3);
+    }
+
+    #[test]
+    fn the_s3_key_names_are_the_sections_own() {
+        let every = S3StoreFile {
+            bucket: Some("b".into()),
+            key_prefix: Some("p".into()),
+            region: Some("r".into()),
+            endpoint: Some("e".into()),
+            force_path_style: Some(true),
+            sse_kms_key_id: Some("k".into()),
+            tarball_redirect: Some(Value::from(true)),
+            connect_timeout: Some(Value::from("1s")),
+            request_timeout: Some(Value::from("1s")),
+            max_attempts: Some(1),
+        };
+        let Value::Mapping(map) = serde_yaml::to_value(&every).unwrap() else {
+            panic!("a mapping");
+        };
+        let spelled: Vec<&str> = map.keys().map(|k| k.as_str().unwrap()).collect();
+        assert_eq!(spelled, s3_keys::ALL);
     }
 }

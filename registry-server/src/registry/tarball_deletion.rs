@@ -4,10 +4,11 @@
 //! steps do not take the package's writer queue: a writer waiting for a deletion may finish a
 //! stale one from inside its own attempt.
 
-use super::write::{Attempt, compare_and_swap, won};
+use super::RegistryError;
 use super::{Registry, Result, packument_key, parse_doc, tarball_key};
 use crate::package::{PackageName, deletion, revision};
 use crate::storage::Key;
+use crate::storage::document::{self, Attempt};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -33,6 +34,7 @@ where
     T: Send,
 {
     type Output = T;
+    type Error = RegistryError;
 
     async fn run(&mut self, _attempt: u32) -> Result<Option<T>> {
         let (registry, key) = (self.registry, &self.key);
@@ -45,14 +47,16 @@ where
             (Step::Write(mut doc), revision) => {
                 doc["_rev"] = Value::String(revision::next(doc.get("_rev").and_then(Value::as_str)));
                 let bytes = Bytes::from(serde_json::to_vec_pretty(&doc).expect("JSON serializes"));
-                let written = won(registry.storage.write(key, bytes, revision.as_ref()).await)?;
+                let written = document::replace_at(registry.storage.as_ref(), key, bytes, revision.as_ref()).await?;
                 if written.is_some() {
                     registry.index_written(self.name, &doc, None);
                 }
                 written.map(|_| ())
             }
             (Step::Delete, Some(revision)) => {
-                let deleted = won(registry.storage.delete(key, &revision).await)?;
+                let deleted = document::delete_at(registry.storage.as_ref(), key, &revision)
+                    .await?
+                    .then_some(());
                 if let (Some(()), Some(doc)) = (&deleted, &doc) {
                     registry.index_deleted(self.name, doc);
                 }
@@ -77,7 +81,7 @@ impl Registry {
             key: packument_key(name)?,
             step,
         };
-        compare_and_swap(name.as_str(), attempt).await
+        document::retry(name.as_str(), attempt).await
     }
 
     /// Steps 2 and 3: deletes the blobs of `files` (marked at `claimed`), then drops their marks;

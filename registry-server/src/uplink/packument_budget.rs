@@ -88,7 +88,7 @@ struct Owned {
 impl Drop for Owned {
     fn drop(&mut self) {
         self.room.release();
-        crate::memory::freed(self.bytes.len());
+        crate::allocator::freed(self.bytes.len());
     }
 }
 

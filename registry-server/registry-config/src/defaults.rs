@@ -29,6 +29,14 @@ pub const UPLINK_MAX_FAILS: u32 = 2;
 pub const UPLINK_MAX_PACKUMENT_SIZE: u64 = 64 * MIB;
 /// `uplinks.*.max_tarball_size`.
 pub const UPLINK_MAX_TARBALL_SIZE: u64 = 1024 * MIB;
+/// `store.aws-s3-storage.connectTimeout`.
+pub const S3_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// `store.aws-s3-storage.requestTimeout`: one attempt of one S3 call.
+pub const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// `store.aws-s3-storage.maxAttempts`.
+pub const S3_MAX_ATTEMPTS: u32 = 3;
+/// `store.aws-s3-storage.tarballRedirect: true`: how long a presigned tarball URL is valid.
+pub const S3_TARBALL_REDIRECT: Duration = Duration::from_secs(300);
 /// `web.title`.
 pub const WEB_TITLE: &str = "npm registry";
 /// The server's resident memory beyond its caches (`packument_cache.max_size` +

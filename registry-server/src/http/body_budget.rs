@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 tokio::task_local! {
-    /// The budget of the request being handled (set by the connection layer around the handler).
+    /// The budget of the request being handled (set by the connection loop, `serve`, around the
+    /// handler: it owns the budget; handlers only reserve from it).
     static REQUEST: Request;
 }
 
