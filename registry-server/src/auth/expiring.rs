@@ -126,6 +126,13 @@ impl Expiring {
             .map(|_| ())
     }
 
+    /// Creates the record unless it exists: false when it did (by any replica).
+    pub async fn create_new<T: Serialize>(&self, ticket: &Ticket, value: &T) -> Result<bool, StorageError> {
+        Ok(document::create(self.storage.as_ref(), &self.key(ticket)?, value)
+            .await?
+            .is_some())
+    }
+
     /// The record and its revision; `None` when absent or expired.
     pub async fn read<T: DeserializeOwned>(&self, ticket: &Ticket) -> Result<Option<(T, Revision)>, StorageError> {
         if ticket.expired() {

@@ -90,8 +90,20 @@ fn entry<T: Send + Sync + 'static>(t: &Shared<T>, key: &str, new: impl FnOnce() 
     t.get_with(key.to_owned(), || Arc::new(Mutex::new(new())))
 }
 
-fn pair_key(user: &str, addr: Option<IpAddr>) -> String {
+/// The client an address counts for: an IPv6 address by its /64 (one host usually holds a whole
+/// /64, so counting its addresses one by one would give it billions of fresh starts).
+pub fn client_of(addr: IpAddr) -> IpAddr {
     match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+    }
+}
+
+fn pair_key(user: &str, addr: Option<IpAddr>) -> String {
+    match addr.map(client_of) {
         Some(a) => format!("{user}\0{a}"),
         None => format!("{user}\0-"),
     }
@@ -160,7 +172,7 @@ impl LoginLimiter {
             open: true,
         };
         if let Some(a) = addr.filter(|_| !known) {
-            let address = entry(&self.addresses, &a.to_string(), Count::new);
+            let address = entry(&self.addresses, &client_of(a).to_string(), Count::new);
             {
                 let mut c = address.lock().expect("not poisoned");
                 c.refresh(WINDOW);
@@ -194,7 +206,7 @@ impl LoginLimiter {
         let Some(addr) = addr else {
             return Ok(());
         };
-        let Some(count) = self.tokens.get(&addr.to_string()) else {
+        let Some(count) = self.tokens.get(&client_of(addr).to_string()) else {
             return Ok(());
         };
         let mut c = count.lock().expect("not poisoned");
@@ -209,7 +221,7 @@ impl LoginLimiter {
     /// `addr` presented a token that does not exist.
     pub fn bad_token(&self, addr: Option<IpAddr>) {
         if let Some(addr) = addr {
-            let count = entry(&self.tokens, &addr.to_string(), Count::new);
+            let count = entry(&self.tokens, &client_of(addr).to_string(), Count::new);
             let mut c = count.lock().expect("not poisoned");
             c.refresh(TOKEN_WINDOW);
             c.failures += 1;

@@ -152,18 +152,23 @@ async fn hold_names(
     held: &mut Option<std::collections::HashSet<String>>,
 ) -> Result<(), StorageError> {
     let mut names: Vec<String> = file.map(|f| f.users().keys().cloned().collect()).unwrap_or_default();
-    if held.is_none() {
-        names.extend(store::registered_names(storage).await?);
-        *held = Some(store::held_names(storage).await?.into_iter().collect());
-    }
-    let held = held.as_mut().expect("just listed");
+    // Taken out while marking: after an error it stays `None`, so the next pass lists the
+    // registered users again and marks the ones left (else they would stay unmarked for good).
+    let mut marked = match held.take() {
+        Some(marked) => marked,
+        None => {
+            names.extend(store::registered_names(storage).await?);
+            store::held_names(storage).await?.into_iter().collect()
+        }
+    };
     for name in names {
-        if held.contains(&name) || check_username(&name).is_err() {
+        if marked.contains(&name) || check_username(&name).is_err() {
             continue;
         }
         store::hold_name(storage, &name, "seen").await?;
-        held.insert(name);
+        marked.insert(name);
     }
+    *held = Some(marked);
     Ok(())
 }
 
@@ -357,7 +362,10 @@ impl Auth {
             return Err(AuthError::NameTaken(name.to_owned()));
         }
         if let Err(e) = store::create_user(self.storage.as_ref(), &record).await {
-            if let Err(e) = store::release_name(self.storage.as_ref(), name).await {
+            // Given back only when no user holds the name (a record there, not yet marked, keeps
+            // the mark this registration just made).
+            let unheld = matches!(store::get_user(self.storage.as_ref(), name).await, Ok(None));
+            if unheld && let Err(e) = store::release_name(self.storage.as_ref(), name).await {
                 tracing::warn!(error = %e, user = name, "cannot release a name whose registration failed");
             }
             return Err(e.into());

@@ -64,11 +64,9 @@ pub async fn create_user(storage: &dyn Storage, user: &UserRecord) -> Result<(),
 /// Marks `name` as held, once and for good; false when it already was.
 pub async fn hold_name(storage: &dyn Storage, name: &str, by: &str) -> Result<bool, StorageError> {
     let key = StorageKey::UserName { name }.key()?;
-    match create(storage, &key, &serde_json::json!({ "by": by })).await {
-        Ok(()) => Ok(true),
-        Err(StorageError::Conflict(_) | StorageError::AlreadyExists(_)) => Ok(false),
-        Err(e) => Err(e),
-    }
+    Ok(document::create(storage, &key, &serde_json::json!({ "by": by }))
+        .await?
+        .is_some())
 }
 
 /// Gives back a name [`hold_name`] just took for a registration that then failed.

@@ -77,15 +77,11 @@ impl Auth {
         // Kept past `exp` by the leeway a late replay would still be verified within.
         let ticket = expiring::Ticket::derived(exp + oidc::LEEWAY as i64, material.as_bytes());
         self.id_tokens.sweep().await;
-        match self
+        let first = self
             .id_tokens
-            .create(&ticket, &serde_json::json!({ "exchanged": now() }))
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(StorageError::Conflict(_) | StorageError::AlreadyExists(_)) => Err(oidc::OidcError::Replayed),
-            Err(e) => Err(e.into()),
-        }
+            .create_new(&ticket, &serde_json::json!({ "exchanged": now() }))
+            .await?;
+        if first { Ok(()) } else { Err(oidc::OidcError::Replayed) }
     }
 
     pub async fn authenticate_bearer(&self, token: &str, addr: Option<IpAddr>) -> Result<Identity, AuthError> {

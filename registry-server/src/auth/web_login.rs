@@ -5,11 +5,11 @@
 //! The token itself is never stored here.
 
 use super::expiring::{Expiring, Kind, Ticket};
+use super::limiter::client_of;
 use crate::storage::{Storage, StorageError};
 use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
-use std::net::Ipv6Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -30,17 +30,6 @@ pub enum StartError {
     TooMany,
     #[error(transparent)]
     Storage(#[from] StorageError),
-}
-
-/// The client an address counts for: an IPv6 address by its /64.
-fn client_of(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V4(_) => addr,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
-        },
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -56,7 +56,7 @@ impl Registry {
                 Ok(())
             })
         });
-        let created = self
+        let unlisted = self
             .modify(
                 name,
                 Reading::AddingVersions,
@@ -65,12 +65,19 @@ impl Registry {
                     if created {
                         name.validate_new()?;
                     }
-                    Ok((publish::merge(name, doc, &parsed, base, now, publisher)?, created))
+                    // A first publish over Verdaccio's cached copy of an upstream package makes
+                    // it a package of this registry: listed like a new one (the repair pass
+                    // leaves unlisted copies alone).
+                    let adopted = doc.as_ref().is_some_and(crate::package::packument::is_upstream_copy);
+                    Ok((
+                        publish::merge(name, doc, &parsed, base, now, publisher)?,
+                        created || adopted,
+                    ))
                 },
                 Some(store_tarballs),
             )
             .await?;
-        if created {
+        if unlisted {
             self.list_later(name);
         }
         Ok(())

@@ -102,9 +102,10 @@ impl Activity {
         self.changed.notify_one();
     }
 
-    /// Whether the connection should close now: it was asked to and is between requests.
+    /// Whether the connection should close now: it was asked to and is between requests (no
+    /// byte of a next request received: one that began is served first).
     pub fn gives_way(&self) -> bool {
-        self.reclaimed.load(Ordering::Acquire) && matches!(self.phase(), Phase::Waiting { .. })
+        self.reclaimed.load(Ordering::Acquire) && matches!(self.phase(), Phase::Waiting { head: None, .. })
     }
 
     pub fn phase(&self) -> Phase {

@@ -91,7 +91,9 @@ fn put_back(html: &str, blocks: &[String]) -> String {
         out.push_str(&rest[..at]);
         rest = &rest[at + BLOCK_START.len_utf8()..];
         let Some(end) = rest.find(BLOCK_END) else {
-            continue;
+            // No end follows this start, nor any later one: the rest is text (scanning on from
+            // each later start would cost the square of the length).
+            break;
         };
         if let Ok(n) = rest[..end].parse::<usize>()
             && n < blocks.len()
@@ -151,7 +153,23 @@ fn code_block(lang: &str, code: &str, budget: &mut Highlighting) -> String {
 /// and indentation (a list level takes at least two columns) before its text. Pure, linear.
 fn markdown_nesting(markdown: &str) -> usize {
     let mut deepest = 0;
+    let mut fence: Option<&str> = None;
     for line in markdown.lines() {
+        // Lines of a fenced code block are code, however indented (ASCII art, deep code).
+        let trimmed = line.trim_start();
+        let marker = ["```", "~~~"].into_iter().find(|m| trimmed.starts_with(m));
+        match (fence, marker) {
+            (None, Some(m)) => {
+                fence = Some(m);
+                continue;
+            }
+            (Some(open), Some(m)) if open == m => {
+                fence = None;
+                continue;
+            }
+            (Some(_), _) => continue,
+            (None, None) => {}
+        }
         let (mut depth, mut columns) = (0usize, 0usize);
         let mut rest = line.as_bytes();
         loop {
@@ -207,8 +225,13 @@ fn html_nesting(html: &str) -> usize {
             continue;
         }
         let name = &bytes[start..start + len];
-        let end = bytes[start..].iter().position(|&b| b == b'>').map(|p| start + p);
-        let self_closing = end.is_some_and(|e| e > 0 && bytes[e - 1] == b'/');
+        // No `>` after this tag's name: none after any later one either, so no tag follows.
+        let Some(end) = bytes[start..].iter().position(|&b| b == b'>').map(|p| start + p) else {
+            break;
+        };
+        // Scanning resumes after the tag: each byte is looked at once.
+        i = end + 1;
+        let self_closing = bytes[end - 1] == b'/';
         if !nests(name) || self_closing {
             continue;
         }
@@ -217,6 +240,9 @@ fn html_nesting(html: &str) -> usize {
         } else {
             depth += 1;
             deepest = deepest.max(depth);
+            if deepest > MAX_NESTING {
+                break;
+            }
         }
     }
     deepest
@@ -482,5 +508,23 @@ mod tests {
             2
         );
         assert_eq!(html_nesting("a < b and <3 </> <!-- x -->"), 0);
+        // Indented lines inside a fence are code, not nesting.
+        let art = format!("```\n{}x\n```\n~~~\n{}y\n~~~\n", " ".repeat(200), "\t".repeat(40));
+        assert_eq!(markdown_nesting(&art), 0);
+        assert_eq!(markdown_nesting(&format!("{art}> > z\n")), 2);
+    }
+
+    #[test]
+    fn unfinished_tags_and_markers_are_scanned_once() {
+        // Tag starts without a `>` and block starts without an end: each byte is looked at
+        // once (a scan from each start to the end of the text took minutes on a megabyte).
+        let tags = format!("<div\n{}", "<a".repeat(500_000));
+        let markers: String = std::iter::repeat_n(BLOCK_START, 350_000).collect();
+        let t = Instant::now();
+        assert_eq!(html_nesting(&tags), 0);
+        assert_eq!(put_back(&markers, &[]).chars().count(), 350_000 - 1);
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        // Deep nesting stops the count as soon as it is over the limit.
+        assert_eq!(html_nesting(&"<div>".repeat(100_000)), MAX_NESTING + 1);
     }
 }
