@@ -242,6 +242,24 @@ async fn a_new_package_is_listed_after_its_publish_is_answered() {
 }
 
 #[tokio::test]
+async fn a_publish_over_verdaccios_cached_copy_lists_the_package() {
+    let store = MemoryStorage::default();
+    let (_, registry) = registry_on(&store, false);
+    // What Verdaccio leaves of a package it only proxied: `_uplinks` names where it came from.
+    let cached = serde_json::json!({
+        "name": "cached", "versions": {}, "dist-tags": {}, "time": {},
+        "_uplinks": {"npmjs": {"etag": "\"x\"", "fetched": 1}}, "_distfiles": {}, "_attachments": {}, "_rev": "1-x"
+    });
+    let name = PackageName::parse("cached").unwrap();
+    let key = packument_key(&name).unwrap();
+    store.write(&key, Bytes::from(cached.to_string()), None).await.unwrap();
+    let body = request_body("cached", "1.0.0", b"ours");
+    let who = Identity::user("tester", vec![]);
+    registry.publish(&name, &body, &who, None, "http://h/").await.unwrap();
+    assert_eq!(listed_soon(&store, &["cached"]).await, ["cached"]);
+}
+
+#[tokio::test]
 async fn the_package_list_is_newest_first_paginated_and_filtered_by_access() {
     let store = MemoryStorage::default();
     let config = Config::parse(
