@@ -21,28 +21,6 @@ fn proxy_config(upstream: &str, maxage: &str, extra_rule: &str) -> String {
     )
 }
 
-/// `npm pack` of a tiny package: real tarball bytes npm can install.
-fn pack(dir: &Path, name: &str, version: &str) -> Vec<u8> {
-    let folder = write_package(
-        dir,
-        name,
-        version,
-        &[],
-        &format!("module.exports = '{name}@{version}';\n"),
-    );
-    let out = ok(
-        std::process::Command::new("npm")
-            .args(["pack", "--json", "--pack-destination"])
-            .arg(&folder)
-            .current_dir(&folder)
-            .output()
-            .unwrap(),
-        "npm pack",
-    );
-    let file: Value = serde_json::from_str(&out).unwrap();
-    std::fs::read(folder.join(file[0]["filename"].as_str().unwrap())).unwrap()
-}
-
 /// An upstream packument for `name` with `versions` (version, tarball bytes, age in days).
 fn serve(fake: &FakeUpstream, name: &str, versions: &[(&str, Vec<u8>, i64)], latest: &str) {
     let mut vs = serde_json::Map::new();
@@ -166,8 +144,8 @@ fn quarantine_block_list_and_integrity() {
         &fake,
         "young",
         &[
-            ("1.0.0", pack(w, "young", "1.0.0"), 30),
-            ("1.1.0", pack(w, "young", "1.1.0"), 1),
+            ("1.0.0", npm_pack(w, "young", "1.0.0"), 30),
+            ("1.1.0", npm_pack(w, "young", "1.1.0"), 1),
         ],
         "1.1.0",
     );
@@ -175,8 +153,8 @@ fn quarantine_block_list_and_integrity() {
         &fake,
         "@acme/blocked",
         &[
-            ("1.0.0", pack(w, "@acme/blocked", "1.0.0"), 30),
-            ("2.0.0", pack(w, "@acme/blocked", "2.0.0"), 30),
+            ("1.0.0", npm_pack(w, "@acme/blocked", "1.0.0"), 30),
+            ("2.0.0", npm_pack(w, "@acme/blocked", "2.0.0"), 30),
         ],
         "2.0.0",
     );
@@ -354,7 +332,7 @@ fn without_a_config_file_the_local_npms_registry_is_the_uplink() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let fake = FakeUpstream::start();
-    let bytes = pack(w, "public-lib", "1.0.0");
+    let bytes = npm_pack(w, "public-lib", "1.0.0");
     serve(&fake, "public-lib", &[("1.0.0", bytes, 30)], "1.0.0");
     let folder = |label: &str| {
         let d = w.join(label);

@@ -84,27 +84,11 @@ fn verdaccio_storage_is_served() {
     assert_eq!(db["list"].as_array().unwrap().len(), 2, "{db}");
 }
 
-/// `npm pack` of a tiny package: real tarball bytes npm can install.
-fn pack(dir: &std::path::Path, name: &str, version: &str) -> Vec<u8> {
-    let folder = write_package(dir, name, version, &[], &format!("module.exports = '{name}';\n"));
-    let out = ok(
-        std::process::Command::new("npm")
-            .args(["pack", "--json", "--pack-destination"])
-            .arg(&folder)
-            .current_dir(&folder)
-            .output()
-            .unwrap(),
-        "npm pack",
-    );
-    let file: serde_json::Value = serde_json::from_str(&out).unwrap();
-    std::fs::read(folder.join(file[0]["filename"].as_str().unwrap())).unwrap()
-}
-
 /// Serves `name@1.0.0` from the fake upstream.
 fn serve(fake: &upstream::FakeUpstream, dir: &std::path::Path, name: &str) {
     use base64::Engine;
     use sha2::Digest;
-    let bytes = pack(dir, name, "1.0.0");
+    let bytes = npm_pack(dir, name, "1.0.0");
     let path = format!("/{name}/-/{name}-1.0.0.tgz");
     let sri = format!(
         "sha512-{}",

@@ -82,3 +82,25 @@ pub fn noise(len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// `npm pack` of a tiny package: real tarball bytes npm can install.
+pub fn npm_pack(dir: &Path, name: &str, version: &str) -> Vec<u8> {
+    let folder = write_package(
+        dir,
+        name,
+        version,
+        &[],
+        &format!("module.exports = '{name}@{version}';\n"),
+    );
+    let out = super::ok(
+        std::process::Command::new("npm")
+            .args(["pack", "--json", "--pack-destination"])
+            .arg(&folder)
+            .current_dir(&folder)
+            .output()
+            .unwrap(),
+        "npm pack",
+    );
+    let file: serde_json::Value = serde_json::from_str(&out).unwrap();
+    std::fs::read(folder.join(file[0]["filename"].as_str().unwrap())).unwrap()
+}

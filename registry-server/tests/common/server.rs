@@ -41,10 +41,25 @@ impl Server {
     /// Like [`Server::start`], with extra environment variables; the machine's AWS settings are
     /// never passed on.
     pub fn start_env(config: &str, storage: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_on_port(|_| config.to_owned(), storage, env)
+    }
+
+    /// Like [`Server::start`], with `public_url` the address it listens on (what trusted
+    /// publishing requires).
+    pub fn start_public(config: &str, storage: &Path) -> Server {
+        Self::start_on_port(
+            |port| format!("public_url: http://127.0.0.1:{port}/\n{config}"),
+            storage,
+            &[],
+        )
+    }
+
+    /// Starts on a free port with the config `config(port)` gives.
+    fn start_on_port(config: impl FnOnce(u16) -> String, storage: &Path, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("config.yaml");
-        std::fs::write(&config_path, config).unwrap();
         let port = free_port();
+        std::fs::write(&config_path, config(port)).unwrap();
         let args = [
             "--config".into(),
             config_path.into_os_string(),
@@ -54,24 +69,6 @@ impl Server {
             storage.as_os_str().to_owned(),
         ];
         Self::spawn(dir, port, &args, None, storage, env)
-    }
-
-    /// Like [`Server::start`], with `public_url` the address it listens on (what trusted
-    /// publishing requires).
-    pub fn start_public(config: &str, storage: &Path) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let config_path = dir.path().join("config.yaml");
-        let port = free_port();
-        std::fs::write(&config_path, format!("public_url: http://127.0.0.1:{port}/\n{config}")).unwrap();
-        let args = [
-            "--config".into(),
-            config_path.into_os_string(),
-            "--listen".into(),
-            format!("127.0.0.1:{port}").into(),
-            "--storage".into(),
-            storage.as_os_str().to_owned(),
-        ];
-        Self::spawn(dir, port, &args, None, storage, &[])
     }
 
     /// The binary with `args` as they are (no config unless they give one) plus `--listen` on a
