@@ -10,7 +10,6 @@ use common::upstream::FakeUpstream;
 use common::*;
 use serde_json::{Value, json};
 use sha1::Digest;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// `maxage: 0s` revalidates on every request (to see upstream failures at once).
